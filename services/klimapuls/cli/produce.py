@@ -1,0 +1,66 @@
+"""`klimapuls produce`: validate a file of events and send the valid ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from klimapuls.core.settings import Settings
+from klimapuls.producer import EventProducer, ProduceReport, produce_file
+
+__all__ = ["run_produce"]
+
+
+def _report(report: ProduceReport, file: Path, err_console: Console) -> None:
+    for issue in report.issues:
+        err_console.print(
+            f"{file}:{issue.line}: [bold]{issue.field}[/]: {issue.reason}",
+            highlight=False,
+        )
+
+
+def run_produce(
+    settings: Settings,
+    kind: str,
+    file: Path,
+    *,
+    dry_run: bool,
+    producer_name: str,
+    console: Console,
+    err_console: Console,
+) -> int:
+    """Validate (and unless `dry_run`, send) every line; exit code 1 if any was bad."""
+    producer = None if dry_run else EventProducer(settings, name=producer_name)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} lines"),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=err_console, transient=True) as bar:
+            task = bar.add_task(f"{'validating' if dry_run else 'sending'} {file.name}")
+            report = produce_file(
+                kind,
+                file,
+                producer,
+                producer_name=producer_name,
+                on_line=lambda: bar.advance(task),
+            )
+    finally:
+        if producer is not None:
+            producer.close()
+    _report(report, file, err_console)
+    verb = "valid (dry run, nothing sent)" if dry_run else "sent"
+    count = report.valid if dry_run else report.sent
+    console.print(
+        f"{kind}: {count} {verb}, {report.invalid_lines} invalid"
+        + (
+            ""
+            if dry_run or not report.invalid_lines
+            else " (sent to the dead-letter topic)"
+        )
+    )
+    return 1 if report.invalid_lines else 0

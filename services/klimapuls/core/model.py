@@ -1,0 +1,193 @@
+"""The domain model: frozen records, no behaviour that touches I/O.
+
+Emissions are carried as `float` tonnes CO2e on purpose: the accounts are
+estimates with three to four significant digits, so binary floating point loses
+nothing that matters, and the target math stays plain arithmetic. The database
+stores `numeric` so nothing is rounded at rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+__all__ = [
+    "DENMARK_CODE",
+    "REGION_CODE",
+    "TONNES_CO2E",
+    "Co2Account",
+    "Coverage",
+    "Progress",
+    "Status",
+    "Target",
+]
+
+#: Scope code of Region Hovedstaden (the regional code used by Danmarks Statistik).
+REGION_CODE = "1084"
+#: Scope code of Denmark.
+DENMARK_CODE = "DK"
+#: The unit of every emission figure.
+TONNES_CO2E = "t CO2e"
+
+Status = Literal["no_data", "achieved", "on_track", "at_risk", "off_track"]
+
+
+@dataclass(frozen=True)
+class Co2Account:
+    """One figure of a municipality's CO2 account, as of one vintage."""
+
+    event_id: str
+    municipality_code: str
+    year: int
+    sector: str
+    tonnes_co2e: float
+    vintage: date
+    source: str
+    reported_at: datetime
+    subsector: str | None = None
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> Co2Account:
+        """Build from a validated `co2_account.v1` event."""
+        return cls(
+            event_id=event["event_id"],
+            municipality_code=event["municipality_code"],
+            year=event["year"],
+            sector=event["sector"],
+            subsector=event.get("subsector"),
+            tonnes_co2e=float(event["tonnes_co2e"]),
+            vintage=date.fromisoformat(event["vintage"]),
+            source=event["source"],
+            reported_at=datetime.fromisoformat(event["reported_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One version of a target: where an indicator of a scope must be by a year.
+
+    Emission targets give `reduction_pct` (85 for -85 %, 100 for net zero);
+    share and count targets give `target_value` (100 for 100 %) or
+    `increase_pct` (20 for +20 %).
+    """
+
+    target_id: str
+    version: int
+    scope: str
+    indicator: str
+    target_year: int
+    baseline_year: int | None = None
+    baseline_value: float | None = None
+    reduction_pct: float | None = None
+    increase_pct: float | None = None
+    target_value: float | None = None
+    name: str = ""
+    source: str = ""
+    unit: str = TONNES_CO2E
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> Target:
+        """Build from a validated `target.v1` event."""
+
+        def _float(key: str) -> float | None:
+            value = event.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            target_id=event["target_id"],
+            version=event["version"],
+            scope=event["scope"],
+            indicator=event["indicator"],
+            target_year=event["target_year"],
+            baseline_year=event.get("baseline_year"),
+            baseline_value=_float("baseline_value"),
+            reduction_pct=_float("reduction_pct"),
+            increase_pct=_float("increase_pct"),
+            target_value=_float("target_value"),
+            name=event.get("name") or "",
+            source=event.get("source") or "",
+            unit=INDICATOR_UNITS.get(event["indicator"], ""),
+        )
+
+
+#: The unit each indicator is measured in.
+INDICATOR_UNITS: dict[str, str] = {
+    "co2e_total": TONNES_CO2E,
+    "fossil_free_bus_share": "%",
+    "zero_emission_bus_share": "%",
+    "sustainable_trip_share": "%",
+    "bike_trips": "trips",
+}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How many of the expected reporters reported in a year."""
+
+    year: int | None
+    reported: int
+    expected: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether every expected reporter reported."""
+        return self.reported >= self.expected
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a target stands: the numbers behind its status on one date."""
+
+    target_id: str
+    scope: str
+    version: int
+    indicator: str
+    unit: str
+    baseline_year: int | None
+    baseline_value: float | None
+    target_year: int
+    target_value: float | None
+    latest_year: int | None
+    latest_value: float | None
+    reduction_achieved_pct: float | None
+    path_value: float | None
+    gap_to_path: float | None
+    forecast_value: float | None
+    required_annual_reduction: float | None
+    status: Status
+    stale: bool
+    coverage: Coverage
+    as_of: date
+    name: str = ""
+    counted_years: tuple[int, ...] = field(default=())
+
+    def as_json(self) -> dict[str, Any]:
+        """The public JSON shape (`klimapuls progress --json`)."""
+        return {
+            "target_id": self.target_id,
+            "name": self.name,
+            "scope": self.scope,
+            "version": self.version,
+            "indicator": self.indicator,
+            "unit": self.unit,
+            "baseline_year": self.baseline_year,
+            "baseline_value": self.baseline_value,
+            "target_year": self.target_year,
+            "target_value": self.target_value,
+            "latest_year": self.latest_year,
+            "latest_value": self.latest_value,
+            "reduction_achieved_pct": self.reduction_achieved_pct,
+            "path_value": self.path_value,
+            "gap_to_path": self.gap_to_path,
+            "forecast_value": self.forecast_value,
+            "required_annual_reduction": self.required_annual_reduction,
+            "status": self.status,
+            "stale": self.stale,
+            "coverage": {
+                "year": self.coverage.year,
+                "reported": self.coverage.reported,
+                "expected": self.coverage.expected,
+            },
+            "as_of": self.as_of.isoformat(),
+        }

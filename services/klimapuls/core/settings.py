@@ -1,0 +1,171 @@
+"""The one settings object, read from environment variables.
+
+Settings are built only in entry points (CLI commands, service `__main__`s)
+and passed down; nothing reads the environment at import time.
+
+Variables (the README has the same list):
+
+- `KAFKA_BOOTSTRAP_SERVERS`: `host:port,...`; required by services.
+  `klimapuls up` starts an embedded broker when it is unset.
+- `KAFKA_SECURITY_PROTOCOL` (`PLAINTEXT`), `KAFKA_SASL_MECHANISM`,
+  `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, `KAFKA_SSL_CAFILE`: TLS/SASL.
+- `DATABASE_URL`: `postgresql+psycopg://...`; required by services.
+  `klimapuls up` starts an embedded PostgreSQL when it is unset.
+- `KLIMAPULS_TOPIC_PREFIX` (empty): prefix of every topic name.
+- `KLIMAPULS_TOPIC_PARTITIONS` (3): partitions of topics `up` creates.
+- `KLIMAPULS_GROUP_PREFIX` (`klimapuls`): prefix of consumer group ids.
+- `KLIMAPULS_DATA_DIR` (`./.klimapuls`): folder of the embedded stack.
+- `KLIMAPULS_BATCH_SIZE` (500), `KLIMAPULS_BATCH_SECONDS` (0.5): events per
+  database transaction, and the longest wait to fill a batch.
+- `KLIMAPULS_KAFKA_SESSION_TIMEOUT_S`, `KLIMAPULS_KAFKA_HEARTBEAT_S` (client
+  defaults): only the embedded dev broker needs them, as its JoinGroup waits
+  half the session timeout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from klimapuls.core.errors import ConfigurationError
+
+__all__ = ["KafkaSettings", "Settings", "Topics"]
+
+
+class KafkaSettings(BaseSettings):
+    """Connection to a Kafka cluster; stock client defaults unless set."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+
+    def kafka_python_options(self) -> dict[str, object]:
+        """Connection options in kafka-python's spelling."""
+        options: dict[str, object] = {
+            "bootstrap_servers": (self.bootstrap_servers or "").split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.ssl_cafile:
+            options["ssl_cafile"] = str(self.ssl_cafile)
+        return options
+
+
+class Topics:
+    """Topic names, one per event family plus the derived streams."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def _name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def co2_account(self) -> str:
+        """CO2 account updates (`co2_account.v1`)."""
+        return self._name("co2-account")
+
+    @property
+    def target(self) -> str:
+        """Target definitions and revisions (`target.v1`)."""
+        return self._name("target")
+
+    @property
+    def fleet_status(self) -> str:
+        """Bus fleet figures (`fleet_status.v1`)."""
+        return self._name("fleet-status")
+
+    @property
+    def mobility_count(self) -> str:
+        """Traffic and passenger counts (`mobility_count.v1`)."""
+        return self._name("mobility-count")
+
+    @property
+    def initiative_status(self) -> str:
+        """Initiative status reports (`initiative_status.v1`)."""
+        return self._name("initiative-status")
+
+    @property
+    def dead_letter(self) -> str:
+        """Rejected events with the reason."""
+        return self._name("dead-letter")
+
+    @property
+    def target_status(self) -> str:
+        """Target status changes, for alerts."""
+        return self._name("target-status")
+
+    def for_kind(self, kind: str) -> str:
+        """The topic of an event family (`co2_account`, `target`, ...)."""
+        return str(getattr(self, kind))
+
+    def all(self) -> list[str]:
+        """Every topic the platform uses."""
+        return [
+            self.co2_account,
+            self.target,
+            self.fleet_status,
+            self.mobility_count,
+            self.initiative_status,
+            self.dead_letter,
+            self.target_status,
+        ]
+
+
+class Settings(BaseSettings):
+    """Everything a Klimapuls process can be configured with.
+
+    Build it with `Settings()` in an entry point; pass it down from there.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KLIMAPULS_", extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL")
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=3, ge=1)
+    group_prefix: str = "klimapuls"
+    data_dir: Path = Path(".klimapuls")
+    batch_size: int = Field(default=500, ge=1)
+    batch_seconds: float = Field(default=0.5, gt=0)
+    kafka_session_timeout_s: float | None = None
+    kafka_heartbeat_s: float | None = None
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names under this deployment's prefix."""
+        return Topics(self.topic_prefix)
+
+    def require_database_url(self) -> str:
+        """The database URL, or a `ConfigurationError` naming the variable."""
+        if self.database_url is None:
+            raise ConfigurationError(
+                "DATABASE_URL is not set: give a SQLAlchemy URL such as "
+                "postgresql+psycopg://user:pass@host:5432/klimapuls"
+            )
+        return self.database_url.get_secret_value()
+
+    def require_bootstrap_servers(self) -> str:
+        """The Kafka bootstrap list, or a `ConfigurationError` naming it."""
+        if not self.kafka.bootstrap_servers:
+            raise ConfigurationError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set: give host:port[,host:port]"
+            )
+        return self.kafka.bootstrap_servers

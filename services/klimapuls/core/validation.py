@@ -1,0 +1,144 @@
+"""Event validation: JSON Schema 2020-12 first, then the domain rules.
+
+Every failure names the field (as a JSON path such as `buses.diesel`, or `$`
+for the event as a whole) and the reason, so a producer can fix the line.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from klimapuls.core.errors import EventValidationError, FieldIssue
+
+__all__ = [
+    "EVENT_KINDS",
+    "decode_event",
+    "load_schema",
+    "schema_name",
+    "validate_event",
+]
+
+#: Event families, each with one current schema version.
+EVENT_KINDS: tuple[str, ...] = (
+    "co2_account",
+    "target",
+    "fleet_status",
+    "mobility_count",
+    "initiative_status",
+)
+_CURRENT_VERSION = "v1"
+
+
+def schema_name(kind: str) -> str:
+    """The versioned schema name of an event family, e.g. `co2_account.v1`."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(
+            f"unknown event kind {kind!r}; one of {', '.join(EVENT_KINDS)}"
+        )
+    return f"{kind}.{_CURRENT_VERSION}"
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema document `schemas/NAME.json`."""
+    text = (
+        resources.files("klimapuls.schemas")
+        .joinpath(f"{name}.json")
+        .read_text(encoding="utf-8")
+    )
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def _path(error: ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.message, str):
+        # jsonschema reports a missing field at its parent; name the field.
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        parts.append(missing)
+    if error.validator == "additionalProperties":
+        extra = error.message.split("'")[1] if "'" in error.message else ""
+        parts.append(extra)
+    return ".".join(p for p in parts if p) or "$"
+
+
+def _reason(error: ValidationError) -> str:
+    if error.validator == "enum" and len(error.validator_value) > 8:
+        return f"{error.instance!r} is not an allowed value"
+    if error.validator == "additionalProperties":
+        return "unknown field (not in the schema)"
+    if error.validator == "required":
+        return "is required"
+    return error.message
+
+
+def _domain_issues(kind: str, event: dict[str, Any]) -> list[FieldIssue]:
+    """Rules JSON Schema cannot say: relations between fields."""
+    issues: list[FieldIssue] = []
+    if kind == "co2_account":
+        vintage = date.fromisoformat(event["vintage"])
+        if vintage.year <= event["year"]:
+            issues.append(
+                FieldIssue(
+                    "vintage",
+                    f"figures for {event['year']} cannot be computed on "
+                    f"{event['vintage']} (before the year ended)",
+                )
+            )
+    elif kind == "target":
+        baseline = event.get("baseline_year")
+        if baseline is not None and baseline >= event["target_year"]:
+            issues.append(FieldIssue("target_year", "must be after baseline_year"))
+    elif kind == "mobility_count":
+        if event["interval_end"] <= event["interval_start"]:
+            issues.append(FieldIssue("interval_end", "must be after interval_start"))
+    return issues
+
+
+def validate_event(kind: str, event: Any) -> dict[str, Any]:
+    """Check `event` against the schema and rules of `kind`.
+
+    Returns the event unchanged; raises `EventValidationError` listing every
+    issue (field path and reason), schema issues first.
+    """
+    if not isinstance(event, dict):
+        raise EventValidationError([FieldIssue("$", "an event must be a JSON object")])
+    name = schema_name(kind)
+    declared = event.get("schema")
+    if declared is not None and declared != name:
+        raise EventValidationError(
+            [FieldIssue("schema", f"expected {name!r} on this topic, got {declared!r}")]
+        )
+    errors = sorted(
+        _validator(name).iter_errors(event), key=lambda e: list(e.absolute_path)
+    )
+    issues = [FieldIssue(_path(e), _reason(e)) for e in errors]
+    if issues:
+        raise EventValidationError(issues)
+    domain = _domain_issues(kind, event)
+    if domain:
+        raise EventValidationError(domain)
+    return event
+
+
+def decode_event(kind: str, raw: bytes | str) -> dict[str, Any]:
+    """Parse a message body as JSON and validate it as `kind`."""
+    try:
+        event = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventValidationError([FieldIssue("$", f"not valid JSON: {exc}")]) from exc
+    return validate_event(kind, event)

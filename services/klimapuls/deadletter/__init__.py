@@ -1,0 +1,1 @@
+"""Dead-letter service: stores every rejected event, with the reason, in the table."""

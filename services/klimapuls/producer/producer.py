@@ -1,0 +1,180 @@
+"""The Python producer (kafka-python): validate, then send; reject to dead letters.
+
+Every event is validated before it is sent. An invalid event is not sent to
+its topic; it goes to the dead-letter topic with the reason (unless
+`dry_run`), so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaProducer
+
+from klimapuls.core.deadletter import DeadLetter
+from klimapuls.core.errors import EventValidationError
+from klimapuls.core.settings import Settings
+from klimapuls.core.validation import validate_event
+from klimapuls.producer.readers import read_events
+
+__all__ = ["EventProducer", "LineIssue", "ProduceReport", "event_key", "produce_file"]
+
+_KEY_FIELDS = {
+    "co2_account": "municipality_code",
+    "target": "target_id",
+    "fleet_status": "operator",
+    "mobility_count": "site_id",
+    "initiative_status": "initiative_id",
+}
+
+
+def event_key(kind: str, event: dict[str, Any]) -> bytes | None:
+    """Partition key: events about the same thing stay in order."""
+    value = event.get(_KEY_FIELDS.get(kind, ""))
+    return str(value).encode() if value is not None else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventProducer:
+    """Sends events to Klimapuls topics with acks from all in-sync replicas."""
+
+    def __init__(self, settings: Settings, name: str = "klimapuls-cli") -> None:
+        self.settings = settings
+        self.name = name
+        self._producer = KafkaProducer(
+            **settings.kafka.kafka_python_options(),
+            acks="all",
+            linger_ms=5,
+        )
+
+    def send(self, kind: str, event: dict[str, Any]) -> None:
+        """Send an already validated event (asynchronously; see `flush`)."""
+        self.send_raw(
+            kind, json.dumps(event, ensure_ascii=False).encode(), event_key(kind, event)
+        )
+
+    def send_raw(self, kind: str, value: bytes, key: bytes | None = None) -> None:
+        """Send a body as is (the simulator uses it for malformed events)."""
+        self._producer.send(self.settings.topics.for_kind(kind), key=key, value=value)
+
+    def send_dead_letter(self, letter: DeadLetter) -> None:
+        """Send a rejected event, with the reason, to the dead-letter topic."""
+        self._producer.send(
+            self.settings.topics.dead_letter,
+            key=letter.dead_letter_id.encode(),
+            value=letter.to_json(),
+        )
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait until every sent event is acknowledged by the broker."""
+        self._producer.flush(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Flush and close the connection."""
+        self._producer.flush()
+        self._producer.close()
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class LineIssue:
+    """An invalid input line: where, which field, why."""
+
+    line: int
+    field: str
+    reason: str
+
+
+@dataclass
+class ProduceReport:
+    """What `produce_file` did."""
+
+    valid: int = 0
+    sent: int = 0
+    issues: list[LineIssue] = field(default_factory=list)
+
+    @property
+    def invalid_lines(self) -> int:
+        """How many lines were rejected."""
+        return len({i.line for i in self.issues})
+
+
+def produce_file(
+    kind: str,
+    path: Path,
+    producer: EventProducer | None,
+    *,
+    producer_name: str = "klimapuls-cli",
+    on_line: Callable[[], None] | None = None,
+) -> ProduceReport:
+    """Validate every line of `path`; send valid ones (none when `producer` is None).
+
+    Invalid lines are reported with their number, field and reason, and sent
+    to the dead-letter topic when a producer is given.
+    """
+    report = ProduceReport()
+    now = _now()
+    for line in read_events(kind, path, producer_name, now):
+        if on_line is not None:
+            on_line()
+        error = line.error
+        event = line.event
+        if error is None and event is not None:
+            try:
+                validate_event(kind, event)
+            except EventValidationError as exc:
+                error = exc
+        if error is not None:
+            report.issues.extend(
+                LineIssue(line.number, i.field, i.reason) for i in error.issues
+            )
+            if producer is not None:
+                producer.send_dead_letter(
+                    DeadLetter.from_error(
+                        error,
+                        kind=kind,
+                        origin=f"{path.name}:{line.number}",
+                        payload=line.raw,
+                        rejected_by=producer.name,
+                        rejected_at=now,
+                    )
+                )
+            continue
+        assert event is not None  # noqa: S101 - narrowed above
+        report.valid += 1
+        if producer is not None:
+            producer.send(kind, event)
+            report.sent += 1
+    if producer is not None:
+        producer.flush()
+    return report
+
+
+def send_events(
+    producer: EventProducer, kind: str, events: Iterable[dict[str, Any]]
+) -> int:
+    """Send already validated events; returns how many."""
+    count = 0
+    for event in events:
+        producer.send(kind, event)
+        count += 1
+    return count

