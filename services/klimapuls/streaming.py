@@ -10,22 +10,27 @@ same batch with back-off; nothing is acknowledged meanwhile.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import faust
 from faust.types import EventT, StreamT
+from sqlalchemy import Engine
 
 from klimapuls.core.errors import RetryableError
 from klimapuls.core.settings import Settings
+from klimapuls.storage import repository
 
 __all__ = [
     "consume_batches",
     "deliver",
     "make_app",
     "origin_of",
+    "publish_status_changes",
     "raw_topic",
     "run_worker",
 ]
@@ -168,3 +173,25 @@ def run_worker(app: faust.App) -> None:
     level = os.environ.get("KLIMAPULS_LOG_LEVEL", "info").lower()
     worker = faust.Worker(app, loglevel=level, quiet=True)
     worker.execute_from_commandline()
+
+
+async def publish_status_changes(engine: Engine, topic: faust.TopicT) -> None:
+    """Send target status changes from the outbox table, then mark them sent.
+
+    Any service that writes progress calls this after its batch commits. A
+    crash between sending and marking sends a change twice; consumers key on
+    `id`.
+    """
+    changes = await asyncio.to_thread(
+        repository.in_transaction, engine, repository.unpublished_status_changes
+    )
+    for change in changes:
+        await deliver(topic, change["target_id"].encode(), json.dumps(change).encode())
+    if changes:
+        ids = [c["id"] for c in changes]
+        now = datetime.now(UTC)
+        await asyncio.to_thread(
+            repository.in_transaction,
+            engine,
+            lambda conn: repository.mark_published(conn, ids, now),
+        )

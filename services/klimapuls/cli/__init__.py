@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -134,6 +135,17 @@ def db_upgrade() -> None:
 
     prepare_database(_settings().require_database_url())
     console.print("database schema is up to date; seed data loaded")
+
+
+def _register_commands() -> None:
+    # Each command family lives in its own module and adds itself here.
+    from klimapuls.cli import importers, progress, simulate
+
+    for module in (progress, importers, simulate):
+        module.register(app)
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

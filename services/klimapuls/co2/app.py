@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.types import EventT, StreamT
-from sqlalchemy import Engine
 
 from klimapuls.co2.handlers import BatchResult, Co2Handler, Incoming
 from klimapuls.core.settings import Settings
-from klimapuls.storage import repository
 from klimapuls.storage.db import create_db_engine
 from klimapuls.streaming import (
     consume_batches,
     deliver,
     make_app,
     origin_of,
+    publish_status_changes,
     raw_topic,
 )
 
@@ -31,25 +28,6 @@ SERVICE = "co2"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _publish_status_changes(engine: Engine, topic: faust.TopicT) -> None:
-    """Send outbox rows to `target-status`, then mark them sent.
-
-    A crash between the two sends a change twice; consumers key on `id`.
-    """
-    changes = await asyncio.to_thread(
-        repository.in_transaction, engine, repository.unpublished_status_changes
-    )
-    for change in changes:
-        await deliver(topic, change["target_id"].encode(), json.dumps(change).encode())
-    if changes:
-        ids = [c["id"] for c in changes]
-        await asyncio.to_thread(
-            repository.in_transaction,
-            engine,
-            lambda conn: repository.mark_published(conn, ids, _now()),
-        )
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -64,7 +42,7 @@ def create_app(settings: Settings) -> faust.App:
     async def after(result: BatchResult) -> None:
         for letter in result.dead_letters:
             await deliver(dead_letter, letter.dead_letter_id.encode(), letter.to_json())
-        await _publish_status_changes(engine, target_status)
+        await publish_status_changes(engine, target_status)
 
     def agent_for(kind: str, topic_name: str) -> None:
         def handle(events: Sequence[EventT]) -> BatchResult:

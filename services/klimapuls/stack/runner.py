@@ -90,6 +90,7 @@ class Stack:
     def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
         """Start each service as its own process, logging to the data folder."""
         env = self.service_env()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             log = open(self.log_dir / f"{name}.log", "ab")
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our own module

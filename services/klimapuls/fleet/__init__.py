@@ -1,0 +1,1 @@
+"""Fleet service: bus fleet electrification figures (fleet_status.v1)."""

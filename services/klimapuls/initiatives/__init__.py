@@ -1,0 +1,1 @@
+"""Initiatives service: status reports (initiative_status.v1) and tovholdere."""

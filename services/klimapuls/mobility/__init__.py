@@ -1,0 +1,1 @@
+"""Mobility service: traffic counts (mobility_count.v1), rollups, modal split."""
