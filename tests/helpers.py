@@ -19,7 +19,9 @@ def wait_for(
     value = probe()
     while not until(value):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met after {timeout_s}s; last: {value!r}")
+            raise AssertionError(
+                f"condition not met after {timeout_s}s; last: {value!r}"
+            )
         time.sleep(0.2)
         value = probe()
     return value
@@ -52,7 +54,8 @@ def co2_event(
     vintage = vintage or f"{year + 1}-05-01"
     event = {
         "schema": "co2_account.v1",
-        "event_id": event_id or f"test:{code}:{year}:{sector}:{subsector or ''}:{vintage}",
+        "event_id": event_id
+        or f"test:{code}:{year}:{sector}:{subsector or ''}:{vintage}",
         "producer": "pytest",
         "reported_at": reported_at or f"{vintage}T09:00:00+00:00",
         "municipality_code": code,

@@ -15,9 +15,11 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import faust
+from faust.streams import Stream
 from faust.types import EventT, StreamT
 from sqlalchemy import Engine
 
@@ -95,7 +97,7 @@ def make_app(settings: Settings, service: str) -> faust.App:
     )
 
 
-def origin_of(event: EventT) -> str:
+def origin_of(event: EventT[Any]) -> str:
     """Where a message came from: `topic:partition:offset`."""
     message = event.message
     return f"{message.topic}:{message.partition}:{message.offset}"
@@ -121,7 +123,7 @@ async def _with_retries(work: Callable[[], R], what: str) -> R:
 async def consume_batches(
     stream: StreamT[Any],
     settings: Settings,
-    handle: Callable[[Sequence[EventT]], R],
+    handle: Callable[[Sequence[EventT[Any]]], R],
     after: Callable[[R], Awaitable[None]] | None = None,
 ) -> None:
     """Run `handle` on batches; ack each batch only after `handle` and `after`.
@@ -141,14 +143,16 @@ async def consume_batches(
 async def _consume(
     stream: StreamT[Any],
     settings: Settings,
-    handle: Callable[[Sequence[EventT]], R],
+    handle: Callable[[Sequence[EventT[Any]]], R],
     after: Callable[[R], Awaitable[None]] | None,
 ) -> None:
-    async for events in stream.noack_take(
+    # noack_take is on faust's Stream, not on the StreamT protocol.
+    taking = cast("Stream[Any]", stream).noack_take(
         settings.batch_size, within=settings.batch_seconds
-    ):
-        batch: Sequence[EventT] = list(events)  # type: ignore[arg-type]
-        result = await _with_retries(lambda b=batch: handle(b), "batch")
+    )
+    async for events in taking:
+        batch: list[EventT[Any]] = list(events)
+        result = await _with_retries(partial(handle, batch), "batch")
         if after is not None:
             await after(result)
         for event in batch:

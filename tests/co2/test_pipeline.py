@@ -16,8 +16,14 @@ from tests.helpers import co2_event, rows, scalar, target_event, wait_for
 pytestmark = pytest.mark.timeout(180)
 
 # Every municipality: 1000 t in 1990, then 500, 450, 400, 350, 300 in 2019-2023.
-PER_MUNICIPALITY = {1990: 1000.0, 2019: 500.0, 2020: 450.0, 2021: 400.0,
-                    2022: 350.0, 2023: 300.0}
+PER_MUNICIPALITY = {
+    1990: 1000.0,
+    2019: 500.0,
+    2020: 450.0,
+    2021: 400.0,
+    2022: 350.0,
+    2023: 300.0,
+}
 
 
 def _send_region(producer: EventProducer) -> int:
@@ -42,14 +48,17 @@ def test_accounts_in_give_rows_series_and_progress_out(
 
     wait_for(lambda: _count(engine, "co2_account"), lambda n: n == sent)
     region = wait_for(
-        lambda: rows(engine, "SELECT * FROM emission_series WHERE scope = '1084' "
-                             "ORDER BY year"),
+        lambda: rows(
+            engine, "SELECT * FROM emission_series WHERE scope = '1084' ORDER BY year"
+        ),
         lambda r: len(r) == 6 and r[-1]["tonnes_co2e"] == 29 * 300.0,
     )
     assert [r["year"] for r in region] == [1990, 2019, 2020, 2021, 2022, 2023]
     assert all(r["reported"] == 29 and r["complete"] for r in region)
 
-    progress = {r["target_id"]: r for r in rows(engine, "SELECT * FROM target_progress")}
+    progress = {
+        r["target_id"]: r for r in rows(engine, "SELECT * FROM target_progress")
+    }
     p = progress["region-co2-2030"]
     # E_b = 29,000 t; E_T = 4,350 t; P(2023) = 29,000 - 24,650 * 33/40 = 8,663.75 t.
     assert p["baseline_value"] == pytest.approx(29_000)
@@ -93,7 +102,9 @@ def test_bad_events_go_to_the_dead_letter_table_with_the_reason(
     assert by_event["too-early"]["field"] == "vintage"
     assert by_event[None]["field"] == "$"
     assert "not valid JSON" in by_event[None]["reason"]
-    assert all(r["kind"] == "co2_account" and r["rejected_by"] == "co2" for r in letters)
+    assert all(
+        r["kind"] == "co2_account" and r["rejected_by"] == "co2" for r in letters
+    )
     assert by_event["negative"]["payload"] == json.dumps(negative)
     # The good event beside them is stored; the bad ones are not.
     wait_for(lambda: _count(engine, "co2_account"), lambda n: n == 1)
@@ -108,8 +119,11 @@ def test_the_same_event_twice_is_counted_once(
     producer.send("co2_account", event)
     producer.flush()
     wait_for(
-        lambda: scalar(engine, "SELECT tonnes_co2e FROM emission_series "
-                               "WHERE scope = '147' AND year = 2021"),
+        lambda: scalar(
+            engine,
+            "SELECT tonnes_co2e FROM emission_series "
+            "WHERE scope = '147' AND year = 2021",
+        ),
         lambda v: v is not None,
     )
     # A replay later (a redelivery after a crash) changes nothing either.
@@ -118,13 +132,17 @@ def test_the_same_event_twice_is_counted_once(
     producer.send("co2_account", marker)
     producer.flush()
     wait_for(lambda: _count(engine, "co2_account"), lambda n: n == 2)
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM co2_account WHERE event_id = :e",
+            e=event["event_id"],
+        )
+        == 1
+    )
     assert scalar(
-        engine, "SELECT count(*) FROM co2_account WHERE event_id = :e",
-        e=event["event_id"],
-    ) == 1
-    assert scalar(
-        engine, "SELECT tonnes_co2e FROM emission_series WHERE scope = '147' "
-                "AND year = 2021",
+        engine,
+        "SELECT tonnes_co2e FROM emission_series WHERE scope = '147' AND year = 2021",
     ) == pytest.approx(1235.5)
     assert _count(engine, "dead_letter") == 0
 
@@ -138,34 +156,50 @@ def test_a_restated_year_uses_the_new_figure_and_keeps_the_old(
     producer.send("co2_account", first)
     producer.flush()
     wait_for(
-        lambda: scalar(engine, "SELECT tonnes_co2e FROM emission_series "
-                               "WHERE scope = '101' AND year = 2022"),
+        lambda: scalar(
+            engine,
+            "SELECT tonnes_co2e FROM emission_series "
+            "WHERE scope = '101' AND year = 2022",
+        ),
         lambda v: v == 500.0,
     )
     producer.send("co2_account", restated)
     producer.flush()
     wait_for(
-        lambda: scalar(engine, "SELECT tonnes_co2e FROM emission_series "
-                               "WHERE scope = '101' AND year = 2022"),
+        lambda: scalar(
+            engine,
+            "SELECT tonnes_co2e FROM emission_series "
+            "WHERE scope = '101' AND year = 2022",
+        ),
         lambda v: v == 400.0,
     )
     # An older vintage arriving late does not undo the restatement.
-    late_old = co2_event("101", 2022, "energy", 999.0, "2023-01-15",
-                         event_id="late-old-vintage")
+    late_old = co2_event(
+        "101", 2022, "energy", 999.0, "2023-01-15", event_id="late-old-vintage"
+    )
     producer.send("co2_account", late_old)
     producer.flush()
     kept = wait_for(
-        lambda: rows(engine, "SELECT vintage::text, tonnes_co2e FROM co2_account "
-                             "WHERE municipality_code = '101' ORDER BY vintage"),
+        lambda: rows(
+            engine,
+            "SELECT vintage::text, tonnes_co2e FROM co2_account "
+            "WHERE municipality_code = '101' ORDER BY vintage",
+        ),
         lambda r: len(r) == 3,
     )
     assert [(r["vintage"], float(r["tonnes_co2e"])) for r in kept] == [
-        ("2023-01-15", 999.0), ("2023-05-01", 500.0), ("2024-05-01", 400.0)
+        ("2023-01-15", 999.0),
+        ("2023-05-01", 500.0),
+        ("2024-05-01", 400.0),
     ]
-    assert scalar(
-        engine, "SELECT tonnes_co2e FROM emission_series WHERE scope = '101' "
-                "AND year = 2022",
-    ) == 400.0
+    assert (
+        scalar(
+            engine,
+            "SELECT tonnes_co2e FROM emission_series WHERE scope = '101' "
+            "AND year = 2022",
+        )
+        == 400.0
+    )
 
 
 def test_a_reused_event_id_with_other_content_is_dead_lettered(
@@ -186,7 +220,8 @@ def test_a_reused_event_id_with_other_content_is_dead_lettered(
     assert "different content" in letter["reason"]
     assert scalar(engine, "SELECT tonnes_co2e FROM co2_account") == 10.0
     wait_for(
-        lambda: scalar(engine, "SELECT status FROM target_progress "
-                               "WHERE target_id = 'custom-2030'"),
+        lambda: scalar(
+            engine, "SELECT status FROM target_progress WHERE target_id = 'custom-2030'"
+        ),
         lambda s: s == "no_data",
     )

@@ -18,6 +18,7 @@ def _report(report: ProduceReport, file: Path, err_console: Console) -> None:
         err_console.print(
             f"{file}:{issue.line}: [bold]{issue.field}[/]: {issue.reason}",
             highlight=False,
+            soft_wrap=True,  # one line per issue, so it can be grepped
         )
 
 

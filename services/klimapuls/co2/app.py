@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> faust.App:
         await publish_status_changes(engine, target_status)
 
     def agent_for(kind: str, topic_name: str) -> None:
-        def handle(events: Sequence[EventT]) -> BatchResult:
+        def handle(events: Sequence[EventT[Any]]) -> BatchResult:
             return handler.handle(
                 [Incoming(kind, bytes(e.value), origin_of(e)) for e in events]
             )

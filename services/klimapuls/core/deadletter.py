@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ class DeadLetter:
     payload: str
     rejected_by: str
     rejected_at: datetime
-    issues: list[dict[str, str]] = field(default_factory=list)
+    issues: list[dict[str, str]] = dataclass_field(default_factory=list)
     event_id: str | None = None
     dead_letter_id: str = ""
 

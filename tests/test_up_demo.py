@@ -1,0 +1,40 @@
+"""The README's run command: `klimapuls up --demo --once` on the embedded stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.timeout(400)
+def test_up_demo_once_processes_the_demo_and_prints_the_summary(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+        and not k.startswith("KLIMAPULS_")
+    }
+    env["COLUMNS"] = "160"
+    result = subprocess.run(
+        [sys.executable, "-m", "klimapuls", "up", "--demo", "--once", "--timeout", "300"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=380,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "embedded Tansu" in output and "embedded PostgreSQL" in output
+    assert "synthetic data" in output
+    assert "4 dead letters" in output
+    for target in ("region-co2-2030", "region-neutral-2045", "dk-climate-law-2030"):
+        assert target in output
+    assert "stack shut down cleanly" in output
+    # Nothing is left running: the data folder's server is stopped.
+    assert not (tmp_path / ".klimapuls" / "postgres" / "postmaster.pid").exists()
