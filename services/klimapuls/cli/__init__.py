@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -135,6 +137,19 @@ def db_upgrade() -> None:
 
     prepare_database(_settings().require_database_url())
     console.print("database schema is up to date; seed data loaded")
+
+
+@topics_app.command("create")
+def topics_create(
+    replication_factor: Annotated[
+        int, typer.Option(help="Replicas per partition (3 on a production cluster).")
+    ] = 1,
+) -> None:
+    """Create every Klimapuls topic on KAFKA_BOOTSTRAP_SERVERS that is missing."""
+    from klimapuls.stack.topics import ensure_topics
+
+    created = ensure_topics(_settings(), replication_factor=replication_factor)
+    console.print(f"{len(created)} topics created: {', '.join(created) or 'none'}")
 
 
 def _register_commands() -> None:
