@@ -53,4 +53,4 @@ def test_every_package_under_services_ships() -> None:
         ".".join(p.parent.relative_to(ROOT / "services").parts)
         for p in (ROOT / "services" / "klimapuls").rglob("__init__.py")
     }
-    assert found | {"klimapuls.schemas"} == listed
+    assert found | {"klimapuls.schemas", "klimapuls.grafana"} == listed

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+UP_ARGS = ("up", "--demo", "--once", "--timeout", "300")
+
 
 @pytest.mark.timeout(400)
 def test_up_demo_once_processes_the_demo_and_prints_the_summary(tmp_path: Path) -> None:
@@ -20,7 +22,7 @@ def test_up_demo_once_processes_the_demo_and_prints_the_summary(tmp_path: Path) 
     }
     env["COLUMNS"] = "160"
     result = subprocess.run(
-        [sys.executable, "-m", "klimapuls", "up", "--demo", "--once", "--timeout", "300"],
+        [sys.executable, "-m", "klimapuls", *UP_ARGS],
         cwd=tmp_path,
         env=env,
         capture_output=True,

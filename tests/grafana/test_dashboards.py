@@ -134,3 +134,11 @@ def test_every_panel_query_runs_against_the_database(
                 if not rows:
                     empty.append(panel["title"])
     assert not empty, f"panels without rows on a filled database: {empty}"
+
+
+def test_the_installed_package_ships_every_dashboard() -> None:
+    from klimapuls.dashboards import load_dashboards
+
+    assert [d["uid"] for d in load_dashboards()] == [
+        json.loads(p.read_text(encoding="utf-8"))["uid"] for p in DASHBOARDS
+    ]

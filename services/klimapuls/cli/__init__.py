@@ -32,6 +32,8 @@ db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help
 app.add_typer(db_app, name="db")
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+grafana_app = typer.Typer(help="Grafana dashboards.", no_args_is_help=True)
+app.add_typer(grafana_app, name="grafana")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -150,6 +152,15 @@ def topics_create(
 
     created = ensure_topics(_settings(), replication_factor=replication_factor)
     console.print(f"{len(created)} topics created: {', '.join(created) or 'none'}")
+
+
+@grafana_app.command("push")
+def grafana_push() -> None:
+    """Create or update every dashboard on GRAFANA_URL (GRAFANA_TOKEN or user)."""
+    from klimapuls.dashboards import grafana_api, push_dashboards
+
+    uids = push_dashboards(grafana_api(_settings().grafana))
+    console.print(f"pushed {len(uids)} dashboards: {', '.join(uids)}")
 
 
 def _register_commands() -> None:

@@ -11,6 +11,8 @@ Variables (the README has the same list):
   `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, `KAFKA_SSL_CAFILE`: TLS/SASL.
 - `DATABASE_URL`: `postgresql+psycopg://...`; required by services.
   `klimapuls up` starts an embedded PostgreSQL when it is unset.
+- `GRAFANA_URL`, `GRAFANA_TOKEN` (or `GRAFANA_USER` / `GRAFANA_PASSWORD`): a
+  Grafana for `klimapuls grafana push`.
 - `KLIMAPULS_TOPIC_PREFIX` (empty): prefix of every topic name.
 - `KLIMAPULS_TOPIC_PARTITIONS` (3): partitions of topics `up` creates.
 - `KLIMAPULS_GROUP_PREFIX` (`klimapuls`): prefix of consumer group ids.
@@ -32,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from klimapuls.core.errors import ConfigurationError
 
-__all__ = ["KafkaSettings", "Settings", "Topics"]
+__all__ = ["GrafanaSettings", "KafkaSettings", "Settings", "Topics"]
 
 
 class KafkaSettings(BaseSettings):
@@ -64,6 +66,17 @@ class KafkaSettings(BaseSettings):
         if self.ssl_cafile:
             options["ssl_cafile"] = str(self.ssl_cafile)
         return options
+
+
+class GrafanaSettings(BaseSettings):
+    """A Grafana to publish dashboards to (`klimapuls grafana push`)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRAFANA_", extra="ignore")
+
+    url: str | None = None
+    token: SecretStr | None = None
+    user: str | None = None
+    password: SecretStr | None = None
 
 
 class Topics:
@@ -139,6 +152,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL")
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     topic_prefix: str = ""
     topic_partitions: int = Field(default=3, ge=1)
     group_prefix: str = "klimapuls"

@@ -1,0 +1,1 @@
+"""Dashboards, datasource and provisioning for Grafana, shipped as package data."""
