@@ -172,10 +172,7 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
 
 def run_worker(app: faust.App) -> None:
     """Run `app` until SIGTERM or Ctrl-C, then stop cleanly."""
-    import os
-
-    level = os.environ.get("KLIMAPULS_LOG_LEVEL", "info").lower()
-    worker = faust.Worker(app, loglevel=level, quiet=True)
+    worker = faust.Worker(app, loglevel=Settings().log_level, quiet=True)
     worker.execute_from_commandline()
 
 

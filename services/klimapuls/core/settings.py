@@ -22,6 +22,7 @@ Variables (the README has the same list):
 - `KLIMAPULS_KAFKA_SESSION_TIMEOUT_S`, `KLIMAPULS_KAFKA_HEARTBEAT_S` (client
   defaults): only the embedded dev broker needs them, as its JoinGroup waits
   half the session timeout.
+- `KLIMAPULS_LOG_LEVEL` (`info`): services' log level.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(default=0.5, gt=0)
     kafka_session_timeout_s: float | None = None
     kafka_heartbeat_s: float | None = None
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
 
     @property
     def topics(self) -> Topics:
