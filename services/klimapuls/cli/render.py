@@ -56,11 +56,13 @@ def progress_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
         stale = "\n(stale)" if r.get("stale") else ""
         achieved = r.get("reduction_achieved_pct")
         gap = r.get("gap_to_path")
+        baseline_year = r.get("baseline_year") or "—"
+        target_year = r.get("target_year") or "no date"
         table.add_row(
             f"{r['target_id']} v{r['version']}",
             r["scope"],
-            f"{fmt_value(r.get('baseline_value'), unit)}\n({r.get('baseline_year')})",
-            f"{fmt_value(r.get('target_value'), unit)}\n({r['target_year']})",
+            f"{fmt_value(r.get('baseline_value'), unit)}\n({baseline_year})",
+            f"{fmt_value(r.get('target_value'), unit)}\n({target_year})",
             _latest(r),
             "—" if achieved is None else f"{-achieved:+.1f} %",
             "—" if gap is None else ("+" if gap > 0 else "") + fmt_value(gap, unit),

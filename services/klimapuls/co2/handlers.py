@@ -14,22 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from klimapuls.core.accounts import emission_series, measured_scope
 from klimapuls.core.deadletter import DeadLetter
 from klimapuls.core.errors import EventValidationError, FieldIssue
-from klimapuls.core.model import INDICATOR_UNITS, REGION_CODE, Progress
-from klimapuls.core.reference import municipality_codes
-from klimapuls.core.targets import evaluate
+from klimapuls.core.model import INDICATOR_UNITS
 from klimapuls.core.validation import decode_event
 from klimapuls.storage import repository
+from klimapuls.storage.progress import recompute_emission_progress
 
 __all__ = ["BatchResult", "Co2Handler", "Incoming", "recompute_progress"]
 
 log = logging.getLogger(__name__)
-
-_EMISSION_INDICATOR = "co2e_total"
 
 
 @dataclass(frozen=True)
@@ -54,28 +50,12 @@ class BatchResult:
 def recompute_progress(
     conn: Connection, now: datetime
 ) -> list[repository.StatusChange]:
-    """Rewrite emission series and target progress from the stored accounts."""
-    # Two workers may finish batches at once; let one recompute at a time so
-    # the status-change log sees each change once.
-    conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.co2.progress'))")
-    )
-    totals = repository.municipality_totals(conn)
-    codes = municipality_codes()
-    series_by_scope = {
-        scope: emission_series(totals, scope, codes)
-        for scope in {REGION_CODE, *(code for code, _ in totals)}
-    }
-    for scope, series in series_by_scope.items():
-        repository.write_series(conn, scope, series.values())
-    progress: list[Progress] = []
-    for target in repository.current_targets(conn):
-        if target.indicator != _EMISSION_INDICATOR:
-            continue  # other indicators are evaluated by their own services
-        scope = measured_scope(target.scope)
-        series = series_by_scope.get(scope) or emission_series(totals, scope, codes)
-        progress.append(evaluate(target, series, now.date()))
-    return repository.write_progress(conn, progress, now)
+    """Rewrite emission series and target progress from the stored accounts.
+
+    The shared implementation (`storage.progress`) is also what
+    `klimapuls progress` runs, so both give the same numbers.
+    """
+    return recompute_emission_progress(conn, now)
 
 
 class Co2Handler:

@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 __all__ = [
     "DENMARK_CODE",
+    "INDICATOR_UNITS",
+    "LOWER_IS_BETTER",
+    "MOVIA_CODE",
     "REGION_CODE",
     "TONNES_CO2E",
     "Co2Account",
@@ -27,6 +30,8 @@ __all__ = [
 REGION_CODE = "1084"
 #: Scope code of Denmark.
 DENMARK_CODE = "DK"
+#: Scope code of Movia, the regional transport company (an operator scope).
+MOVIA_CODE = "movia"
 #: The unit of every emission figure.
 TONNES_CO2E = "t CO2e"
 
@@ -69,14 +74,15 @@ class Target:
 
     Emission targets give `reduction_pct` (85 for -85 %, 100 for net zero);
     share and count targets give `target_value` (100 for 100 %) or
-    `increase_pct` (20 for +20 %).
+    `increase_pct` (20 for +20 %). `target_year` is None when the decision
+    names no deadline ("no date stated"): such a target has no path.
     """
 
     target_id: str
     version: int
     scope: str
     indicator: str
-    target_year: int
+    target_year: int | None
     baseline_year: int | None = None
     baseline_value: float | None = None
     reduction_pct: float | None = None
@@ -99,7 +105,7 @@ class Target:
             version=event["version"],
             scope=event["scope"],
             indicator=event["indicator"],
-            target_year=event["target_year"],
+            target_year=event.get("target_year"),
             baseline_year=event.get("baseline_year"),
             baseline_value=_float("baseline_value"),
             reduction_pct=_float("reduction_pct"),
@@ -110,15 +116,40 @@ class Target:
             unit=INDICATOR_UNITS.get(event["indicator"], ""),
         )
 
+    @property
+    def rising(self) -> bool:
+        """Whether the indicator must rise to the goal (shares, counts).
 
-#: The unit each indicator is measured in.
+        A `reduction_pct` always means "lower is better" and an `increase_pct`
+        "higher is better"; a bare `target_value` follows the indicator.
+        """
+        if self.reduction_pct is not None:
+            return False
+        if self.increase_pct is not None:
+            return True
+        return self.indicator not in LOWER_IS_BETTER
+
+
+#: The unit each indicator is measured in (the `target.v1` indicator enum).
 INDICATOR_UNITS: dict[str, str] = {
     "co2e_total": TONNES_CO2E,
     "fossil_free_bus_share": "%",
     "zero_emission_bus_share": "%",
     "sustainable_trip_share": "%",
     "bike_trips": "trips",
+    # Share of 16-24 year olds going to education by public transport, bike
+    # or carpool.
+    "youth_green_commute_share": "%",
+    # Share of the scope's municipalities with a finished DK2020 climate plan.
+    "climate_plan_share": "%",
+    # Use of primary raw materials (tonnes).
+    "primary_raw_material_use": "t",
+    # Share of drinking water protected against chlorinated solvents.
+    "drinking_water_protected_share": "%",
 }
+
+#: Indicators whose targets are reached by going down (all others go up).
+LOWER_IS_BETTER: frozenset[str] = frozenset({"co2e_total", "primary_raw_material_use"})
 
 
 @dataclass(frozen=True)
@@ -134,6 +165,14 @@ class Coverage:
         """Whether every expected reporter reported."""
         return self.reported >= self.expected
 
+    def as_json(self) -> dict[str, Any]:
+        """`{"year", "reported", "expected"}`."""
+        return {
+            "year": self.year,
+            "reported": self.reported,
+            "expected": self.expected,
+        }
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -146,7 +185,7 @@ class Progress:
     unit: str
     baseline_year: int | None
     baseline_value: float | None
-    target_year: int
+    target_year: int | None
     target_value: float | None
     latest_year: int | None
     latest_value: float | None
@@ -161,6 +200,7 @@ class Progress:
     as_of: date
     name: str = ""
     counted_years: tuple[int, ...] = field(default=())
+    coverage_by_year: tuple[Coverage, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
         """The public JSON shape (`klimapuls progress --json`)."""
@@ -184,10 +224,7 @@ class Progress:
             "required_annual_reduction": self.required_annual_reduction,
             "status": self.status,
             "stale": self.stale,
-            "coverage": {
-                "year": self.coverage.year,
-                "reported": self.coverage.reported,
-                "expected": self.coverage.expected,
-            },
+            "coverage": self.coverage.as_json(),
+            "coverage_by_year": [c.as_json() for c in self.coverage_by_year],
             "as_of": self.as_of.isoformat(),
         }

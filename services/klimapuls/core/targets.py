@@ -3,26 +3,43 @@
 For a target with scope S, baseline year b, target year y and reduction p
 (85 % -> 0.85; net zero -> 1.0):
 
-- E(t) is the measured series of S (see `klimapuls.core.accounts`); only
-  counted (complete) years are used.
+- E(t) is the measured series of S (see `klimapuls.core.accounts`): for
+  emissions the sum of `tonnes_co2e` over all sectors at the newest vintage;
+  for the region only years where all 29 municipalities reported count
+  ("complete"). Only counted years up to the as-of year are used; coverage
+  (how many reported) is kept for every year.
 - Baseline E_b = E(b), or the target's `baseline_value` when given.
   Target value E_T = E_b * (1 - p). Share and count targets give E_T directly
-  (`target_value`) or as E_b * (1 + increase).
-- Path P(t) = E_b + (E_T - E_b) * (t - b) / (y - b), a straight line from the
-  baseline to the target.
-- L is the newest counted year. `reduction_achieved_pct` = 100 * (1 - E(L)/E_b),
+  (`target_value`) or as E_b * (1 + increase) (`increase_pct`). A share or
+  count target that names no baseline year starts at its first counted year.
+- Path P(t) = E_b + (E_T - E_b) * (t - b) / (y - b), a straight line from
+  (b, E_b) to (y, E_T).
+- L is the newest counted year. `reduction_achieved_pct` = 100 * (1 - E(L)/E_b)
+  (negative when the value rose, as a share target wants);
   `gap_to_path` = E(L) - P(L) (positive = above the path).
 - Forecast: an ordinary least-squares line through the last (up to) 5 counted
   years, at least 3 needed, else none; `forecast_value` = max(0, line at y)
-  (shares are also capped at 100).
+  (shares are also capped at 100 %).
 - `required_annual_reduction` = (E(L) - E_T) / (y - L) when y > L (negative for
   rising targets: the required annual increase).
-- Status: `no_data` if E_b or E(L) is missing; `achieved` if E(L) has reached E_T;
-  `on_track` if E(L) is on the good side of P(L) and the forecast (if any)
-  reaches E_T; `off_track` if E(L) is on the bad side of the path and the
-  forecast misses E_T; otherwise `at_risk`. For emission targets "good side"
-  means at or below; for rising targets (shares, counts) at or above.
-- `stale`: the newest counted year is more than 2 years before the as-of year.
+- Status: `no_data` if E_b or E(L) is missing; `achieved` if E(L) has reached
+  E_T; `on_track` if E(L) is on the good side of P(L) (or on it) and the
+  forecast is none or reaches E_T; `off_track` if E(L) is on the bad side of
+  P(L) and the forecast misses E_T; otherwise `at_risk`. For emission (and
+  other "lower is better") targets the good side is at or below; for rising
+  targets (shares, counts) at or above: the rules are the emission rules on
+  the negated values.
+- No deadline ("no date stated", `target_year` None), or no usable path (a
+  share target whose first counted year is not before its target year):
+  there is no path, forecast or required rate. The status is `no_data`,
+  `achieved` as above, `on_track` when the least-squares trend of the last
+  (up to) 5 counted years (at least 3) moves toward E_T, and otherwise
+  `at_risk`; never `off_track`, as no deadline can be missed.
+- `stale` is a separate flag: L is more than 2 years before the as-of year.
+
+Comparisons ("at or below", "reaches") allow a relative rounding tolerance
+of 1e-9, so a series that lies exactly on the path counts as on it even
+though its binary floating-point figures differ in the last bits.
 """
 
 from __future__ import annotations
@@ -36,17 +53,20 @@ from klimapuls.core.model import Coverage, Progress, Status, Target
 __all__ = [
     "FORECAST_MAX_YEARS",
     "FORECAST_MIN_YEARS",
+    "SHARE_UNIT",
     "STALE_AFTER_YEARS",
     "evaluate",
     "forecast",
     "path_value",
+    "status_of",
     "target_value",
+    "trend_slope",
 ]
 
 FORECAST_MAX_YEARS = 5
 FORECAST_MIN_YEARS = 3
 STALE_AFTER_YEARS = 2
-_SHARE_UNIT = "%"
+SHARE_UNIT = "%"
 
 
 def target_value(target: Target, baseline: float | None) -> float | None:
@@ -71,8 +91,8 @@ def path_value(
     )
 
 
-def forecast(points: Sequence[tuple[int, float]], year: int) -> float | None:
-    """OLS line through the last (up to) 5 points, at `year`; None if < 3 points."""
+def _fit(points: Sequence[tuple[int, float]]) -> tuple[float, float, float] | None:
+    """(mean x, mean y, slope) of the OLS line through the last (up to) 5 points."""
     recent = sorted(points)[-FORECAST_MAX_YEARS:]
     if len(recent) < FORECAST_MIN_YEARS:
         return None
@@ -81,35 +101,72 @@ def forecast(points: Sequence[tuple[int, float]], year: int) -> float | None:
     mean_y = sum(y for _, y in recent) / n
     sxx = sum((x - mean_x) ** 2 for x, _ in recent)
     sxy = sum((x - mean_x) * (y - mean_y) for x, y in recent)
-    slope = sxy / sxx
+    return mean_x, mean_y, sxy / sxx
+
+
+def forecast(points: Sequence[tuple[int, float]], year: int) -> float | None:
+    """OLS line through the last (up to) 5 points, at `year`; None if < 3 points."""
+    fit = _fit(points)
+    if fit is None:
+        return None
+    mean_x, mean_y, slope = fit
     return mean_y + slope * (year - mean_x)
 
 
-def _status(
+def trend_slope(points: Sequence[tuple[int, float]]) -> float | None:
+    """Slope per year of the OLS line through the last (up to) 5 points."""
+    fit = _fit(points)
+    return None if fit is None else fit[2]
+
+
+_TOLERANCE = 1e-9
+
+
+def _at_most(a: float, b: float) -> bool:
+    """`a <= b`, up to binary floating-point rounding."""
+    return a <= b + _TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def status_of(
     rising: bool,
     latest: float,
     path: float,
     goal: float,
     predicted: float | None,
 ) -> Status:
-    # Flip the sign for rising targets so that "lower is better" holds below.
+    """The status rules on one year's figures (see the module docstring)."""
+    # Negate rising targets so that "lower is better" holds below.
     sign = -1.0 if rising else 1.0
     latest, path, goal = sign * latest, sign * path, sign * goal
     pred = None if predicted is None else sign * predicted
-    if latest <= goal:
+    if _at_most(latest, goal):
         return "achieved"
-    if latest <= path and (pred is None or pred <= goal):
+    on_path = _at_most(latest, path)
+    if on_path and (pred is None or _at_most(pred, goal)):
         return "on_track"
-    if latest > path and pred is not None and pred > goal:
+    if not on_path and pred is not None and not _at_most(pred, goal):
         return "off_track"
     return "at_risk"
 
 
-def _newest_coverage(series: Mapping[int, YearValue]) -> Coverage:
-    if not series:
-        return Coverage(None, 0, 0)
-    newest = max(series)
-    return series[newest].coverage
+def _status_without_path(
+    rising: bool, latest: float, goal: float, slope: float | None
+) -> Status:
+    sign = -1.0 if rising else 1.0
+    if _at_most(sign * latest, sign * goal):
+        return "achieved"
+    if slope is not None and sign * slope < 0:
+        return "on_track"
+    return "at_risk"
+
+
+def _coverage(
+    series: Mapping[int, YearValue], as_of_year: int
+) -> tuple[Coverage, tuple[Coverage, ...]]:
+    years = sorted(y for y in series if y <= as_of_year)
+    by_year = tuple(series[y].coverage for y in years)
+    newest = by_year[-1] if by_year else Coverage(None, 0, 0)
+    return newest, by_year
 
 
 def evaluate(target: Target, series: Mapping[int, YearValue], as_of: date) -> Progress:
@@ -129,31 +186,39 @@ def evaluate(target: Target, series: Mapping[int, YearValue], as_of: date) -> Pr
     goal = target_value(target, baseline)
     latest_year = max(counted) if counted else None
     latest = counted.get(latest_year) if latest_year is not None else None
-    rising = goal is not None and baseline is not None and goal > baseline
-    predicted = forecast(list(counted.items()), target.target_year)
-    if predicted is not None:
-        predicted = max(0.0, predicted)
-        if target.unit == _SHARE_UNIT:
-            predicted = min(100.0, predicted)
+    rising = target.rising
+    deadline = target.target_year
+    has_path = (
+        deadline is not None and baseline_year is not None and baseline_year < deadline
+    )
+
+    predicted = None
+    if has_path and deadline is not None:
+        predicted = forecast(list(counted.items()), deadline)
+        if predicted is not None:
+            predicted = max(0.0, predicted)
+            if target.unit == SHARE_UNIT:
+                predicted = min(100.0, predicted)
 
     path = gap = achieved_pct = required = None
     status: Status = "no_data"
-    if (
-        baseline is not None
-        and goal is not None
-        and latest is not None
-        and latest_year is not None
-        and baseline_year is not None
-        and baseline_year != target.target_year
-    ):
-        path = path_value(
-            baseline_year, baseline, target.target_year, goal, latest_year
-        )
-        gap = latest - path
+    if baseline is not None and goal is not None and latest is not None:
         achieved_pct = 100 * (1 - latest / baseline) if baseline else None
-        if target.target_year > latest_year:
-            required = (latest - goal) / (target.target_year - latest_year)
-        status = _status(rising, latest, path, goal, predicted)
+        if (
+            has_path
+            and deadline is not None
+            and baseline_year is not None
+            and latest_year is not None
+        ):
+            path = path_value(baseline_year, baseline, deadline, goal, latest_year)
+            gap = latest - path
+            if deadline > latest_year:
+                required = (latest - goal) / (deadline - latest_year)
+            status = status_of(rising, latest, path, goal, predicted)
+        else:
+            slope = trend_slope(list(counted.items()))
+            status = _status_without_path(rising, latest, goal, slope)
+    coverage, coverage_by_year = _coverage(series, as_of.year)
     return Progress(
         target_id=target.target_id,
         name=target.name,
@@ -163,7 +228,7 @@ def evaluate(target: Target, series: Mapping[int, YearValue], as_of: date) -> Pr
         unit=target.unit,
         baseline_year=baseline_year,
         baseline_value=baseline,
-        target_year=target.target_year,
+        target_year=deadline,
         target_value=goal,
         latest_year=latest_year,
         latest_value=latest,
@@ -174,7 +239,8 @@ def evaluate(target: Target, series: Mapping[int, YearValue], as_of: date) -> Pr
         required_annual_reduction=required,
         status=status,
         stale=latest_year is not None and latest_year < as_of.year - STALE_AFTER_YEARS,
-        coverage=_newest_coverage(series),
+        coverage=coverage,
         as_of=as_of,
         counted_years=tuple(sorted(counted)),
+        coverage_by_year=coverage_by_year,
     )

@@ -32,6 +32,8 @@ __all__ = [
     "Co2AccountRow",
     "DeadLetterRow",
     "EmissionSeriesRow",
+    "IndicatorSeriesRow",
+    "ScopeRow",
     "TargetProgressRow",
     "TargetStatusChangeRow",
     "TargetVersionRow",
@@ -88,7 +90,8 @@ class TargetVersionRow(Base):
     unit: Mapped[str] = mapped_column(Text)
     baseline_year: Mapped[int | None] = mapped_column(Integer)
     baseline_value: Mapped[Decimal | None] = mapped_column(Numeric)
-    target_year: Mapped[int] = mapped_column(Integer)
+    # None: the decision names no deadline (revision 0002).
+    target_year: Mapped[int | None] = mapped_column(Integer)
     reduction_pct: Mapped[Decimal | None] = mapped_column(Numeric)
     increase_pct: Mapped[Decimal | None] = mapped_column(Numeric)
     target_value: Mapped[Decimal | None] = mapped_column(Numeric)
@@ -130,7 +133,8 @@ class TargetProgressRow(Base):
     unit: Mapped[str] = mapped_column(Text)
     baseline_year: Mapped[int | None] = mapped_column(Integer)
     baseline_value: Mapped[float | None] = mapped_column(Double)
-    target_year: Mapped[int] = mapped_column(Integer)
+    # None: the decision names no deadline (revision 0002).
+    target_year: Mapped[int | None] = mapped_column(Integer)
     target_value: Mapped[float | None] = mapped_column(Double)
     latest_year: Mapped[int | None] = mapped_column(Integer)
     latest_value: Mapped[float | None] = mapped_column(Double)
@@ -194,3 +198,39 @@ class DeadLetterRow(Base):
     )
 
     __table_args__ = (Index(None, "kind", "rejected_at"),)
+
+
+class ScopeRow(Base):
+    """Whose targets and series: a municipality, the region, Denmark or an operator.
+
+    Seeded from `klimapuls.core.reference.scopes()` (revision 0002, then
+    upserted by `storage.seed` so revised reference data flows in).
+    """
+
+    __tablename__ = "scope"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+
+
+class IndicatorSeriesRow(Base):
+    """The yearly series of a non-emission indicator of a scope, with coverage.
+
+    Written by the service that derives it (fleet shares, modal split, ...);
+    `klimapuls progress` recomputes those targets from it at any as-of date.
+    Emission series live in `emission_series`.
+    """
+
+    __tablename__ = "indicator_series"
+
+    indicator: Mapped[str] = mapped_column(Text, primary_key=True)
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+    reported: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -14,18 +14,20 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, Engine, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from klimapuls.core.accounts import YearValue
 from klimapuls.core.deadletter import DeadLetter
 from klimapuls.core.errors import RetryableError
-from klimapuls.core.model import Progress, Target
+from klimapuls.core.model import Coverage, Progress, Target
 from klimapuls.storage.models import (
     Co2AccountRow,
     DeadLetterRow,
     EmissionSeriesRow,
+    IndicatorSeriesRow,
+    ScopeRow,
     TargetProgressRow,
     TargetStatusChangeRow,
     TargetVersionRow,
@@ -35,6 +37,7 @@ __all__ = [
     "StatusChange",
     "current_targets",
     "in_transaction",
+    "indicator_series",
     "mark_published",
     "municipality_totals",
     "payload_digest",
@@ -42,7 +45,10 @@ __all__ = [
     "store_dead_letters",
     "store_targets",
     "target_history",
+    "target_versions",
     "unpublished_status_changes",
+    "upsert_scopes",
+    "write_indicator_series",
     "write_progress",
     "write_series",
 ]
@@ -228,6 +234,97 @@ def target_history(conn: Connection, target_id: str) -> list[Target]:
     return [_target(TargetVersionRow(**r._mapping)) for r in rows]
 
 
+def target_versions(conn: Connection) -> list[Target]:
+    """Every version of every target (the newest of each counts)."""
+    rows = conn.execute(
+        select(TargetVersionRow).order_by(
+            TargetVersionRow.target_id, TargetVersionRow.version
+        )
+    )
+    return [_target(TargetVersionRow(**r._mapping)) for r in rows]
+
+
+def upsert_scopes(conn: Connection, scopes: Iterable[tuple[str, str, str]]) -> None:
+    """Insert or rename scopes given as (code, name, kind)."""
+    rows = [{"code": c, "name": n, "kind": k} for c, n, k in scopes]
+    if not rows:
+        return
+    stmt = insert(ScopeRow)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["code"],
+            set_={"name": stmt.excluded.name, "kind": stmt.excluded.kind},
+            where=(ScopeRow.name.is_distinct_from(stmt.excluded.name))
+            | (ScopeRow.kind.is_distinct_from(stmt.excluded.kind)),
+        ),
+        rows,
+    )
+
+
+def write_indicator_series(
+    conn: Connection, indicator: str, scope: str, series: Iterable[YearValue]
+) -> None:
+    """Replace the yearly series of (`indicator`, `scope`) with `series`.
+
+    Years no longer in `series` are removed, so a restatement that drops a
+    year is followed; unchanged rows are left alone.
+    """
+    points = list(series)
+    conn.execute(
+        delete(IndicatorSeriesRow).where(
+            (IndicatorSeriesRow.indicator == indicator)
+            & (IndicatorSeriesRow.scope == scope)
+            & IndicatorSeriesRow.year.not_in([p.year for p in points])
+        )
+    )
+    if not points:
+        return
+    stmt = insert(IndicatorSeriesRow)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["indicator", "scope", "year"],
+            set_={
+                "value": stmt.excluded.value,
+                "reported": stmt.excluded.reported,
+                "expected": stmt.excluded.expected,
+                "complete": stmt.excluded.complete,
+                "updated_at": func.now(),
+            },
+            where=(IndicatorSeriesRow.value.is_distinct_from(stmt.excluded.value))
+            | (IndicatorSeriesRow.reported.is_distinct_from(stmt.excluded.reported))
+            | (IndicatorSeriesRow.expected.is_distinct_from(stmt.excluded.expected)),
+        ),
+        [
+            {
+                "indicator": indicator,
+                "scope": scope,
+                "year": p.year,
+                "value": p.value,
+                "reported": p.coverage.reported,
+                "expected": p.coverage.expected,
+                "complete": p.counted,
+            }
+            for p in points
+        ],
+    )
+
+
+def indicator_series(conn: Connection) -> dict[tuple[str, str], dict[int, YearValue]]:
+    """Every stored non-emission series, by (indicator, scope)."""
+    result: dict[tuple[str, str], dict[int, YearValue]] = {}
+    s = IndicatorSeriesRow
+    rows = conn.execute(
+        select(s.indicator, s.scope, s.year, s.value, s.reported, s.expected).order_by(
+            s.indicator, s.scope, s.year
+        )
+    )
+    for indicator, scope, year, value, reported, expected in rows:
+        result.setdefault((indicator, scope), {})[year] = YearValue(
+            year, float(value), Coverage(year, reported, expected)
+        )
+    return result
+
+
 def municipality_totals(conn: Connection) -> dict[tuple[str, int], float]:
     """E(t) per (municipality, year) at the newest vintage of each sector."""
     rows = conn.execute(
@@ -321,7 +418,7 @@ def write_progress(
                 TargetStatusChangeRow.status,
                 TargetStatusChangeRow.stale,
             )
-            .distinct(TargetStatusChangeRow.target_id)
+            .ext(distinct_on(TargetStatusChangeRow.target_id))
             .order_by(TargetStatusChangeRow.target_id, TargetStatusChangeRow.id.desc())
         )
     }
