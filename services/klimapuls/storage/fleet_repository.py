@@ -1,0 +1,104 @@
+"""Reads and idempotent writes of fleet snapshots and the derived fleet shares.
+
+Snapshots are keyed by event id (`ON CONFLICT DO NOTHING`), so a replay or a
+duplicate delivery changes nothing, and a restatement adds a row beside the
+report it restates. `fleet_share` is derived: it is rewritten from the
+snapshots, never accumulated. Connection errors surface as `RetryableError`
+through `repository.in_transaction`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects.postgresql import insert
+
+from klimapuls.core.fleet import PROPULSIONS, BusCounts, FleetShare, FleetSnapshot
+from klimapuls.storage.models_fleet import FleetShareRow, FleetStatusRow
+from klimapuls.storage.repository import _reused_ids, payload_digest
+
+__all__ = ["fleet_snapshots", "store_fleet_status", "write_fleet_shares"]
+
+
+def store_fleet_status(
+    conn: Connection, events: Sequence[dict[str, Any]]
+) -> tuple[int, list[str]]:
+    """Insert fleet events; returns (rows added, ids reused with other content)."""
+    if not events:
+        return 0, []
+    digests = {e["event_id"]: payload_digest(e) for e in events}
+    reused = _reused_ids(conn, FleetStatusRow, digests)
+    rows = [
+        {
+            "event_id": e["event_id"],
+            "operator": e["operator"],
+            "contract": e.get("contract") or None,
+            "garage": e.get("garage") or None,
+            "municipality_code": e.get("municipality_code"),
+            "date": e["date"],
+            **{name: e["buses"].get(name, 0) for name in PROPULSIONS},
+            "producer": e["producer"],
+            "reported_at": e["reported_at"],
+            "payload_sha256": digests[e["event_id"]],
+        }
+        for e in events
+        if e["event_id"] not in reused
+    ]
+    if not rows:
+        return 0, reused
+    result = conn.execute(
+        insert(FleetStatusRow)
+        .on_conflict_do_nothing()
+        .returning(FleetStatusRow.event_id),
+        rows,
+    )
+    return len(result.all()), reused
+
+
+def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:
+    """Every stored snapshot, restatements included (the core folds them)."""
+    table = FleetStatusRow.__table__
+    return [
+        FleetSnapshot(
+            event_id=r["event_id"],
+            operator=r["operator"],
+            contract=r["contract"],
+            garage=r["garage"],
+            municipality_code=r["municipality_code"],
+            date=r["date"],
+            reported_at=r["reported_at"],
+            buses=BusCounts(**{name: r[name] for name in PROPULSIONS}),
+        )
+        for r in conn.execute(select(table)).mappings()
+    ]
+
+
+def write_fleet_shares(
+    conn: Connection, shares: Iterable[FleetShare], now: datetime
+) -> int:
+    """Replace `fleet_share` with `shares`; returns the rows written.
+
+    The table is rewritten whole inside the caller's transaction, so readers
+    see the old rows until it commits and never a mix.
+    """
+    rows = [
+        {
+            "scope": s.scope,
+            "date": s.date,
+            "total_buses": s.buses.total,
+            "fossil_free_buses": s.buses.fossil_free,
+            "zero_emission_buses": s.buses.zero_emission,
+            "fossil_free_share": s.fossil_free_share,
+            "zero_emission_share": s.zero_emission_share,
+            "units": s.units,
+            "updated_at": now,
+        }
+        for s in shares
+    ]
+    conn.execute(delete(FleetShareRow))
+    if rows:
+        conn.execute(insert(FleetShareRow), rows)
+    return len(rows)
