@@ -1,1 +1,7 @@
-"""Mobility service: traffic counts (mobility_count.v1), rollups, modal split."""
+"""Mobility service: traffic counts (mobility_count.v1), rollups, modal split.
+
+Stores every count in a time-partitioned table (restatements kept, the newest
+counting), rolls counts up by hour, day and year incrementally, and keeps the
+modal split (`mobility_modal_split`, `mobility_year`) and the progress of
+targets on `sustainable_trip_share` and `bike_trips` current.
+"""

@@ -1,0 +1,8 @@
+"""Run the mobility service: `python -m klimapuls.mobility`."""
+
+from klimapuls.core.settings import Settings
+from klimapuls.mobility.app import create_app
+from klimapuls.streaming import run_worker
+
+if __name__ == "__main__":
+    run_worker(create_app(Settings()))

@@ -1,0 +1,597 @@
+"""Mobility counts in PostgreSQL: idempotent writes, partitions, rollups.
+
+Writes are keyed by `event_id`: a duplicate changes nothing, and an id sent
+again with other content is reported back (a producer bug, dead-lettered).
+Restatements add rows; `is_current` moves to the winner of the restatement
+rule (`klimapuls.core.mobility.wins_over`), so exactly one row per count key
+is current and the rollups sum only those.
+
+Rollups without TimescaleDB are tables refreshed incrementally: every row
+carries `seq` from a sequence, and `mobility_rollup_state.watermark` is the
+highest `seq` already rolled up. A refresh re-aggregates only the (hour,
+site) pairs of rows above the watermark, then only the (day, municipality,
+mode) and (year, municipality, mode) groups whose rows below changed. A
+restatement adds a row in the same hour and site as the count it replaces,
+so restated buckets are found the same way. Writers and refreshers hold one
+advisory lock for the whole transaction, so `seq` order is commit order and
+no row slips under the watermark. A refresh with nothing new is one index
+probe per partition.
+
+With TimescaleDB the rollups are continuous aggregates, refreshed by their
+policies and by `refresh_continuous_aggregates` (untested here: the
+extension is not installable in this environment).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, delete, text
+from sqlalchemy.dialects.postgresql import insert
+
+from klimapuls.core.mobility import (
+    LOCAL_TIME,
+    MobilityCount,
+    ModalSplit,
+    YearTrips,
+    wins_over,
+)
+from klimapuls.storage.models_mobility import (
+    MobilityCountRow,
+    MobilityModalSplitRow,
+    MobilityYearRow,
+)
+from klimapuls.storage.repository import payload_digest
+
+__all__ = [
+    "Backend",
+    "RollupRefresh",
+    "StoredCounts",
+    "ensure_partitions",
+    "lock_counts",
+    "rebuild_rollups",
+    "refresh_continuous_aggregates",
+    "refresh_rollups",
+    "rollup_backend",
+    "store_counts",
+    "write_modal_splits",
+    "yearly_trips",
+]
+
+Backend = Literal["tables", "timescaledb"]
+
+_HOUR_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+_ZONE = "'Europe/Copenhagen'"
+_STATE = "rollups"
+
+
+@dataclass
+class StoredCounts:
+    """What one `store_counts` call did."""
+
+    added: int = 0
+    duplicates: int = 0
+    #: (event_id, payload digest) of events whose id is taken by other content.
+    reused: list[tuple[str, str]] = field(default_factory=list)
+    restated: int = 0
+    partitions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RollupRefresh:
+    """What one rollup refresh did; `hours == 0` means nothing was new."""
+
+    watermark_from: int
+    watermark_to: int
+    hours: int = 0
+    days: int = 0
+    years: int = 0
+    seconds: float = 0.0
+
+
+def lock_counts(conn: Connection) -> None:
+    """Serialise count writers and rollup refreshers until the commit."""
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.mobility.counts'))")
+    )
+
+
+def _relkind(conn: Connection, name: str) -> str | None:
+    kind = conn.execute(
+        text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:name)"),
+        {"name": name},
+    ).scalar()
+    return None if kind is None else str(kind)
+
+
+def rollup_backend(conn: Connection) -> Backend:
+    """`tables` (own incremental rollups) or `timescaledb` (continuous aggregates)."""
+    # A continuous aggregate is a view; our own rollup is a plain table.
+    return "tables" if _relkind(conn, "mobility_hourly") == "r" else "timescaledb"
+
+
+def _month_start(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, 1, tzinfo=UTC)
+
+
+def _next_month(start: datetime) -> datetime:
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def ensure_partitions(conn: Connection, starts: Iterable[datetime]) -> list[str]:
+    """Create the monthly (UTC) partitions holding `starts`; return new ones.
+
+    A hypertable makes its chunks itself, so this does nothing there.
+    """
+    if _relkind(conn, "mobility_count") != "p":
+        return []
+    created = []
+    for month in sorted({_month_start(s) for s in starts}):
+        name = f"mobility_count_{month:%Y_%m}"
+        if _relkind(conn, name) is not None:
+            continue
+        # Bounds are dates we computed, never event text.
+        conn.execute(
+            text(
+                f"CREATE TABLE {name} PARTITION OF mobility_count FOR VALUES "
+                f"FROM ('{month.isoformat()}') TO ('{_next_month(month).isoformat()}')"
+            )
+        )
+        created.append(name)
+    return created
+
+
+def _existing(conn: Connection, ids: list[str]) -> dict[str, str]:
+    rows = conn.execute(
+        text(
+            "SELECT event_id, payload_sha256 FROM mobility_count "
+            "WHERE event_id = ANY(CAST(:ids AS text[]))"
+        ),
+        {"ids": ids},
+    )
+    return {eid: digest for eid, digest in rows}
+
+
+_CURRENT_OF_KEYS = text(
+    """
+    SELECT c.event_id, c.interval_start, c.site_id, c.mode, c.direction,
+        c.interval_end, c.revision, c.reported_at
+    FROM unnest(CAST(:sites AS text[]), CAST(:modes AS text[]),
+        CAST(:directions AS text[]), CAST(:starts AS timestamptz[]),
+        CAST(:ends AS timestamptz[])) AS k(site_id, mode, direction,
+        interval_start, interval_end)
+    JOIN mobility_count c ON c.is_current
+        AND c.interval_start = k.interval_start AND c.site_id = k.site_id
+        AND c.mode = k.mode AND c.direction = k.direction
+        AND c.interval_end = k.interval_end
+    """
+)
+
+
+def store_counts(conn: Connection, events: Sequence[dict[str, Any]]) -> StoredCounts:
+    """Insert count events idempotently and move `is_current` to restatements.
+
+    Takes the count lock (see `lock_counts`) for the rest of the transaction.
+    """
+    result = StoredCounts()
+    if not events:
+        return result
+    lock_counts(conn)
+    stored = _existing(conn, list(dict.fromkeys(e["event_id"] for e in events)))
+    reference = dict(stored)
+    new: list[dict[str, Any]] = []
+    digests: dict[str, str] = {}
+    for event in events:
+        event_id = event["event_id"]
+        digest = payload_digest(event)
+        if reference.setdefault(event_id, digest) != digest:
+            result.reused.append((event_id, digest))
+        elif event_id in stored or event_id in digests:
+            result.duplicates += 1
+        else:
+            digests[event_id] = digest
+            new.append(event)
+    if not new:
+        return result
+    counts = [MobilityCount.from_event(e) for e in new]
+    result.partitions = ensure_partitions(conn, (c.interval_start for c in counts))
+
+    by_key: dict[tuple[Any, ...], list[MobilityCount]] = defaultdict(list)
+    for count in counts:
+        by_key[count.key].append(count)
+    keys = list(by_key)
+    winners = {key: max(group, key=lambda c: c.rank) for key, group in by_key.items()}
+    losers: list[dict[str, Any]] = []
+    for row in conn.execute(
+        _CURRENT_OF_KEYS,
+        {
+            "sites": [k[0] for k in keys],
+            "modes": [k[1] for k in keys],
+            "directions": [k[2] for k in keys],
+            "starts": [k[3] for k in keys],
+            "ends": [k[4] for k in keys],
+        },
+    ).mappings():
+        key = (
+            row["site_id"],
+            row["mode"],
+            row["direction"],
+            row["interval_start"],
+            row["interval_end"],
+        )
+        winner = winners.get(key)
+        if winner is None:
+            continue
+        if wins_over(
+            winner.rank, (row["revision"], row["reported_at"], row["event_id"])
+        ):
+            losers.append({"e": row["event_id"], "s": row["interval_start"]})
+        else:
+            del winners[key]  # a late, older restatement: stored, not current
+    if losers:
+        conn.execute(
+            text(
+                "UPDATE mobility_count SET is_current = false "
+                "WHERE event_id = :e AND interval_start = :s"
+            ),
+            losers,
+        )
+    result.restated = len(losers)
+    current_ids = {w.event_id for w in winners.values()}
+    rows = [
+        {
+            "event_id": c.event_id,
+            "site_id": c.site_id,
+            "site_kind": c.site_kind,
+            "municipality_code": c.municipality_code,
+            "mode": c.mode,
+            "direction": c.direction,
+            "interval_start": c.interval_start,
+            "interval_end": c.interval_end,
+            "count": c.count,
+            "delay_hours": c.delay_hours,
+            "revision": c.revision,
+            "is_current": c.event_id in current_ids,
+            "producer": e["producer"],
+            "reported_at": c.reported_at,
+            "payload_sha256": digests[c.event_id],
+        }
+        for c, e in zip(counts, new, strict=True)
+    ]
+    conn.execute(insert(MobilityCountRow), rows)
+    result.added = len(rows)
+    return result
+
+
+def _local_day(moment: datetime) -> datetime:
+    local = moment.astimezone(LOCAL_TIME)
+    return datetime(local.year, local.month, local.day, tzinfo=LOCAL_TIME)
+
+
+def _next_local_day(day: datetime) -> datetime:
+    # Local days are 23 to 25 hours long: step by date, not by 24 hours.
+    following = day.date() + timedelta(days=1)
+    return datetime(following.year, following.month, following.day, tzinfo=LOCAL_TIME)
+
+
+def _local_year(moment: datetime) -> datetime:
+    return datetime(moment.astimezone(LOCAL_TIME).year, 1, 1, tzinfo=LOCAL_TIME)
+
+
+def _next_local_year(year: datetime) -> datetime:
+    return datetime(year.year + 1, 1, 1, tzinfo=LOCAL_TIME)
+
+
+# Hours are rebuilt per (hour, site) touched, from the current counts (a
+# restatement shares its site and hour with the count it replaces). Days and
+# years are rebuilt only for the (bucket, municipality, mode) groups whose
+# rows below changed, so a scattered restatement re-adds a few groups, not
+# every site of its day. The lateral subqueries make PostgreSQL probe the
+# indexes per group instead of hashing whole partitions.
+_HOURS = """unnest(CAST(:b AS timestamptz[]), CAST(:u AS timestamptz[]),
+        CAST(:s AS text[])) AS t(bucket, until, site_id)"""
+_GROUPS = """unnest(CAST(:b AS timestamptz[]), CAST(:u AS timestamptz[]),
+        CAST(:m AS text[]), CAST(:o AS text[]))
+        AS t(bucket, until, municipality_code, mode)"""
+_ROWS = "bucket, municipality_code, mode, trips, delay_hours, counts"
+_ROLLUP_HOURS = (
+    f"""
+    DELETE FROM mobility_hourly h USING {_HOURS}
+    WHERE h.bucket = t.bucket AND h.site_id = t.site_id
+    RETURNING h.{_ROWS.replace(", ", ", h.")}, h.site_id
+    """,
+    f"""
+    INSERT INTO mobility_hourly ({_ROWS}, site_id)
+    SELECT t.bucket, c.municipality_code, c.mode, c.trips, c.delay_hours,
+        c.counts, t.site_id
+    FROM {_HOURS}
+    CROSS JOIN LATERAL (
+        SELECT municipality_code, mode, sum(count) AS trips,
+            sum(delay_hours) AS delay_hours, count(*) AS counts
+        FROM mobility_count
+        WHERE is_current AND site_id = t.site_id
+            AND interval_start >= t.bucket AND interval_start < t.until
+        GROUP BY municipality_code, mode
+    ) AS c
+    RETURNING {_ROWS}, site_id
+    """,
+)
+_ROLLUP_DAYS = (
+    f"""
+    DELETE FROM mobility_daily d USING {_GROUPS}
+    WHERE d.bucket = t.bucket AND d.municipality_code = t.municipality_code
+        AND d.mode = t.mode
+    RETURNING d.{_ROWS.replace(", ", ", d.")}, d.month_mask
+    """,
+    f"""
+    INSERT INTO mobility_daily ({_ROWS}, month_mask)
+    SELECT t.bucket, t.municipality_code, t.mode, h.trips, h.delay_hours,
+        h.counts,
+        1 << (extract(month FROM t.bucket AT TIME ZONE {_ZONE})::int - 1)
+    FROM {_GROUPS}
+    CROSS JOIN LATERAL (
+        SELECT sum(trips) AS trips, sum(delay_hours) AS delay_hours,
+            sum(counts) AS counts
+        FROM mobility_hourly
+        WHERE municipality_code = t.municipality_code AND mode = t.mode
+            AND bucket >= t.bucket AND bucket < t.until
+        HAVING count(*) > 0
+    ) AS h
+    RETURNING {_ROWS}, month_mask
+    """,
+)
+_ROLLUP_YEARS = (
+    f"""
+    DELETE FROM mobility_yearly y USING {_GROUPS}
+    WHERE y.bucket = t.bucket AND y.municipality_code = t.municipality_code
+        AND y.mode = t.mode
+    RETURNING y.{_ROWS.replace(", ", ", y.")}, y.month_mask
+    """,
+    f"""
+    INSERT INTO mobility_yearly ({_ROWS}, month_mask)
+    SELECT t.bucket, t.municipality_code, t.mode, d.trips, d.delay_hours,
+        d.counts, d.month_mask
+    FROM {_GROUPS}
+    CROSS JOIN LATERAL (
+        SELECT sum(trips) AS trips, sum(delay_hours) AS delay_hours,
+            sum(counts) AS counts, bit_or(month_mask) AS month_mask
+        FROM mobility_daily
+        WHERE municipality_code = t.municipality_code AND mode = t.mode
+            AND bucket >= t.bucket AND bucket < t.until
+        HAVING count(*) > 0
+    ) AS d
+    RETURNING {_ROWS}, month_mask
+    """,
+)
+
+Group = tuple[datetime, str, str]  # bucket, municipality, mode
+
+
+def _changed(
+    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
+) -> set[Group]:
+    """Run delete + insert; the groups whose rows differ before and after."""
+    before = {tuple(r) for r in conn.execute(text(statements[0]), params)}
+    after = {tuple(r) for r in conn.execute(text(statements[1]), params)}
+    return {(r[0], r[1], r[2]) for r in before ^ after}
+
+
+def _group_params(
+    groups: set[Group],
+    bucket_of: Callable[[datetime], datetime],
+    following: Callable[[datetime], datetime],
+) -> dict[str, Any]:
+    keys = sorted({(bucket_of(b), code, mode) for b, code, mode in groups})
+    return {
+        "b": [k[0] for k in keys],
+        "u": [following(k[0]) for k in keys],
+        "m": [k[1] for k in keys],
+        "o": [k[2] for k in keys],
+    }
+
+
+def _advance(conn: Connection, watermark: int) -> None:
+    conn.execute(
+        text(
+            "UPDATE mobility_rollup_state SET watermark = :w, refreshed_at = now() "
+            "WHERE name = :n"
+        ),
+        {"w": watermark, "n": _STATE},
+    )
+
+
+def refresh_rollups(conn: Connection) -> RollupRefresh:
+    """Roll up what arrived since the watermark (hour, then day, then year).
+
+    A refresh with nothing new reads one index entry per partition and
+    writes nothing. With TimescaleDB this does nothing: see
+    `refresh_continuous_aggregates`.
+    """
+    began = time.perf_counter()
+    if rollup_backend(conn) != "tables":
+        return RollupRefresh(0, 0)
+    lock_counts(conn)
+    low = int(
+        conn.execute(
+            text("SELECT watermark FROM mobility_rollup_state WHERE name = :n"),
+            {"n": _STATE},
+        ).scalar_one()
+    )
+    high = conn.execute(
+        text("SELECT max(seq) FROM mobility_count WHERE seq > :w"), {"w": low}
+    ).scalar()
+    if high is None:
+        return RollupRefresh(low, low, seconds=time.perf_counter() - began)
+    touched = conn.execute(
+        text(
+            f"SELECT DISTINCT date_bin('1 hour', interval_start, {_HOUR_ORIGIN}), "
+            "site_id FROM mobility_count WHERE seq > :low AND seq <= :high"
+        ),
+        {"low": low, "high": high},
+    ).all()
+    hours = [hour for hour, _site in touched]
+    changed_hours = _changed(
+        conn,
+        _ROLLUP_HOURS,
+        {
+            "b": hours,
+            "u": [h + timedelta(hours=1) for h in hours],
+            "s": [site for _hour, site in touched],
+        },
+    )
+    days = _group_params(changed_hours, _local_day, _next_local_day)
+    changed_days = _changed(conn, _ROLLUP_DAYS, days) if changed_hours else set()
+    years = _group_params(changed_days, _local_year, _next_local_year)
+    if changed_days:
+        _changed(conn, _ROLLUP_YEARS, years)
+    _advance(conn, int(high))
+    return RollupRefresh(
+        low,
+        int(high),
+        hours=len(set(hours)),
+        days=len(set(days["b"])),
+        years=len(set(years["b"])),
+        seconds=time.perf_counter() - began,
+    )
+
+
+_REBUILD = (
+    "TRUNCATE mobility_hourly, mobility_daily, mobility_yearly",
+    f"""
+    INSERT INTO mobility_hourly
+        (bucket, municipality_code, site_id, mode, trips, delay_hours, counts)
+    SELECT date_bin('1 hour', interval_start, {_HOUR_ORIGIN}), municipality_code,
+        site_id, mode, sum(count), sum(delay_hours), count(*)
+    FROM mobility_count WHERE is_current
+    GROUP BY 1, municipality_code, site_id, mode
+    """,
+    f"""
+    INSERT INTO mobility_daily
+        (bucket, municipality_code, mode, trips, delay_hours, counts, month_mask)
+    SELECT date_trunc('day', bucket, {_ZONE}), municipality_code, mode,
+        sum(trips), sum(delay_hours), sum(counts),
+        bit_or(1 << (extract(month FROM bucket AT TIME ZONE {_ZONE})::int - 1))
+    FROM mobility_hourly GROUP BY 1, municipality_code, mode
+    """,
+    f"""
+    INSERT INTO mobility_yearly
+        (bucket, municipality_code, mode, trips, delay_hours, counts, month_mask)
+    SELECT date_trunc('year', bucket, {_ZONE}), municipality_code, mode,
+        sum(trips), sum(delay_hours), sum(counts), bit_or(month_mask)
+    FROM mobility_daily GROUP BY 1, municipality_code, mode
+    """,
+)
+
+
+def rebuild_rollups(conn: Connection) -> RollupRefresh:
+    """Recompute every rollup from all current counts (repair, and the baseline)."""
+    began = time.perf_counter()
+    if rollup_backend(conn) != "tables":
+        return RollupRefresh(0, 0)
+    lock_counts(conn)
+    low = int(
+        conn.execute(
+            text("SELECT watermark FROM mobility_rollup_state WHERE name = :n"),
+            {"n": _STATE},
+        ).scalar_one()
+    )
+    high = int(
+        conn.execute(text("SELECT coalesce(max(seq), 0) FROM mobility_count")).scalar()
+        or 0
+    )
+    for statement in _REBUILD:
+        conn.execute(text(statement))
+    _advance(conn, high)
+    sizes = conn.execute(
+        text(
+            "SELECT (SELECT count(DISTINCT bucket) FROM mobility_hourly), "
+            "(SELECT count(DISTINCT bucket) FROM mobility_daily), "
+            "(SELECT count(DISTINCT bucket) FROM mobility_yearly)"
+        )
+    ).one()
+    return RollupRefresh(
+        low,
+        high,
+        hours=int(sizes[0]),
+        days=int(sizes[1]),
+        years=int(sizes[2]),
+        seconds=time.perf_counter() - began,
+    )
+
+
+def refresh_continuous_aggregates(engine: Engine) -> None:
+    """TimescaleDB: refresh the hour, day and year aggregates, in that order.
+
+    The whole range is named, but TimescaleDB re-materialises only what its
+    invalidation log marks (new counts and restatements), so a refresh with
+    nothing new is cheap. Needs an autocommit connection: TimescaleDB refuses
+    to refresh inside a transaction. Untested here (no TimescaleDB).
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for view in ("mobility_hourly", "mobility_daily", "mobility_yearly"):
+            conn.execute(
+                text(
+                    "CALL refresh_continuous_aggregate("
+                    "CAST(:v AS regclass), NULL, NULL)"
+                ),
+                {"v": view},
+            )
+
+
+def yearly_trips(conn: Connection) -> list[YearTrips]:
+    """Current trips per (local) year, municipality and mode."""
+    rows = conn.execute(
+        text(
+            f"SELECT extract(year FROM bucket AT TIME ZONE {_ZONE})::int, "
+            "municipality_code, mode, trips, month_mask FROM mobility_yearly"
+        )
+    )
+    return [
+        YearTrips(int(year), code, mode, int(trips), int(mask))
+        for year, code, mode, trips, mask in rows
+    ]
+
+
+def write_modal_splits(conn: Connection, splits: Sequence[ModalSplit]) -> None:
+    """Replace the modal split and yearly indicator rows (small tables)."""
+    conn.execute(delete(MobilityModalSplitRow))
+    conn.execute(delete(MobilityYearRow))
+    if not splits:
+        return
+    conn.execute(
+        insert(MobilityModalSplitRow),
+        [
+            {
+                "scope": s.scope,
+                "year": s.year,
+                "mode": mode,
+                "trips": trips,
+                "share_pct": s.shares.get(mode),
+            }
+            for s in splits
+            for mode, trips in s.trips.items()
+        ],
+    )
+    conn.execute(
+        insert(MobilityYearRow),
+        [
+            {
+                "scope": s.scope,
+                "year": s.year,
+                "total_trips": s.total_trips,
+                "sustainable_trips": s.sustainable_trips,
+                "sustainable_share_pct": s.sustainable_share,
+                "bike_trips": s.bike_trips,
+                "months_covered": s.months_covered,
+                "counted": s.counted,
+                "provisional": s.provisional,
+            }
+            for s in splits
+        ],
+    )
