@@ -1,0 +1,112 @@
+"""Batch handling of initiative status reports (no Kafka here).
+
+One batch is one database transaction: valid reports are stored idempotently
+(new initiatives are registered on the way), and the tovholder assignments
+and hand-overs of every initiative the batch touched are rebuilt from all its
+stored reports. Missing reports and initiatives without a tovholder are views
+over these tables, so they are current as soon as the batch commits.
+Rejected events come back as dead letters for the caller to publish before it
+acknowledges the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from klimapuls.core.deadletter import DeadLetter
+from klimapuls.core.errors import EventValidationError, FieldIssue
+from klimapuls.core.validation import decode_event
+from klimapuls.storage import initiatives_repository as repository
+from klimapuls.storage.repository import in_transaction
+
+__all__ = ["KIND", "BatchResult", "Incoming", "InitiativeHandler"]
+
+log = logging.getLogger(__name__)
+
+#: The event family this service consumes.
+KIND = "initiative_status"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message as read from the `initiative-status` topic."""
+
+    value: bytes
+    origin: str
+
+
+@dataclass
+class BatchResult:
+    """What one batch did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    registered: int = 0
+    handovers: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+class InitiativeHandler:
+    """Stores status reports and keeps tovholder assignments current."""
+
+    def __init__(
+        self, engine: Engine, clock: Callable[[], datetime], name: str = "initiatives"
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.name = name
+
+    def _reject(
+        self, message: Incoming, error: EventValidationError, now: datetime
+    ) -> DeadLetter:
+        log.warning("rejected %s at %s: %s", KIND, message.origin, error)
+        return DeadLetter.from_error(
+            error,
+            kind=KIND,
+            origin=message.origin,
+            payload=message.value,
+            rejected_by=self.name,
+            rejected_at=now,
+        )
+
+    def handle(self, batch: Sequence[Incoming]) -> BatchResult:
+        """Validate, store and derive, all in one transaction."""
+        now = self.clock()
+        result = BatchResult()
+        valid: list[tuple[Incoming, dict[str, Any]]] = []
+        for message in batch:
+            try:
+                valid.append((message, decode_event(KIND, message.value)))
+            except EventValidationError as exc:
+                result.dead_letters.append(self._reject(message, exc, now))
+
+        def work(conn: Connection) -> None:
+            # One writer at a time: timelines are rebuilt from all reports.
+            repository.lock_initiatives(conn)
+            events = [e for _, e in valid]
+            result.registered = repository.register_initiatives(conn, events)
+            added, reused = repository.store_status_reports(conn, events)
+            for message, event in valid:
+                if event["event_id"] in reused:
+                    issue = FieldIssue(
+                        "event_id",
+                        "already stored with different content (a restatement "
+                        "needs a new event_id)",
+                    )
+                    error = EventValidationError([issue])
+                    result.dead_letters.append(self._reject(message, error, now))
+            result.stored = added
+            result.duplicates = len(events) - added - len(reused)
+            if added:
+                touched = {e["initiative_id"] for e in events}
+                result.handovers = repository.rebuild_timelines(conn, touched)
+
+        if valid:
+            in_transaction(self.engine, work)
+        return result
