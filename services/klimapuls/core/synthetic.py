@@ -20,10 +20,19 @@ from typing import Any
 
 from klimapuls.core.reference import municipality_codes
 
-__all__ = ["SYNTHETIC_SOURCE", "DemoData", "co2_demo"]
+__all__ = [
+    "INHABITANTS_THOUSANDS",
+    "MALFORMED_DEFECTS",
+    "SYNTHETIC_SOURCE",
+    "DemoData",
+    "co2_demo",
+]
 
 SYNTHETIC_SOURCE = "synthetic (Klimapuls demo data, not real figures)"
 SECTORS = ("energy", "transport", "agriculture", "waste", "industry", "other")
+#: The field each of `DemoData.malformed` gets wrong, in the same order
+#: (`$` for a body that is not JSON at all).
+MALFORMED_DEFECTS = ("municipality_code", "tonnes_co2e", "vintage", "$")
 
 # Regional sector shares in 1990 (assumed) and 2021 (domain brief).
 _SHARE_1990 = {
@@ -74,6 +83,8 @@ _SIZE = {
     "270": 41,
     "400": 39,
 }
+#: Approximate inhabitants in thousands by kommune code (sizes, not statistics).
+INHABITANTS_THOUSANDS = _SIZE
 _REGION_1990_T = 11_000_000.0  # tonnes CO2e, assumed
 _FIRST_RELEASE = 2012  # the account's first release computed 1990..2010 at once
 

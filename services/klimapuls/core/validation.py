@@ -16,6 +16,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
 from klimapuls.core.errors import EventValidationError, FieldIssue
+from klimapuls.core.fleet import fleet_issues
+from klimapuls.core.initiatives import initiative_issues
+from klimapuls.core.mobility import mobility_issues
 
 __all__ = [
     "EVENT_KINDS",
@@ -64,8 +67,24 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
+def _alternatives(error: ValidationError) -> list[str]:
+    """Fields of an `anyOf` whose branches only say "this one is required"."""
+    if error.validator != "anyOf":
+        return []
+    names: list[str] = []
+    for branch in error.validator_value:
+        if not isinstance(branch, dict) or set(branch) != {"required"}:
+            return []
+        names.extend(branch["required"])
+    return names
+
+
 def _path(error: ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
+    alternatives = _alternatives(error)
+    if alternatives:
+        # "give contract or garage": name the first one, as a field to fill.
+        parts.append(alternatives[0])
     if error.validator == "required" and isinstance(error.message, str):
         # jsonschema reports a missing field at its parent; name the field.
         missing = error.message.split("'")[1] if "'" in error.message else ""
@@ -83,6 +102,14 @@ def _reason(error: ValidationError) -> str:
         return "unknown field (not in the schema)"
     if error.validator == "required":
         return "is required"
+    alternatives = _alternatives(error)
+    if alternatives:
+        return f"give at least one of {', '.join(alternatives)}"
+    if error.validator == "anyOf" and error.absolute_path and error.context:
+        # A field with alternative forms: say why each form does not fit.
+        first, *rest = (_reason(sub) for sub in error.context)
+        prefix = f"{error.instance!r} "
+        return " and ".join([first, *(r.removeprefix(prefix) for r in rest)])
     return error.message
 
 
@@ -101,11 +128,15 @@ def _domain_issues(kind: str, event: dict[str, Any]) -> list[FieldIssue]:
             )
     elif kind == "target":
         baseline = event.get("baseline_year")
-        if baseline is not None and baseline >= event["target_year"]:
+        deadline = event.get("target_year")  # None: no deadline stated
+        if baseline is not None and deadline is not None and baseline >= deadline:
             issues.append(FieldIssue("target_year", "must be after baseline_year"))
+    elif kind == "fleet_status":
+        issues.extend(fleet_issues(event))
     elif kind == "mobility_count":
-        if event["interval_end"] <= event["interval_start"]:
-            issues.append(FieldIssue("interval_end", "must be after interval_start"))
+        issues.extend(mobility_issues(event))
+    elif kind == "initiative_status":
+        issues.extend(initiative_issues(event))
     return issues
 
 

@@ -22,7 +22,7 @@ from klimapuls.storage import prepare_database
 __all__ = ["SERVICES", "Stack"]
 
 #: The services `klimapuls up` runs, each as `python -m klimapuls.NAME`.
-SERVICES: tuple[str, ...] = ("co2", "deadletter")
+SERVICES: tuple[str, ...] = ("co2", "deadletter", "fleet", "initiatives", "mobility")
 
 # Tansu's JoinGroup waits half the session timeout: keep it short, dev only.
 _DEV_SESSION_TIMEOUT_S = 6
