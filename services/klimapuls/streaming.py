@@ -16,16 +16,18 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import faust
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 from sqlalchemy import Engine
 
+from klimapuls.core.batch import BatchResult, Incoming
 from klimapuls.core.errors import RetryableError
 from klimapuls.core.settings import Settings
 from klimapuls.storage import repository
+from klimapuls.storage.db import create_db_engine
 
 __all__ = [
     "consume_batches",
@@ -196,3 +198,56 @@ async def publish_status_changes(engine: Engine, topic: faust.TopicT) -> None:
             engine,
             lambda conn: repository.mark_published(conn, ids, now),
         )
+
+
+class BatchHandler(Protocol):
+    """A service's batch logic: validate, store, derive; no Kafka."""
+
+    def handle(self, batch: Sequence[Incoming]) -> BatchResult:
+        """Handle one batch in one database transaction."""
+        ...
+
+
+def service_app(
+    settings: Settings,
+    service: str,
+    kinds: Sequence[str],
+    make_handler: Callable[[Engine], BatchHandler],
+    *,
+    publishes_status: bool = True,
+) -> faust.App:
+    """A service's faust app: one agent per event family, one handler for all.
+
+    Each batch's dead letters go to the dead-letter topic and, when the
+    service writes target progress (`publishes_status`), the outbox of status
+    changes to `target-status`, before the batch is acknowledged.
+    """
+    app = make_app(settings, service)
+    engine = create_db_engine(settings.require_database_url())
+    handler = make_handler(engine)
+    topics = settings.topics
+    dead_letter = raw_topic(app, topics.dead_letter)
+    target_status = raw_topic(app, topics.target_status)
+
+    async def after(result: BatchResult) -> None:
+        for letter in result.dead_letters:
+            await deliver(dead_letter, letter.dead_letter_id.encode(), letter.to_json())
+        if publishes_status:
+            await publish_status_changes(engine, target_status)
+
+    def agent_for(kind: str) -> None:
+        def handle(events: Sequence[EventT[Any]]) -> BatchResult:
+            return handler.handle(
+                [Incoming(kind, bytes(e.value), origin_of(e)) for e in events]
+            )
+
+        async def agent(stream: StreamT[Any]) -> None:
+            await consume_batches(stream, settings, handle, after)
+
+        app.agent(raw_topic(app, topics.for_kind(kind)), name=f"{service}.{kind}")(
+            agent
+        )
+
+    for kind in kinds:
+        agent_for(kind)
+    return app

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from klimapuls.core.deadletter import DeadLetter
-from klimapuls.core.errors import EventValidationError, FieldIssue
+from klimapuls.core.batch import REUSED_EVENT_ID, BatchResult, Incoming, reject
+from klimapuls.core.errors import EventValidationError
 from klimapuls.core.model import INDICATOR_UNITS
 from klimapuls.core.validation import decode_event
 from klimapuls.storage import repository
@@ -26,25 +25,6 @@ from klimapuls.storage.progress import recompute_emission_progress
 __all__ = ["BatchResult", "Co2Handler", "Incoming", "recompute_progress"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One message as read from a topic."""
-
-    kind: str
-    value: bytes
-    origin: str
-
-
-@dataclass
-class BatchResult:
-    """What one batch did."""
-
-    stored: int = 0
-    duplicates: int = 0
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    status_changes: list[repository.StatusChange] = field(default_factory=list)
 
 
 def recompute_progress(
@@ -69,19 +49,6 @@ class Co2Handler:
         self.name = name
         self._recomputed_once = False
 
-    def _reject(
-        self, message: Incoming, error: EventValidationError, now: datetime
-    ) -> DeadLetter:
-        log.warning("rejected %s at %s: %s", message.kind, message.origin, error)
-        return DeadLetter.from_error(
-            error,
-            kind=message.kind,
-            origin=message.origin,
-            payload=message.value,
-            rejected_by=self.name,
-            rejected_at=now,
-        )
-
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
@@ -94,7 +61,7 @@ class Co2Handler:
             try:
                 event = decode_event(message.kind, message.value)
             except EventValidationError as exc:
-                result.dead_letters.append(self._reject(message, exc, now))
+                result.dead_letters.append(reject(message, exc, self.name, now))
                 continue
             valid[message.kind].append((message, event))
 
@@ -107,13 +74,9 @@ class Co2Handler:
             for kind, pairs in valid.items():
                 for message, event in pairs:
                     if event["event_id"] in rejected[kind]:
-                        issue = FieldIssue(
-                            "event_id",
-                            "already stored with different content (a revision "
-                            "needs a new event_id, and a target a new version)",
-                        )
-                        error = EventValidationError([issue])
-                        result.dead_letters.append(self._reject(message, error, now))
+                        error = EventValidationError([REUSED_EVENT_ID])
+                        letter = reject(message, error, self.name, now)
+                        result.dead_letters.append(letter)
             result.stored = added + t_added
             result.duplicates = (
                 len(accounts)

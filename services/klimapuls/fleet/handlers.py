@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from klimapuls.core.deadletter import DeadLetter
+from klimapuls.core.batch import BatchResult, Incoming, reject
 from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.fleet import (
     FLEET_INDICATORS,
@@ -40,25 +39,6 @@ log = logging.getLogger(__name__)
 
 FLEET_STATUS = "fleet_status"
 TARGET = "target"
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One message as read from a topic."""
-
-    kind: str
-    value: bytes
-    origin: str
-
-
-@dataclass
-class BatchResult:
-    """What one batch did."""
-
-    stored: int = 0
-    duplicates: int = 0
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    status_changes: list[repository.StatusChange] = field(default_factory=list)
 
 
 def recompute_fleet(conn: Connection, now: datetime) -> list[repository.StatusChange]:
@@ -94,19 +74,6 @@ class FleetHandler:
         self.name = name
         self._recomputed_once = False
 
-    def _reject(
-        self, message: Incoming, error: EventValidationError, now: datetime
-    ) -> DeadLetter:
-        log.warning("rejected %s at %s: %s", message.kind, message.origin, error)
-        return DeadLetter.from_error(
-            error,
-            kind=message.kind,
-            origin=message.origin,
-            payload=message.value,
-            rejected_by=self.name,
-            rejected_at=now,
-        )
-
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
@@ -118,7 +85,7 @@ class FleetHandler:
                 event = decode_event(message.kind, message.value)
             except EventValidationError as exc:
                 if message.kind == FLEET_STATUS:
-                    result.dead_letters.append(self._reject(message, exc, now))
+                    result.dead_letters.append(reject(message, exc, self.name, now))
                 else:
                     # The CO2 service dead-letters bad targets; once is enough.
                     log.info("skipped invalid target at %s", message.origin)
@@ -143,7 +110,7 @@ class FleetHandler:
                         "needs a new event_id and a later reported_at)",
                     )
                     error = EventValidationError([issue])
-                    result.dead_letters.append(self._reject(message, error, now))
+                    result.dead_letters.append(reject(message, error, self.name, now))
             # Clashing target versions are the CO2 service's to report.
             repository.store_targets(conn, targets, INDICATOR_UNITS)
             result.stored = added

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from klimapuls.core.deadletter import DeadLetter
+from klimapuls.core.batch import BatchResult, Incoming, reject
 from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.validation import decode_event
 from klimapuls.storage import initiatives_repository as repository
@@ -33,23 +33,12 @@ log = logging.getLogger(__name__)
 KIND = "initiative_status"
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """One message as read from the `initiative-status` topic."""
-
-    value: bytes
-    origin: str
-
-
 @dataclass
-class BatchResult:
-    """What one batch did."""
+class InitiativeBatchResult(BatchResult):
+    """What one batch did, with new initiatives and tovholder hand-overs."""
 
-    stored: int = 0
-    duplicates: int = 0
     registered: int = 0
     handovers: int = 0
-    dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
 class InitiativeHandler:
@@ -62,29 +51,16 @@ class InitiativeHandler:
         self.clock = clock
         self.name = name
 
-    def _reject(
-        self, message: Incoming, error: EventValidationError, now: datetime
-    ) -> DeadLetter:
-        log.warning("rejected %s at %s: %s", KIND, message.origin, error)
-        return DeadLetter.from_error(
-            error,
-            kind=KIND,
-            origin=message.origin,
-            payload=message.value,
-            rejected_by=self.name,
-            rejected_at=now,
-        )
-
-    def handle(self, batch: Sequence[Incoming]) -> BatchResult:
+    def handle(self, batch: Sequence[Incoming]) -> InitiativeBatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
-        result = BatchResult()
+        result = InitiativeBatchResult()
         valid: list[tuple[Incoming, dict[str, Any]]] = []
         for message in batch:
             try:
                 valid.append((message, decode_event(KIND, message.value)))
             except EventValidationError as exc:
-                result.dead_letters.append(self._reject(message, exc, now))
+                result.dead_letters.append(reject(message, exc, self.name, now))
 
         def work(conn: Connection) -> None:
             # One writer at a time: timelines are rebuilt from all reports.
@@ -100,7 +76,7 @@ class InitiativeHandler:
                         "needs a new event_id)",
                     )
                     error = EventValidationError([issue])
-                    result.dead_letters.append(self._reject(message, error, now))
+                    result.dead_letters.append(reject(message, error, self.name, now))
             result.stored = added
             result.duplicates = len(events) - added - len(reused)
             if added:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from klimapuls.core.deadletter import DeadLetter
+from klimapuls.core.batch import BatchResult, Incoming, reject
 from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.mobility import (
     BIKE_TRIPS,
@@ -52,25 +52,12 @@ MOBILITY_COUNT = "mobility_count"
 TARGET = "target"
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """One message as read from a topic."""
-
-    kind: str
-    value: bytes
-    origin: str
-
-
 @dataclass
-class BatchResult:
-    """What one batch did."""
+class MobilityBatchResult(BatchResult):
+    """What one batch did, with the restatements and the rollup refresh."""
 
-    stored: int = 0
-    duplicates: int = 0
     restated: int = 0
-    dead_letters: list[DeadLetter] = field(default_factory=list)
     rollup: counts_repository.RollupRefresh | None = None
-    status_changes: list[repository.StatusChange] = field(default_factory=list)
 
 
 def recompute_progress(
@@ -108,23 +95,10 @@ class MobilityHandler:
             self._backend_name = counts_repository.rollup_backend(conn)
         return self._backend_name
 
-    def _reject(
-        self, message: Incoming, error: EventValidationError, now: datetime
-    ) -> DeadLetter:
-        log.warning("rejected %s at %s: %s", message.kind, message.origin, error)
-        return DeadLetter.from_error(
-            error,
-            kind=message.kind,
-            origin=message.origin,
-            payload=message.value,
-            rejected_by=self.name,
-            rejected_at=now,
-        )
-
-    def handle(self, batch: Sequence[Incoming]) -> BatchResult:
+    def handle(self, batch: Sequence[Incoming]) -> MobilityBatchResult:
         """Validate, store, roll up and derive, all in one transaction."""
         now = self.clock()
-        result = BatchResult()
+        result = MobilityBatchResult()
         valid: dict[str, list[tuple[Incoming, dict[str, Any]]]] = {
             MOBILITY_COUNT: [],
             TARGET: [],
@@ -133,7 +107,7 @@ class MobilityHandler:
             try:
                 event = decode_event(message.kind, message.value)
             except EventValidationError as exc:
-                result.dead_letters.append(self._reject(message, exc, now))
+                result.dead_letters.append(reject(message, exc, self.name, now))
                 continue
             valid[message.kind].append((message, event))
 
@@ -171,7 +145,7 @@ class MobilityHandler:
         return result
 
     def _reject_reused(
-        self, message: Incoming, result: BatchResult, now: datetime
+        self, message: Incoming, result: MobilityBatchResult, now: datetime
     ) -> None:
         issue = FieldIssue(
             "event_id",
@@ -179,4 +153,4 @@ class MobilityHandler:
             "event_id, a count a higher revision, a target a new version)",
         )
         error = EventValidationError([issue])
-        result.dead_letters.append(self._reject(message, error, now))
+        result.dead_letters.append(reject(message, error, self.name, now))
