@@ -18,44 +18,29 @@ from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.fleet import PROPULSIONS, BusCounts, FleetShare, FleetSnapshot
 from klimapuls.storage.models_fleet import FleetShareRow, FleetStatusRow
-from klimapuls.storage.repository import _reused_ids, payload_digest
+from klimapuls.storage.repository import store_new_events
 
 __all__ = ["fleet_snapshots", "store_fleet_status", "write_fleet_shares"]
+
+
+def _fleet_status_row(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "operator": e["operator"],
+        "contract": e.get("contract") or None,
+        "garage": e.get("garage") or None,
+        "municipality_code": e.get("municipality_code"),
+        "date": e["date"],
+        **{name: e["buses"].get(name, 0) for name in PROPULSIONS},
+        "producer": e["producer"],
+        "reported_at": e["reported_at"],
+    }
 
 
 def store_fleet_status(
     conn: Connection, events: Sequence[dict[str, Any]]
 ) -> tuple[int, list[str]]:
     """Insert fleet events; returns (rows added, ids reused with other content)."""
-    if not events:
-        return 0, []
-    digests = {e["event_id"]: payload_digest(e) for e in events}
-    reused = _reused_ids(conn, FleetStatusRow, digests)
-    rows = [
-        {
-            "event_id": e["event_id"],
-            "operator": e["operator"],
-            "contract": e.get("contract") or None,
-            "garage": e.get("garage") or None,
-            "municipality_code": e.get("municipality_code"),
-            "date": e["date"],
-            **{name: e["buses"].get(name, 0) for name in PROPULSIONS},
-            "producer": e["producer"],
-            "reported_at": e["reported_at"],
-            "payload_sha256": digests[e["event_id"]],
-        }
-        for e in events
-        if e["event_id"] not in reused
-    ]
-    if not rows:
-        return 0, reused
-    result = conn.execute(
-        insert(FleetStatusRow)
-        .on_conflict_do_nothing()
-        .returning(FleetStatusRow.event_id),
-        rows,
-    )
-    return len(result.all()), reused
+    return store_new_events(conn, FleetStatusRow, events, _fleet_status_row)
 
 
 def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:

@@ -35,7 +35,7 @@ from klimapuls.storage.models_initiatives import (
     TovholderHandoverRow,
     TovholderRow,
 )
-from klimapuls.storage.repository import _reused_ids, in_transaction, payload_digest
+from klimapuls.storage.repository import in_transaction, store_new_events
 
 __all__ = [
     "handovers",
@@ -185,40 +185,25 @@ def register_initiatives(conn: Connection, events: Sequence[dict[str, Any]]) -> 
     return len(result.all())
 
 
+def _status_report_row(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "initiative_id": e["initiative_id"],
+        "round": e["round"],
+        "status": e["status"],
+        "tovholdere": list(e["tovholdere"]),
+        "effective_date": e.get("effective_date"),
+        "estimate_dkk_m": e.get("estimate_dkk_m"),
+        "note": e.get("note"),
+        "producer": e["producer"],
+        "reported_at": e["reported_at"],
+    }
+
+
 def store_status_reports(
     conn: Connection, events: Sequence[dict[str, Any]]
 ) -> tuple[int, list[str]]:
     """Insert report events; returns (rows added, ids reused with other content)."""
-    if not events:
-        return 0, []
-    digests = {e["event_id"]: payload_digest(e) for e in events}
-    reused = _reused_ids(conn, InitiativeStatusReportRow, digests)
-    rows = [
-        {
-            "event_id": e["event_id"],
-            "initiative_id": e["initiative_id"],
-            "round": e["round"],
-            "status": e["status"],
-            "tovholdere": list(e["tovholdere"]),
-            "effective_date": e.get("effective_date"),
-            "estimate_dkk_m": e.get("estimate_dkk_m"),
-            "note": e.get("note"),
-            "producer": e["producer"],
-            "reported_at": e["reported_at"],
-            "payload_sha256": digests[e["event_id"]],
-        }
-        for e in events
-        if e["event_id"] not in reused
-    ]
-    if not rows:
-        return 0, reused
-    result = conn.execute(
-        insert(InitiativeStatusReportRow)
-        .on_conflict_do_nothing()
-        .returning(InitiativeStatusReportRow.event_id),
-        rows,
-    )
-    return len(result.all()), reused
+    return store_new_events(conn, InitiativeStatusReportRow, events, _status_report_row)
 
 
 def _reports(conn: Connection, ids: Collection[str]) -> dict[str, list[StatusReport]]:

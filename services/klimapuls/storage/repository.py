@@ -41,8 +41,10 @@ __all__ = [
     "mark_published",
     "municipality_totals",
     "payload_digest",
+    "reused_event_ids",
     "store_co2_accounts",
     "store_dead_letters",
+    "store_new_events",
     "store_targets",
     "target_history",
     "target_versions",
@@ -76,7 +78,9 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         raise
 
 
-def _reused_ids(conn: Connection, table: Any, digests: dict[str, str]) -> list[str]:
+def reused_event_ids(
+    conn: Connection, table: Any, digests: dict[str, str]
+) -> list[str]:
     """Event ids already stored with a different payload (a producer bug)."""
     if not digests:
         return []
@@ -88,26 +92,25 @@ def _reused_ids(conn: Connection, table: Any, digests: dict[str, str]) -> list[s
     return [eid for eid, digest in rows if digests[eid] != digest]
 
 
-def store_co2_accounts(
-    conn: Connection, events: Sequence[dict[str, Any]]
+def store_new_events(
+    conn: Connection,
+    table: Any,
+    events: Sequence[dict[str, Any]],
+    row_of: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> tuple[int, list[str]]:
-    """Insert account events; returns (rows added, ids reused with other content)."""
+    """Insert events keyed by `event_id`, each once.
+
+    Returns (rows added, ids already stored with other content). Those reused
+    ids are not written: the caller rejects them as dead letters.
+    """
     if not events:
         return 0, []
     digests = {e["event_id"]: payload_digest(e) for e in events}
-    reused = _reused_ids(conn, Co2AccountRow, digests)
+    reused = reused_event_ids(conn, table, digests)
     rows = [
         {
+            **row_of(e),
             "event_id": e["event_id"],
-            "municipality_code": e["municipality_code"],
-            "year": e["year"],
-            "sector": e["sector"],
-            "subsector": e.get("subsector"),
-            "tonnes_co2e": e["tonnes_co2e"],
-            "vintage": e["vintage"],
-            "source": e["source"],
-            "producer": e["producer"],
-            "reported_at": e["reported_at"],
             "payload_sha256": digests[e["event_id"]],
         }
         for e in events
@@ -116,12 +119,30 @@ def store_co2_accounts(
     if not rows:
         return 0, reused
     result = conn.execute(
-        insert(Co2AccountRow)
-        .on_conflict_do_nothing()
-        .returning(Co2AccountRow.event_id),
-        rows,
+        insert(table).on_conflict_do_nothing().returning(table.event_id), rows
     )
     return len(result.all()), reused
+
+
+def _co2_account_row(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "municipality_code": e["municipality_code"],
+        "year": e["year"],
+        "sector": e["sector"],
+        "subsector": e.get("subsector"),
+        "tonnes_co2e": e["tonnes_co2e"],
+        "vintage": e["vintage"],
+        "source": e["source"],
+        "producer": e["producer"],
+        "reported_at": e["reported_at"],
+    }
+
+
+def store_co2_accounts(
+    conn: Connection, events: Sequence[dict[str, Any]]
+) -> tuple[int, list[str]]:
+    """Insert account events; returns (rows added, ids reused with other content)."""
+    return store_new_events(conn, Co2AccountRow, events, _co2_account_row)
 
 
 def store_targets(
@@ -135,7 +156,7 @@ def store_targets(
     if not events:
         return 0, []
     digests = {e["event_id"]: payload_digest(e) for e in events}
-    clashes = set(_reused_ids(conn, TargetVersionRow, digests))
+    clashes = set(reused_event_ids(conn, TargetVersionRow, digests))
     keys = {(e["target_id"], e["version"]): e["event_id"] for e in events}
     for target_id, version, event_id in conn.execute(
         select(
