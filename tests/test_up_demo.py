@@ -20,7 +20,7 @@ def test_up_demo_once_processes_the_demo_and_prints_the_summary(tmp_path: Path) 
         if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
         and not k.startswith("KLIMAPULS_")
     }
-    env["COLUMNS"] = "160"
+    env["COLUMNS"] = "200"
     result = subprocess.run(
         [sys.executable, "-m", "klimapuls", *UP_ARGS],
         cwd=tmp_path,
@@ -34,8 +34,22 @@ def test_up_demo_once_processes_the_demo_and_prints_the_summary(tmp_path: Path) 
     assert result.returncode == 0, output
     assert "embedded Tansu" in output and "embedded PostgreSQL" in output
     assert "synthetic data" in output
-    assert "4 dead letters" in output
-    for target in ("region-co2-2030", "region-neutral-2045", "dk-climate-law-2030"):
+    # Every family is processed; the malformed share of the mix is dead-lettered.
+    for kind in ("co2_account", "fleet_status", "mobility_count", "initiative_status"):
+        assert kind in output
+    assert "12 dead letters" in output
+    assert "Movia fleet" in output and "sustainable" in output
+    assert "reports missing" in output
+    # The summary lists every target of the domain brief.
+    for target in (
+        "region-co2-2030",
+        "region-neutral-2045",
+        "dk-climate-law-2030",
+        "movia-fossil-free-2030",
+        "sustainable-trips-2035",
+        "bike-trips-2030",
+        "raw-materials-2035",
+    ):
         assert target in output
     assert "stack shut down cleanly" in output
     # Nothing is left running: the data folder's server is stopped.

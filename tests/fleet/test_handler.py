@@ -169,3 +169,43 @@ def test_the_yearly_view_shows_each_scopes_newest_date_of_a_year(
         {"year": 2023, "date": "2023-12-31", "fossil_free_share": 50.0},
         {"year": 2024, "date": "2024-03-31", "fossil_free_share": 100.0},
     ]
+
+
+def test_progress_as_of_a_date_recomputes_fleet_targets_from_the_stored_series(
+    engine: Engine,
+) -> None:
+    from datetime import date
+
+    from klimapuls.cli.progress import database_rows
+
+    handler = _handler(engine)
+    handler.handle(
+        _batch(
+            fleet_event("movia", "2022-12-31", garage="G", diesel=61, hvo=39),
+            fleet_event("movia", "2024-12-31", garage="G", diesel=30, hvo=70),
+        )
+    )
+    target = target_event(
+        "test-movia-as-of",
+        scope="movia",
+        indicator="fossil_free_bus_share",
+        baseline_year=None,
+        reduction_pct=None,
+        target_value=100,
+        target_year=2030,
+    )
+    handler.handle(_batch(target, kind="target"))
+    # As of mid 2023 only the 2022 snapshot counts: no latest year past baseline.
+    (then,) = [
+        r
+        for r in database_rows(engine, date(2023, 6, 1))
+        if r["target_id"] == "test-movia-as-of"
+    ]
+    (now,) = [
+        r
+        for r in database_rows(engine, date(2025, 6, 1))
+        if r["target_id"] == "test-movia-as-of"
+    ]
+    assert (then["latest_year"], then["latest_value"]) == (2022, pytest.approx(39.0))
+    assert (now["latest_year"], now["latest_value"]) == (2024, pytest.approx(70.0))
+    assert now["status"] == "on_track"

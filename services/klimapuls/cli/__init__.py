@@ -64,6 +64,9 @@ def up(
         typer.Option(help="Folder of the embedded stack [default: ./.klimapuls]."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 2045,
+    demo_days: Annotated[
+        int, typer.Option(help="Days of hourly mobility counts in the demo data.")
+    ] = 1,
     timeout: Annotated[
         float, typer.Option(help="With --once: give up after this many seconds.")
     ] = 600.0,
@@ -82,6 +85,7 @@ def up(
             demo=demo,
             once=once,
             seed=seed,
+            demo_days=demo_days,
             timeout_s=timeout,
             console=console,
         )

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine, select
 
 from klimapuls.cli.render import progress_table
 from klimapuls.core.errors import EventValidationError
@@ -35,8 +36,16 @@ from klimapuls.core.progress import (
 )
 from klimapuls.core.reference import scope_codes
 from klimapuls.core.targets import evaluate
+from klimapuls.storage.models import TargetProgressRow
 
-__all__ = ["OfflineReport", "read_offline", "register", "run_progress"]
+__all__ = [
+    "OfflineReport",
+    "database_rows",
+    "progress_rows",
+    "read_offline",
+    "register",
+    "run_progress",
+]
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
@@ -100,20 +109,33 @@ def _parse_as_of(text: str | None) -> date | None:
         ) from None
 
 
-def _database_rows(as_of: date | None) -> list[dict[str, Any]]:
+def progress_rows(engine: Engine) -> list[dict[str, Any]]:
+    """The stored progress of every target, in the `progress --json` shape."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(TargetProgressRow).order_by(TargetProgressRow.target_id)
+        )
+        result = []
+        for r in rows.mappings():
+            row = {k: v for k, v in r.items() if not k.startswith("coverage_")}
+            row["coverage"] = {
+                "year": r["coverage_year"],
+                "reported": r["coverage_reported"],
+                "expected": r["coverage_expected"],
+            }
+            row["as_of"] = r["as_of"].isoformat()
+            row.pop("computed_at", None)
+            result.append(row)
+    return result
+
+
+def database_rows(engine: Engine, as_of: date | None) -> list[dict[str, Any]]:
     """Recompute from the database; stored rows stand in for unknown series."""
-    from klimapuls.cli.up import progress_rows
-    from klimapuls.core.settings import Settings
-    from klimapuls.storage.db import create_db_engine
     from klimapuls.storage.progress import load_inputs
     from klimapuls.storage.repository import in_transaction
 
-    engine = create_db_engine(Settings().require_database_url())
-    try:
-        inputs = in_transaction(engine, load_inputs)
-        stored = {} if as_of is not None else _by_id(progress_rows(engine))
-    finally:
-        engine.dispose()
+    inputs = in_transaction(engine, load_inputs)
+    stored = {} if as_of is not None else _by_id(progress_rows(engine))
     rows = []
     for target in current_targets(inputs.targets):
         row = stored.get(target.target_id)
@@ -174,7 +196,14 @@ def run_progress(
         rows = [p.as_json() for p in report.inputs.evaluate(day)]
         source = f"{len(files)} file(s), offline"
     else:
-        rows = _database_rows(as_of)
+        from klimapuls.core.settings import Settings
+        from klimapuls.storage.db import create_db_engine
+
+        engine = create_db_engine(Settings().require_database_url())
+        try:
+            rows = database_rows(engine, as_of)
+        finally:
+            engine.dispose()
         source = "database"
     if target_id is not None:
         rows = [r for r in rows if r["target_id"] == target_id]

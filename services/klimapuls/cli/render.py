@@ -42,19 +42,29 @@ def _latest(r: dict[str, Any]) -> str:
     return text
 
 
+def _change(r: dict[str, Any]) -> str:
+    """Change since the baseline: percent for amounts, points for shares."""
+    latest, baseline = r.get("latest_value"), r.get("baseline_value")
+    if latest is None or baseline is None:
+        return "—"
+    if r.get("unit") == "%":
+        return f"{latest - baseline:+.1f} pt"
+    achieved = r.get("reduction_achieved_pct")
+    return "—" if achieved is None else f"{-achieved:+.1f} %"
+
+
 def progress_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
     """A table of target progress rows (the `Progress.as_json` shape)."""
     table = Table(title=title, title_justify="left")
     table.add_column("target")
     table.add_column("scope")
-    for name in ("baseline", "goal", "latest", "achieved", "vs path", "forecast"):
+    for name in ("baseline", "goal", "latest", "change", "vs path", "forecast"):
         table.add_column(name, justify="right")
     table.add_column("status")
     for r in rows:
         unit = r.get("unit") or ""
         style = STATUS_STYLE.get(r["status"], "")
         stale = "\n(stale)" if r.get("stale") else ""
-        achieved = r.get("reduction_achieved_pct")
         gap = r.get("gap_to_path")
         baseline_year = r.get("baseline_year") or "—"
         target_year = r.get("target_year") or "no date"
@@ -64,7 +74,7 @@ def progress_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
             f"{fmt_value(r.get('baseline_value'), unit)}\n({baseline_year})",
             f"{fmt_value(r.get('target_value'), unit)}\n({target_year})",
             _latest(r),
-            "—" if achieved is None else f"{-achieved:+.1f} %",
+            _change(r),
             "—" if gap is None else ("+" if gap > 0 else "") + fmt_value(gap, unit),
             fmt_value(r.get("forecast_value"), unit),
             f"[{style}]{r['status']}[/]{stale}",

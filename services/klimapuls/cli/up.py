@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -15,19 +14,24 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import Engine, bindparam, text
 
+from klimapuls.cli.progress import database_rows
 from klimapuls.cli.render import progress_table
-from klimapuls.core.deadletter import dead_letter_id
+from klimapuls.cli.simulate import send_event
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.core.settings import Settings
-from klimapuls.core.synthetic import DemoData, co2_demo
+from klimapuls.core.simulator import (
+    SimulatedEvent,
+    demo_events,
+    ids_by_kind,
+    kind_counts,
+)
 from klimapuls.producer import EventProducer
 from klimapuls.stack.runner import Stack
 from klimapuls.storage.db import create_db_engine
-from klimapuls.storage.models import DeadLetterRow, TargetProgressRow
 
-__all__ = ["progress_rows", "run_up"]
+__all__ = ["run_up"]
 
 _POLL_S = 0.5
 
@@ -43,55 +47,66 @@ def _bar(console: Console) -> Progress:
     )
 
 
-def _feed_demo(settings: Settings, demo: DemoData, console: Console) -> None:
+#: Where each family's events end up, to tell when the demo is processed.
+_STORED_IN = {
+    "co2_account": "co2_account",
+    "target": "target_version",
+    "fleet_status": "fleet_status",
+    "mobility_count": "mobility_count",
+    "initiative_status": "initiative_status_report",
+}
+
+
+def _feed_demo(
+    settings: Settings, demo: Sequence[SimulatedEvent], console: Console
+) -> None:
     with (
         EventProducer(settings, name="klimapuls-demo") as producer,
         _bar(console) as bar,
     ):
-        task = bar.add_task(
-            "sending demo events", total=len(demo.events) + len(demo.malformed)
-        )
-        for event in demo.events:
-            producer.send("co2_account", event)
-            bar.advance(task)
-        for body in demo.malformed:
-            # Sent as is: the CO2 service must re-validate and dead-letter them.
-            producer.send_raw("co2_account", body)
+        task = bar.add_task("sending demo events", total=len(demo))
+        for event in demo:
+            # Malformed bodies go as they are: the services must dead-letter them.
+            send_event(producer, event)
             bar.advance(task)
         producer.flush()
 
 
-def _processed(
-    engine: Engine, event_ids: Sequence[str], dead_ids: Sequence[str]
-) -> int:
-    stored = text("SELECT count(*) FROM co2_account WHERE event_id IN :ids").bindparams(
-        bindparam("ids", expanding=True)
-    )
+def _processed(engine: Engine, expected: dict[str, list[str]]) -> int:
+    done = 0
     with engine.connect() as conn:
-        done = conn.execute(stored, {"ids": list(event_ids)}).scalar_one()
-        done += conn.execute(
-            select(func.count()).where(DeadLetterRow.dead_letter_id.in_(list(dead_ids)))
-        ).scalar_one()
-    return int(done)
+        for kind, ids in expected.items():
+            if kind == "dead_letter":
+                table, column = "dead_letter", "dead_letter_id"
+            else:
+                table, column = _STORED_IN[kind], "event_id"
+            query = text(
+                f"SELECT count(*) FROM {table} WHERE {column} IN :ids"
+            ).bindparams(bindparam("ids", expanding=True))
+            done += int(conn.execute(query, {"ids": ids}).scalar_one())
+    return done
 
 
 def _wait_processed(
-    stack: Stack, engine: Engine, demo: DemoData, timeout_s: float, console: Console
+    stack: Stack,
+    engine: Engine,
+    demo: Sequence[SimulatedEvent],
+    timeout_s: float,
+    console: Console,
 ) -> None:
     """Wait until every demo event is stored or dead-lettered (read from the database).
 
     Completion is judged by the rows, never by consumer offsets: the dev broker
     reports end offsets wrongly.
     """
-    event_ids = [e["event_id"] for e in demo.events]
-    dead_ids = [dead_letter_id("co2_account", b.decode()) for b in demo.malformed]
-    total = len(event_ids) + len(dead_ids)
+    expected = ids_by_kind(demo)
+    total = sum(len(ids) for ids in expected.values())
     deadline = time.monotonic() + timeout_s
     with _bar(console) as bar:
         task = bar.add_task("processing (stored or dead-lettered)", total=total)
         while True:
             stack.check_services()
-            done = _processed(engine, event_ids, dead_ids)
+            done = _processed(engine, expected)
             bar.update(task, completed=done)
             if done >= total:
                 return
@@ -103,49 +118,52 @@ def _wait_processed(
             time.sleep(_POLL_S)
 
 
-def progress_rows(engine: Engine) -> list[dict[str, Any]]:
-    """The stored progress of every target, in the `progress --json` shape."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(TargetProgressRow).order_by(TargetProgressRow.target_id)
-        )
-        result = []
-        for r in rows.mappings():
-            row = {k: v for k, v in r.items() if not k.startswith("coverage_")}
-            row["coverage"] = {
-                "year": r["coverage_year"],
-                "reported": r["coverage_reported"],
-                "expected": r["coverage_expected"],
-            }
-            row["as_of"] = r["as_of"].isoformat()
-            row.pop("computed_at", None)
-            result.append(row)
-    return result
+_SUMMARY_SQL = {
+    "dead": "SELECT count(*) FROM dead_letter",
+    "movia": "SELECT date, total_buses, fossil_free_share, zero_emission_share "
+    "FROM fleet_share WHERE scope = 'movia' ORDER BY date DESC LIMIT 1",
+    "trips": "SELECT year, sustainable_share_pct, bike_trips, months_covered "
+    "FROM mobility_year WHERE scope = '1084' ORDER BY year DESC LIMIT 1",
+    "missing": "SELECT round, count(*) FROM initiative_missing_report "
+    "GROUP BY round ORDER BY round DESC LIMIT 1",
+    "untended": "SELECT count(*) FROM initiative_without_tovholder",
+    "handovers": "SELECT count(*) FROM tovholder_handover",
+}
 
 
 def _summary(
-    engine: Engine, console: Console, demo: DemoData, elapsed_s: float
+    engine: Engine, console: Console, demo: Sequence[SimulatedEvent], elapsed_s: float
 ) -> None:
     with engine.connect() as conn:
-        accounts = conn.execute(text("SELECT count(*) FROM co2_account")).scalar_one()
-        dead = conn.execute(text("SELECT count(*) FROM dead_letter")).scalar_one()
-        reasons = conn.execute(
-            text(
-                "SELECT field, reason FROM dead_letter "
-                "ORDER BY rejected_at, field LIMIT 10"
-            )
-        ).all()
+        found = {k: conn.execute(text(q)).first() for k, q in _SUMMARY_SQL.items()}
+    sent = ", ".join(f"{n} {kind}" for kind, n in sorted(kind_counts(demo).items()))
     console.print(
         f"\n[bold]Klimapuls demo[/] — [yellow]synthetic data[/] (seeded, not real "
-        f"figures): {len(demo.events)} account events sent, {accounts} stored "
-        f"(restatements kept as versions), {dead} dead letters, "
+        f"figures): sent {sent}; {found['dead'][0]} dead letters; "  # type: ignore[index]
         f"processed in {elapsed_s:.1f}s"
     )
-    for _field, reason in reasons:
-        console.print(f"  dead letter: {reason}", highlight=False)
-    console.print(
-        progress_table(progress_rows(engine), "Target progress (synthetic data)")
-    )
+    if found["movia"]:
+        day, buses, fossil_free, zero = found["movia"]
+        console.print(
+            f"  Movia fleet {day}: {buses} buses, {fossil_free:.0f} % fossil-free, "
+            f"{zero:.0f} % zero-emission"
+        )
+    if found["trips"]:
+        year, share, bikes, months = found["trips"]
+        share_text = "—" if share is None else f"{share:.1f} %"
+        console.print(
+            f"  Trips {year} (region, {months} months counted): {share_text} "
+            f"sustainable, {bikes:,} by bike"
+        )
+    if found["missing"]:
+        round_, missing = found["missing"]
+        console.print(
+            f"  Initiatives: {missing} reports missing in round {round_}, "
+            f"{found['untended'][0]} without a tovholder, "  # type: ignore[index]
+            f"{found['handovers'][0]} tovholder hand-overs"  # type: ignore[index]
+        )
+    rows = database_rows(engine, None)
+    console.print(progress_table(rows, "Target progress (synthetic data)"))
 
 
 def run_up(
@@ -156,6 +174,7 @@ def run_up(
     seed: int,
     timeout_s: float,
     console: Console,
+    demo_days: int = 1,
 ) -> int:
     """Start everything; return the exit code."""
     started = time.monotonic()
@@ -180,7 +199,7 @@ def run_up(
         engine = create_db_engine(settings.require_database_url())
         try:
             if demo:
-                data = co2_demo(seed=seed)
+                data = demo_events(seed, days=demo_days)
                 _feed_demo(settings, data, console)
                 _wait_processed(stack, engine, data, timeout_s, console)
                 _summary(engine, console, data, time.monotonic() - started)

@@ -52,14 +52,17 @@ def recompute_fleet(conn: Connection, now: datetime) -> list[repository.StatusCh
     fleet_repository.write_fleet_shares(
         conn, [row for rows in shares.values() for row in rows], now
     )
-    progress: list[Progress] = [
-        evaluate(
-            target, share_series(shares, target.scope, target.indicator), now.date()
-        )
-        for target in repository.current_targets(conn)
+    progress: list[Progress] = []
+    for target in repository.current_targets(conn):
         # Other indicators are evaluated by their own services.
-        if target.indicator in FLEET_INDICATORS
-    ]
+        if target.indicator not in FLEET_INDICATORS:
+            continue
+        series = share_series(shares, target.scope, target.indicator)
+        # Stored too, so `klimapuls progress --as-of` can recompute this target.
+        repository.write_indicator_series(
+            conn, target.indicator, target.scope, series.values()
+        )
+        progress.append(evaluate(target, series, now.date()))
     return repository.write_progress(conn, progress, now)
 
 

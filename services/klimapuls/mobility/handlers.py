@@ -66,15 +66,17 @@ def recompute_progress(
     """Rewrite modal split, yearly indicators and mobility target progress."""
     splits = modal_splits(counts_repository.yearly_trips(conn), now.date())
     counts_repository.write_modal_splits(conn, splits)
-    progress: list[Progress] = [
-        evaluate(
-            target,
-            mobility_series(splits, target.scope, target.indicator),
-            now.date(),
+    progress: list[Progress] = []
+    for target in repository.current_targets(conn):
+        # Other indicators are evaluated by their own services.
+        if target.indicator not in MOBILITY_INDICATORS:
+            continue
+        series = mobility_series(splits, target.scope, target.indicator)
+        # Stored too, so `klimapuls progress --as-of` can recompute this target.
+        repository.write_indicator_series(
+            conn, target.indicator, target.scope, series.values()
         )
-        for target in repository.current_targets(conn)
-        if target.indicator in MOBILITY_INDICATORS
-    ]
+        progress.append(evaluate(target, series, now.date()))
     return repository.write_progress(conn, progress, now)
 
 
