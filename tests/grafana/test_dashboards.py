@@ -6,16 +6,27 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from klimapuls.co2.handlers import Co2Handler, Incoming
-from klimapuls.core.reference import municipality_codes
-from tests.helpers import co2_event
+from klimapuls.co2.handlers import Co2Handler
+from klimapuls.core.batch import Incoming
+from klimapuls.core.simulator import demo_events
+from klimapuls.fleet.handlers import FleetHandler
+from klimapuls.initiatives.handlers import InitiativeHandler
+from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.stack import EmbeddedPostgres
+from klimapuls.storage.db import create_db_engine
+from klimapuls.storage.repository import store_dead_letters
+from klimapuls.streaming import BatchHandler
+from tests.conftest import TEMPLATE_DB
 
 GRAFANA = Path(__file__).parent.parent.parent / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -97,37 +108,52 @@ def test_every_panel_uses_the_provisioned_datasource(path: Path) -> None:
             assert f"uid: {uid}" in provisioning
 
 
-def _fill(engine: Engine) -> None:
-    """Two complete years for the region plus a bad event, through the real handler."""
-    handler = Co2Handler(engine, lambda: datetime(2026, 11, 1, tzinfo=UTC))
-    batch = [
-        Incoming(
-            "co2_account",
-            json.dumps(co2_event(code, year, "energy", t)).encode(),
-            f"test:0:{i}",
-        )
-        for i, (code, year, t) in enumerate(
-            (c, y, t)
-            for c in municipality_codes()
-            for y, t in ((1990, 100.0), (2024, 40.0))
-        )
-    ]
-    batch.append(Incoming("co2_account", b"{bad", "test:0:999"))
-    result = handler.handle(batch)
-    with engine.begin() as conn:
-        from klimapuls.storage.repository import store_dead_letters
+_HANDLERS: dict[str, Callable[[Engine, Callable[[], datetime]], BatchHandler]] = {
+    "co2_account": Co2Handler,
+    "fleet_status": FleetHandler,
+    "mobility_count": MobilityHandler,
+    "initiative_status": InitiativeHandler,
+}
 
-        store_dead_letters(conn, result.dead_letters)
+
+@pytest.fixture(scope="module")
+def filled_engine(postgres: EmbeddedPostgres) -> Iterator[Engine]:
+    """A database holding the whole demo mix, run through every service's handler."""
+    name = f"grafana_{uuid.uuid4().hex[:8]}"
+    admin = postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    engine = create_db_engine(postgres.url(name))
+    clock = lambda: datetime(2026, 6, 2, tzinfo=UTC)  # noqa: E731
+    by_kind: dict[str, list[Incoming]] = {}
+    for i, event in enumerate(demo_events(days=2)):
+        body = event.body
+        value = body if isinstance(body, bytes) else json.dumps(body).encode()
+        by_kind.setdefault(event.kind, []).append(
+            Incoming(event.kind, value, f"demo:0:{i}")
+        )
+    for kind, make in _HANDLERS.items():
+        handler = make(engine, clock)
+        # Targets go to every service that evaluates them, as on the topic.
+        with_targets = kind != "initiative_status"
+        messages = by_kind.get(kind, []) + (by_kind["target"] if with_targets else [])
+        for start in range(0, len(messages), 500):
+            result = handler.handle(messages[start : start + 500])
+            with engine.begin() as conn:
+                store_dead_letters(conn, result.dead_letters)
+    yield engine
+    engine.dispose()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_every_panel_query_runs_against_the_database(
-    path: Path, engine: Engine
+    path: Path, filled_engine: Engine
 ) -> None:
-    _fill(engine)
     dashboard = json.loads(path.read_text(encoding="utf-8"))
     empty = []
-    with engine.connect() as conn:
+    with filled_engine.connect() as conn:
         for panel in _panels(dashboard):
             for target in panel.get("targets", []):
                 rows = conn.execute(text(target["rawSql"])).all()
