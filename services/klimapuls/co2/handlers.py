@@ -49,6 +49,14 @@ class Co2Handler:
         self.name = name
         self._recomputed_once = False
 
+    def refresh(self) -> BatchResult:
+        """Recompute progress as of now, without new events (a timer calls it)."""
+        now = self.clock()
+        changes = repository.in_transaction(
+            self.engine, lambda conn: recompute_progress(conn, now)
+        )
+        return BatchResult(status_changes=changes)
+
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
@@ -70,20 +78,19 @@ class Co2Handler:
             targets = [e for _, e in valid["target"]]
             added, reused = repository.store_co2_accounts(conn, accounts)
             t_added, clashes = repository.store_targets(conn, targets, INDICATOR_UNITS)
-            rejected = {"co2_account": set(reused), "target": set(clashes)}
-            for kind, pairs in valid.items():
-                for message, event in pairs:
-                    if event["event_id"] in rejected[kind]:
-                        error = EventValidationError([REUSED_EVENT_ID])
-                        letter = reject(message, error, self.name, now)
-                        result.dead_letters.append(letter)
+            refused = [
+                (message, event)
+                for kind, pairs in valid.items()
+                for message, event in pairs
+                if (kind == "co2_account" and repository.is_rejected(event, reused))
+                or (kind == "target" and event["event_id"] in clashes)
+            ]
+            for message, _event in refused:
+                error = EventValidationError([REUSED_EVENT_ID])
+                result.dead_letters.append(reject(message, error, self.name, now))
             result.stored = added + t_added
             result.duplicates = (
-                len(accounts)
-                + len(targets)
-                - result.stored
-                - len(reused)
-                - len(clashes)
+                len(accounts) + len(targets) - result.stored - len(refused)
             )
             if result.stored or not self._recomputed_once:
                 result.status_changes = recompute_progress(conn, now)

@@ -77,6 +77,14 @@ class FleetHandler:
         self.name = name
         self._recomputed_once = False
 
+    def refresh(self) -> BatchResult:
+        """Recompute progress as of now, without new events (a timer calls it)."""
+        now = self.clock()
+        changes = repository.in_transaction(
+            self.engine, lambda conn: recompute_fleet(conn, now)
+        )
+        return BatchResult(status_changes=changes)
+
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
@@ -104,9 +112,10 @@ class FleetHandler:
         def work(conn: Connection) -> None:
             events = [e for _, e in snapshots]
             added, reused = fleet_repository.store_fleet_status(conn, events)
-            rejected = set(reused)
+            refused = 0
             for message, event in snapshots:
-                if event["event_id"] in rejected:
+                if repository.is_rejected(event, reused):
+                    refused += 1
                     issue = FieldIssue(
                         "event_id",
                         "already stored with different content (a restatement "
@@ -117,7 +126,7 @@ class FleetHandler:
             # Clashing target versions are the CO2 service's to report.
             repository.store_targets(conn, targets, INDICATOR_UNITS)
             result.stored = added
-            result.duplicates = len(events) - added - len(reused)
+            result.duplicates = len(events) - added - refused
             if added or targets or not self._recomputed_once:
                 result.status_changes = recompute_fleet(conn, now)
 

@@ -23,7 +23,7 @@ from klimapuls.core.batch import BatchResult, Incoming, reject
 from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.validation import decode_event
 from klimapuls.storage import initiatives_repository as repository
-from klimapuls.storage.repository import in_transaction
+from klimapuls.storage.repository import in_transaction, is_rejected
 
 __all__ = ["KIND", "BatchResult", "Incoming", "InitiativeHandler"]
 
@@ -68,8 +68,10 @@ class InitiativeHandler:
             events = [e for _, e in valid]
             result.registered = repository.register_initiatives(conn, events)
             added, reused = repository.store_status_reports(conn, events)
+            refused = 0
             for message, event in valid:
-                if event["event_id"] in reused:
+                if is_rejected(event, reused):
+                    refused += 1
                     issue = FieldIssue(
                         "event_id",
                         "already stored with different content (a restatement "
@@ -78,7 +80,7 @@ class InitiativeHandler:
                     error = EventValidationError([issue])
                     result.dead_letters.append(reject(message, error, self.name, now))
             result.stored = added
-            result.duplicates = len(events) - added - len(reused)
+            result.duplicates = len(events) - added - refused
             if added:
                 touched = {e["initiative_id"] for e in events}
                 result.handovers = repository.rebuild_timelines(conn, touched)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.fleet import PROPULSIONS, BusCounts, FleetShare, FleetSnapshot
 from klimapuls.storage.models_fleet import FleetShareRow, FleetStatusRow
-from klimapuls.storage.repository import store_new_events
+from klimapuls.storage.repository import Rejected, store_new_events
 
 __all__ = ["fleet_snapshots", "store_fleet_status", "write_fleet_shares"]
 
@@ -38,8 +38,8 @@ def _fleet_status_row(e: dict[str, Any]) -> dict[str, Any]:
 
 def store_fleet_status(
     conn: Connection, events: Sequence[dict[str, Any]]
-) -> tuple[int, list[str]]:
-    """Insert fleet events; returns (rows added, ids reused with other content)."""
+) -> tuple[int, Rejected]:
+    """Insert fleet events; returns (rows added, rejected id/digest pairs)."""
     return store_new_events(conn, FleetStatusRow, events, _fleet_status_row)
 
 

@@ -35,7 +35,11 @@ from klimapuls.storage.models_initiatives import (
     TovholderHandoverRow,
     TovholderRow,
 )
-from klimapuls.storage.repository import in_transaction, store_new_events
+from klimapuls.storage.repository import (
+    Rejected,
+    in_transaction,
+    store_new_events,
+)
 
 __all__ = [
     "handovers",
@@ -201,8 +205,8 @@ def _status_report_row(e: dict[str, Any]) -> dict[str, Any]:
 
 def store_status_reports(
     conn: Connection, events: Sequence[dict[str, Any]]
-) -> tuple[int, list[str]]:
-    """Insert report events; returns (rows added, ids reused with other content)."""
+) -> tuple[int, Rejected]:
+    """Insert report events; returns (rows added, rejected id/digest pairs)."""
     return store_new_events(conn, InitiativeStatusReportRow, events, _status_report_row)
 
 

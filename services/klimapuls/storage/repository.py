@@ -34,10 +34,13 @@ from klimapuls.storage.models import (
 )
 
 __all__ = [
+    "Rejected",
     "StatusChange",
     "current_targets",
     "in_transaction",
     "indicator_series",
+    "is_rejected",
+    "lock_outbox",
     "mark_published",
     "municipality_totals",
     "payload_digest",
@@ -59,9 +62,15 @@ T = TypeVar("T")
 StatusChange = dict[str, Any]
 
 
+#: Fields that say when and how a fact was sent, not what it is: a re-send of
+#: the same fact (e.g. the same file imported again) differs only in these.
+_ENVELOPE_TIME = ("reported_at",)
+
+
 def payload_digest(event: dict[str, Any]) -> str:
     """A stable digest of an event's content, to spot a reused event id."""
-    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"))
+    content = {k: v for k, v in event.items() if k not in _ENVELOPE_TIME}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -92,36 +101,49 @@ def reused_event_ids(
     return [eid for eid, digest in rows if digests[eid] != digest]
 
 
+Rejected = list[tuple[str, str]]
+
+
 def store_new_events(
     conn: Connection,
     table: Any,
     events: Sequence[dict[str, Any]],
     row_of: Callable[[dict[str, Any]], dict[str, Any]],
-) -> tuple[int, list[str]]:
+) -> tuple[int, Rejected]:
     """Insert events keyed by `event_id`, each once.
 
-    Returns (rows added, ids already stored with other content). Those reused
-    ids are not written: the caller rejects them as dead letters.
+    Returns (rows added, rejected `(event_id, digest)` pairs): events whose id
+    is already stored, or earlier in the same batch, with other content. They
+    are not written; the caller matches its events by id and digest and
+    rejects those as dead letters. Exact repeats are plain duplicates.
     """
     if not events:
         return 0, []
-    digests = {e["event_id"]: payload_digest(e) for e in events}
-    reused = reused_event_ids(conn, table, digests)
+    first: dict[str, tuple[dict[str, Any], str]] = {}
+    rejected: set[tuple[str, str]] = set()
+    for event in events:
+        digest = payload_digest(event)
+        kept = first.setdefault(event["event_id"], (event, digest))
+        if kept[1] != digest:
+            rejected.add((event["event_id"], digest))
+    stored = reused_event_ids(conn, table, {eid: d for eid, (_, d) in first.items()})
+    rejected |= {(eid, first[eid][1]) for eid in stored}
     rows = [
-        {
-            **row_of(e),
-            "event_id": e["event_id"],
-            "payload_sha256": digests[e["event_id"]],
-        }
-        for e in events
-        if e["event_id"] not in reused
+        {**row_of(event), "event_id": eid, "payload_sha256": digest}
+        for eid, (event, digest) in first.items()
+        if (eid, digest) not in rejected
     ]
     if not rows:
-        return 0, reused
+        return 0, sorted(rejected)
     result = conn.execute(
         insert(table).on_conflict_do_nothing().returning(table.event_id), rows
     )
-    return len(result.all()), reused
+    return len(result.all()), sorted(rejected)
+
+
+def is_rejected(event: dict[str, Any], rejected: Rejected) -> bool:
+    """Whether `store_new_events` refused this very event."""
+    return (event["event_id"], payload_digest(event)) in set(rejected)
 
 
 def _co2_account_row(e: dict[str, Any]) -> dict[str, Any]:
@@ -140,8 +162,8 @@ def _co2_account_row(e: dict[str, Any]) -> dict[str, Any]:
 
 def store_co2_accounts(
     conn: Connection, events: Sequence[dict[str, Any]]
-) -> tuple[int, list[str]]:
-    """Insert account events; returns (rows added, ids reused with other content)."""
+) -> tuple[int, Rejected]:
+    """Insert account events; returns (rows added, rejected id/digest pairs)."""
     return store_new_events(conn, Co2AccountRow, events, _co2_account_row)
 
 
@@ -155,9 +177,20 @@ def store_targets(
     """
     if not events:
         return 0, []
-    digests = {e["event_id"]: payload_digest(e) for e in events}
-    clashes = set(reused_event_ids(conn, TargetVersionRow, digests))
-    keys = {(e["target_id"], e["version"]): e["event_id"] for e in events}
+    # Within the batch: an id sent with two contents, or a version claimed by
+    # two events, is refused (the first event of a version keeps it).
+    digests: dict[str, str] = {}
+    keys: dict[tuple[str, int], str] = {}
+    clashes: set[str] = set()
+    for e in events:
+        if digests.setdefault(e["event_id"], payload_digest(e)) != payload_digest(e):
+            clashes.add(e["event_id"])
+        if (
+            keys.setdefault((e["target_id"], e["version"]), e["event_id"])
+            != e["event_id"]
+        ):
+            clashes.add(e["event_id"])
+    clashes |= set(reused_event_ids(conn, TargetVersionRow, digests))
     for target_id, version, event_id in conn.execute(
         select(
             TargetVersionRow.target_id,
@@ -503,6 +536,11 @@ def unpublished_status_changes(conn: Connection) -> list[StatusChange]:
         }
         for r in rows.mappings()
     ]
+
+
+def lock_outbox(conn: Connection) -> None:
+    """Serialise publishers of the status-change outbox until the commit."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.outbox'))"))
 
 
 def mark_published(conn: Connection, ids: Sequence[int], now: datetime) -> None:
