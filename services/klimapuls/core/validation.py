@@ -7,6 +7,7 @@ for the event as a whole) and the reason, so a producer can fix the line.
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -113,6 +114,40 @@ def _reason(error: ValidationError) -> str:
     return error.message
 
 
+#: Larger integers lose precision in JSON consumers and overflow `bigint`.
+_MAX_SAFE_INTEGER = 2**53
+
+
+def _value_issues(value: Any, path: str = "") -> list[FieldIssue]:
+    """Values no field may hold: NUL characters, NaN/Infinity, huge integers.
+
+    JSON Schema lets them through, but PostgreSQL refuses NUL in text and
+    overflows on huge numbers, and NaN poisons every sum it enters. Caught
+    here, they become a dead letter instead of a failing batch.
+    """
+    where = path or "$"
+    if isinstance(value, dict):
+        return [
+            issue
+            for key, item in value.items()
+            for issue in _value_issues(item, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(value, list):
+        return [
+            issue
+            for i, item in enumerate(value)
+            for issue in _value_issues(item, f"{path}.{i}" if path else str(i))
+        ]
+    if isinstance(value, str) and "\x00" in value:
+        return [FieldIssue(where, "contains a NUL character")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [FieldIssue(where, f"{value} is not a finite number")]
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > _MAX_SAFE_INTEGER:
+            return [FieldIssue(where, f"{value} is too large")]
+    return []
+
+
 def _domain_issues(kind: str, event: dict[str, Any]) -> list[FieldIssue]:
     """Rules JSON Schema cannot say: relations between fields."""
     issues: list[FieldIssue] = []
@@ -154,6 +189,9 @@ def validate_event(kind: str, event: Any) -> dict[str, Any]:
         raise EventValidationError(
             [FieldIssue("schema", f"expected {name!r} on this topic, got {declared!r}")]
         )
+    values = _value_issues(event)
+    if values:
+        raise EventValidationError(values)
     errors = sorted(
         _validator(name).iter_errors(event), key=lambda e: list(e.absolute_path)
     )

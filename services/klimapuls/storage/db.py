@@ -16,7 +16,15 @@ def create_db_engine(url: str) -> Engine:
     """An engine for `url` (`postgresql+psycopg://...`; `postgresql://` is upgraded)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, pool_pre_ping=True, future=True)
+    # Sessions in UTC: timestamps come back as UTC datetimes, so hour
+    # arithmetic and keys never meet a local DST fold, whatever the
+    # server's TimeZone setting.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        future=True,
+        connect_args={"options": "-c timezone=UTC"},
+    )
 
 
 def alembic_config() -> Config:
