@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar, cast
 import faust
 from faust.streams import Stream
 from faust.types import EventT, StreamT
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from klimapuls.core.batch import BatchResult, Incoming
 from klimapuls.core.errors import RetryableError
@@ -181,23 +181,28 @@ def run_worker(app: faust.App) -> None:
 async def publish_status_changes(engine: Engine, topic: faust.TopicT) -> None:
     """Send target status changes from the outbox table, then mark them sent.
 
-    Any service that writes progress calls this after its batch commits. A
-    crash between sending and marking sends a change twice; consumers key on
-    `id`.
+    Any service that writes progress calls this after its batch commits. One
+    transaction holds the outbox lock while it sends and marks, so concurrent
+    publishers (agents, services, replicas) neither send a change twice nor
+    out of order; if a send fails, nothing is marked and the next call
+    retries. Only a crash between the broker's ack and the commit sends a
+    change twice; consumers key on `id`.
     """
-    changes = await asyncio.to_thread(
-        repository.in_transaction, engine, repository.unpublished_status_changes
-    )
-    for change in changes:
-        await deliver(topic, change["target_id"].encode(), json.dumps(change).encode())
-    if changes:
-        ids = [c["id"] for c in changes]
-        now = datetime.now(UTC)
-        await asyncio.to_thread(
-            repository.in_transaction,
-            engine,
-            lambda conn: repository.mark_published(conn, ids, now),
-        )
+    loop = asyncio.get_running_loop()
+
+    def send(change: dict[str, Any]) -> None:
+        body = json.dumps(change).encode()
+        sending = deliver(topic, change["target_id"].encode(), body)
+        asyncio.run_coroutine_threadsafe(sending, loop).result(timeout=60)
+
+    def work(conn: Connection) -> None:
+        repository.lock_outbox(conn)
+        changes = repository.unpublished_status_changes(conn)
+        for change in changes:
+            send(change)
+        repository.mark_published(conn, [c["id"] for c in changes], datetime.now(UTC))
+
+    await asyncio.to_thread(repository.in_transaction, engine, work)
 
 
 class BatchHandler(Protocol):
@@ -250,4 +255,13 @@ def service_app(
 
     for kind in kinds:
         agent_for(kind)
+
+    refresh = getattr(handler, "refresh", None)
+    if refresh is not None:
+        # Statuses also change with time alone (a figure turns stale, a
+        # deadline year passes): recompute now and then, not only on events.
+        @app.timer(interval=settings.refresh_seconds)
+        async def refresh_progress() -> None:
+            await after(await _with_retries(refresh, "refresh"))
+
     return app

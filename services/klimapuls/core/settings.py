@@ -23,6 +23,8 @@ Variables (the README has the same list):
   defaults): only the embedded dev broker needs them, as its JoinGroup waits
   half the session timeout.
 - `KLIMAPULS_LOG_LEVEL` (`info`): services' log level.
+- `KLIMAPULS_REFRESH_SECONDS` (3600): how often services recompute target
+  progress without new events (statuses also change with time).
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float | None = None
     kafka_heartbeat_s: float | None = None
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
+    refresh_seconds: float = Field(default=3600.0, gt=0)
 
     @property
     def topics(self) -> Topics:

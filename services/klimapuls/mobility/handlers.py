@@ -64,6 +64,9 @@ def recompute_progress(
     conn: Connection, now: datetime
 ) -> list[repository.StatusChange]:
     """Rewrite modal split, yearly indicators and mobility target progress."""
+    # Writers, refreshes and recomputations take turns: the modal split is
+    # rewritten whole, which two transactions at once would collide on.
+    counts_repository.lock_counts(conn)
     splits = modal_splits(counts_repository.yearly_trips(conn), now.date())
     counts_repository.write_modal_splits(conn, splits)
     progress: list[Progress] = []
@@ -96,6 +99,14 @@ class MobilityHandler:
         if self._backend_name is None:
             self._backend_name = counts_repository.rollup_backend(conn)
         return self._backend_name
+
+    def refresh(self) -> MobilityBatchResult:
+        """Recompute progress as of now, without new events (a timer calls it)."""
+        now = self.clock()
+        changes = repository.in_transaction(
+            self.engine, lambda conn: recompute_progress(conn, now)
+        )
+        return MobilityBatchResult(status_changes=changes)
 
     def handle(self, batch: Sequence[Incoming]) -> MobilityBatchResult:
         """Validate, store, roll up and derive, all in one transaction."""
