@@ -285,3 +285,27 @@ def test_the_json_shape_has_every_field_of_the_issue() -> None:
     ):
         assert key in shape
     assert shape["coverage"] == {"year": 2023, "reported": 1, "expected": 1}
+
+
+def test_a_net_zero_path_followed_exactly_is_on_track_despite_float_noise() -> None:
+    # Found by hypothesis: the fitted forecast of a goal of 0 t lands ~3e-9 t
+    # above zero; a comparison at the series' scale must not call it a miss.
+    baseline = 8_551_955.75
+    target = Target(
+        target_id="net-zero",
+        version=1,
+        scope="1084",
+        indicator="co2e_total",
+        target_year=2023,
+        baseline_year=1990,
+        reduction_pct=100.0,
+    )
+    points = {
+        year: YearValue(
+            year, path_value(1990, baseline, 2023, 0.0, year), Coverage(year, 1, 1)
+        )
+        for year in range(1990, 1997)
+    }
+    progress = evaluate(target, points, date(1997, 6, 1))
+    assert progress.forecast_value == pytest.approx(0.0, abs=1e-6)
+    assert progress.status == "on_track"

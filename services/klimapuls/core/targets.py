@@ -122,9 +122,13 @@ def trend_slope(points: Sequence[tuple[int, float]]) -> float | None:
 _TOLERANCE = 1e-9
 
 
-def _at_most(a: float, b: float) -> bool:
-    """`a <= b`, up to binary floating-point rounding."""
-    return a <= b + _TOLERANCE * max(1.0, abs(a), abs(b))
+def _at_most(a: float, b: float, scale: float = 0.0) -> bool:
+    """`a <= b`, up to binary floating-point rounding at the series' magnitude.
+
+    `scale` is the size of the figures the two values came from: a forecast
+    of a net-zero goal is ~1e-9 off zero after fitting figures in millions.
+    """
+    return a <= b + _TOLERANCE * max(1.0, abs(a), abs(b), scale)
 
 
 def status_of(
@@ -137,14 +141,15 @@ def status_of(
     """The status rules on one year's figures (see the module docstring)."""
     # Negate rising targets so that "lower is better" holds below.
     sign = -1.0 if rising else 1.0
+    scale = max(abs(latest), abs(path), abs(goal))
     latest, path, goal = sign * latest, sign * path, sign * goal
     pred = None if predicted is None else sign * predicted
-    if _at_most(latest, goal):
+    if _at_most(latest, goal, scale):
         return "achieved"
-    on_path = _at_most(latest, path)
-    if on_path and (pred is None or _at_most(pred, goal)):
+    on_path = _at_most(latest, path, scale)
+    if on_path and (pred is None or _at_most(pred, goal, scale)):
         return "on_track"
-    if not on_path and pred is not None and not _at_most(pred, goal):
+    if not on_path and pred is not None and not _at_most(pred, goal, scale):
         return "off_track"
     return "at_risk"
 
