@@ -40,7 +40,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from heapq import heappop, heappush
@@ -963,16 +963,37 @@ def simulate(
     `start` on and a small share of malformed events; once the history is
     sent, counts and malformed events go on.
     """
-    return _mix(
-        {
-            "mobility_count": mobility_events(seed, start),
-            "co2_account": iter(co2_events(seed, start)),
-            "fleet_status": iter(fleet_events(seed, start)),
-            "initiative_status": iter(initiative_events(seed, start)),
-            "target": iter(_targets()),
-            "malformed": malformed_events(seed, start),
-        }
+    return _for_start(
+        _mix(
+            {
+                "mobility_count": mobility_events(seed, start),
+                "co2_account": iter(co2_events(seed, start)),
+                "fleet_status": iter(fleet_events(seed, start)),
+                "initiative_status": iter(initiative_events(seed, start)),
+                "target": iter(_targets()),
+                "malformed": malformed_events(seed, start),
+            }
+        ),
+        start,
     )
+
+
+def _for_start(
+    events: Iterable[SimulatedEvent], start: date
+) -> Iterator[SimulatedEvent]:
+    """Tag the ids of start-dependent facts with the start date.
+
+    Fleet, count and initiative figures are drawn along the simulated clock,
+    so the same fact from a run with another `--start` has other figures; an
+    id of its own keeps it from clashing with the first run's. CO2 accounts
+    and targets do not depend on the start and keep their ids.
+    """
+    for event in events:
+        body = event.body
+        if isinstance(body, dict) and event.kind not in ("co2_account", "target"):
+            body = {**body, "event_id": f"{body['event_id']}@{start.isoformat()}"}
+            event = replace(event, body=body)
+        yield event
 
 
 def demo_events(
@@ -984,15 +1005,18 @@ def demo_events(
     so running both stores nothing twice.
     """
     return list(
-        _mix(
-            {
-                "mobility_count": mobility_events(seed, start, hours=24 * days),
-                "co2_account": iter(co2_events(seed, start)),
-                "fleet_status": iter(fleet_events(seed, start)),
-                "initiative_status": iter(initiative_events(seed, start)),
-                "target": iter(_targets()),
-                "malformed": islice(malformed_events(seed, start), 12),
-            }
+        _for_start(
+            _mix(
+                {
+                    "mobility_count": mobility_events(seed, start, hours=24 * days),
+                    "co2_account": iter(co2_events(seed, start)),
+                    "fleet_status": iter(fleet_events(seed, start)),
+                    "initiative_status": iter(initiative_events(seed, start)),
+                    "target": iter(_targets()),
+                    "malformed": islice(malformed_events(seed, start), 12),
+                }
+            ),
+            start,
         )
     )
 

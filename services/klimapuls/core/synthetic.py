@@ -154,34 +154,37 @@ def co2_demo(
     The newest year is reported by only `partial_reporters` municipalities
     (the reporting lag), so the newest counted year is the one before.
     """
-    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
+
+    # One generator per fact (not one stream for all): a fact keeps its
+    # figures, and so its event id keeps its content, whatever `latest_year`.
+    def rng(*fact: object) -> random.Random:
+        return random.Random(":".join(map(str, (seed, *fact))))  # noqa: S311
+
     codes = list(municipality_codes())
     total_size = sum(_SIZE[c] for c in codes)
     events: list[dict[str, Any]] = []
-    late = set(rng.sample(codes, len(codes) - partial_reporters))
+    late = set(rng("late", latest_year).sample(codes, len(codes) - partial_reporters))
     for code in codes:
         weight = _SIZE[code] / total_size
-        pace = rng.uniform(0.85, 1.15)  # some municipalities cut faster
+        pace = rng(code).uniform(0.85, 1.15)  # some municipalities cut faster
         for year in range(1990, latest_year + 1):
             if year == latest_year and code in late:
                 continue
             factor = max(1 - (1 - _regional_factor(year)) * pace, 0.05)
             vintage = date(max(year + 1, _FIRST_RELEASE), 5, 1)
             for sector in SECTORS:
-                noise = rng.uniform(0.97, 1.03)
+                fact = rng(code, year, sector)
+                noise = fact.uniform(0.97, 1.03)
                 tonnes = _REGION_1990_T * weight * factor * _share(sector, year) * noise
                 events.append(_event(code, year, sector, tonnes, vintage, seed))
                 # Recalculations: some recent years are restated a year later.
-                if 2016 <= year <= latest_year - 2 and rng.random() < 0.05:
+                restate = fact.random() < 0.05
+                factor_restated = fact.uniform(0.93, 1.02)
+                if 2016 <= year <= latest_year - 2 and restate:
                     restated = date(vintage.year + 1, 5, 1)
                     events.append(
                         _event(
-                            code,
-                            year,
-                            sector,
-                            tonnes * rng.uniform(0.93, 1.02),
-                            restated,
-                            seed,
+                            code, year, sector, tonnes * factor_restated, restated, seed
                         )
                     )
     return DemoData(events=events, malformed=_malformed(seed))
