@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +201,26 @@ def test_a_bad_row_makes_the_exit_code_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["import", "co2-account", str(bad), "--dry-run"])
     assert result.exit_code == 1
     assert "1 events valid" in result.output and "1 rows rejected" in result.output
+
+
+def test_danish_thousands_separators_without_decimals_are_read() -> None:
+    text = "Kommune;År;Sektor;Ton CO2e\nKøbenhavn;2022;Energi;398.120\n"
+    events, issues = converted("co2-account", text, vintage=date(2024, 5, 1))
+    assert issues == []
+    assert [e["tonnes_co2e"] for e in events] == [398120.0]
+
+
+def test_a_decimal_comma_in_a_comma_separated_file_is_an_error_not_a_truncation() -> (
+    None
+):
+    text = "Kommune,År,Sektor,Ton CO2e\nKøbenhavn,2022,Energi,412,5\n"
+    events, issues = converted("co2-account", text, vintage=date(2024, 5, 1))
+    assert events == []
+    assert len(issues) == 1 and "column 5" in issues[0] and "row 2" in issues[0]
+
+
+def test_an_infinite_number_is_refused_by_column() -> None:
+    text = "Kommune;År;Sektor;Ton CO2e\nKøbenhavn;2022;Energi;inf\n"
+    events, issues = converted("co2-account", text, vintage=date(2024, 5, 1))
+    assert events == []
+    assert len(issues) == 1 and "not a finite number" in issues[0]

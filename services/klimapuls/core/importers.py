@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -125,6 +126,17 @@ class _Row:
     number: int
     cells: dict[str, str]
     raw: str
+    #: Name of the first non-empty cell beyond the header, if any.
+    extra: str | None = None
+
+    def check(self) -> None:
+        """Refuse a row with more cells than the header: data would be lost."""
+        if self.extra is not None:
+            raise _RowError(
+                self.extra,
+                "a cell beyond the last header column (a decimal comma in a "
+                "comma-separated file? quote the number or use ';')",
+            )
 
 
 def _norm(name: str) -> str:
@@ -145,10 +157,12 @@ def _read(text: str) -> tuple[list[str], Iterator[_Row]]:
             if not any(c.strip() for c in cells):
                 continue
             padded = cells + [""] * (len(header) - len(cells))
+            beyond = [i for i in range(len(header), len(cells)) if cells[i].strip()]
             yield _Row(
                 reader.line_num,
                 {h: padded[i].strip() for i, h in enumerate(header) if h},
                 delimiter.join(cells),
+                f"column {beyond[0] + 1}" if beyond else None,
             )
 
     return header, rows()
@@ -204,14 +218,23 @@ class _Columns:
 # -- cell parsers ----------------------------------------------------------
 
 
+#: `398.120`: Danish thousands separators without a decimal part.
+_THOUSANDS = re.compile(r"-?\d{1,3}(\.\d{3})+")
+
+
 def _number(text: str, column: str) -> float:
     cleaned = text.replace(" ", "").replace("\u00a0", "")
     if "," in cleaned:
         cleaned = cleaned.replace(".", "").replace(",", ".")
+    elif _THOUSANDS.fullmatch(cleaned):
+        cleaned = cleaned.replace(".", "")
     try:
-        return float(cleaned)
+        value = float(cleaned)
     except ValueError:
         raise _RowError(column, f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise _RowError(column, f"{text!r} is not a finite number")
+    return value
 
 
 def _integer(text: str, column: str) -> int:
@@ -498,6 +521,7 @@ def _fleet(
     groups: dict[tuple[str, str, str, str], _FleetGroup] = {}
     for row in rows:
         try:
+            row.check()
             bus = columns.need(row, "vognnummer")
             operator = _operator(columns.need(row, "operatør"))
             contract = columns.get(row, "kontrakt")
@@ -646,6 +670,7 @@ def _vip(
     rounds = {h: r for h in header if (r := _round_of(h)) is not None}
     for row in rows:
         try:
+            row.check()
             name = columns.need(row, "project")
             try:
                 ident = initiative_id(name)
@@ -758,6 +783,7 @@ def _per_row(
 ) -> Iterator[ImportedEvent]:
     for row in rows:
         try:
+            row.check()
             event, fields = convert_row(columns, row, options)
         except _RowError as exc:
             issue = ImportIssue(row.number, exc.column, exc.reason)
