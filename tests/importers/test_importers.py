@@ -224,3 +224,15 @@ def test_an_infinite_number_is_refused_by_column() -> None:
     events, issues = converted("co2-account", text, vintage=date(2024, 5, 1))
     assert events == []
     assert len(issues) == 1 and "not a finite number" in issues[0]
+
+
+def test_two_rows_for_one_fact_are_refused_naming_the_first() -> None:
+    text = (
+        "Kommune;År;Sektor;Ton CO2e\n"
+        "København;2022;Energi;100\n"
+        "København;2022;El og varme;50\n"
+    )
+    events, issues = converted("co2-account", text, vintage=date(2024, 5, 1))
+    assert [e["tonnes_co2e"] for e in events] == [100.0]
+    assert len(issues) == 1
+    assert "row 3" in issues[0] and "repeats" in issues[0] and "row 2" in issues[0]

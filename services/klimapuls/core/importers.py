@@ -781,15 +781,34 @@ def _per_row(
         [_Columns, _Row, ImportOptions], tuple[dict[str, Any], dict[str, str]]
     ],
 ) -> Iterator[ImportedEvent]:
+    # Two rows for one fact (e.g. "Energi" and "El og varme" both mapping to
+    # energy) would silently leave one of them out of every sum: refuse the
+    # second, naming the row it repeats.
+    first_row: dict[tuple[Any, ...], int] = {}
     for row in rows:
         try:
             row.check()
             event, fields = convert_row(columns, row, options)
+            key = tuple(event.get(name) for name in _FACT_KEYS[kind])
+            if key in first_row:
+                raise _RowError(
+                    "$",
+                    f"repeats the {', '.join(_FACT_KEYS[kind])} of row "
+                    f"{first_row[key]}; give one row per fact",
+                )
+            first_row[key] = row.number
         except _RowError as exc:
             issue = ImportIssue(row.number, exc.column, exc.reason)
             yield ImportedEvent(kind, (row.number,), row.raw, None, (issue,))
             continue
         yield _checked(kind, (row.number,), row.raw, event, fields)
+
+
+#: What makes two rows the same fact, per event family.
+_FACT_KEYS: dict[str, tuple[str, ...]] = {
+    "co2_account": ("municipality_code", "year", "sector", "subsector", "vintage"),
+    "mobility_count": ("site_id", "mode", "direction", "interval_start"),
+}
 
 
 def convert(
