@@ -9,18 +9,18 @@ letters for the caller to publish before it acknowledges the batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from klimapuls.core.batch import REUSED_EVENT_ID, BatchResult, Incoming, reject
 from klimapuls.core.errors import EventValidationError
 from klimapuls.core.model import INDICATOR_UNITS
 from klimapuls.core.validation import decode_event
 from klimapuls.storage import repository
-from klimapuls.storage.progress import recompute_emission_progress
+from klimapuls.storage.progress import ProgressKeeper, recompute_emission_progress
 
 __all__ = ["BatchResult", "Co2Handler", "Incoming", "recompute_progress"]
 
@@ -38,24 +38,16 @@ def recompute_progress(
     return recompute_emission_progress(conn, now)
 
 
-class Co2Handler:
+class Co2Handler(ProgressKeeper):
     """Stores CO2 account and target events and keeps progress current."""
 
-    def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str = "co2"
-    ) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.name = name
-        self._recomputed_once = False
+    service = "co2"
 
-    def refresh(self) -> BatchResult:
-        """Recompute progress as of now, without new events (a timer calls it)."""
-        now = self.clock()
-        changes = repository.in_transaction(
-            self.engine, lambda conn: recompute_progress(conn, now)
-        )
-        return BatchResult(status_changes=changes)
+    def recompute(
+        self, conn: Connection, now: datetime
+    ) -> list[repository.StatusChange]:
+        """Rewrite derived rows and progress (`recompute_progress`)."""
+        return recompute_progress(conn, now)
 
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
@@ -93,7 +85,7 @@ class Co2Handler:
                 len(accounts) + len(targets) - result.stored - len(refused)
             )
             if result.stored or not self._recomputed_once:
-                result.status_changes = recompute_progress(conn, now)
+                result.status_changes = self.recompute(conn, now)
 
         repository.in_transaction(self.engine, work)
         self._recomputed_once = True

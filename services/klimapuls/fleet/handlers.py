@@ -15,11 +15,11 @@ whichever service comes first stores each version once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
 from klimapuls.core.batch import BatchResult, Incoming, reject
 from klimapuls.core.errors import EventValidationError, FieldIssue
@@ -32,6 +32,7 @@ from klimapuls.core.model import INDICATOR_UNITS, Progress
 from klimapuls.core.targets import evaluate
 from klimapuls.core.validation import decode_event
 from klimapuls.storage import fleet_repository, repository
+from klimapuls.storage.progress import ProgressKeeper
 
 __all__ = ["BatchResult", "FleetHandler", "Incoming", "recompute_fleet"]
 
@@ -66,24 +67,16 @@ def recompute_fleet(conn: Connection, now: datetime) -> list[repository.StatusCh
     return repository.write_progress(conn, progress, now)
 
 
-class FleetHandler:
+class FleetHandler(ProgressKeeper):
     """Stores fleet snapshots and keeps fleet shares and progress current."""
 
-    def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str = "fleet"
-    ) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.name = name
-        self._recomputed_once = False
+    service = "fleet"
 
-    def refresh(self) -> BatchResult:
-        """Recompute progress as of now, without new events (a timer calls it)."""
-        now = self.clock()
-        changes = repository.in_transaction(
-            self.engine, lambda conn: recompute_fleet(conn, now)
-        )
-        return BatchResult(status_changes=changes)
+    def recompute(
+        self, conn: Connection, now: datetime
+    ) -> list[repository.StatusChange]:
+        """Rewrite derived rows and progress (`recompute_fleet`)."""
+        return recompute_fleet(conn, now)
 
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
@@ -128,7 +121,7 @@ class FleetHandler:
             result.stored = added
             result.duplicates = len(events) - added - refused
             if added or targets or not self._recomputed_once:
-                result.status_changes = recompute_fleet(conn, now)
+                result.status_changes = self.recompute(conn, now)
 
         repository.in_transaction(self.engine, work)
         self._recomputed_once = True

@@ -33,6 +33,7 @@ from klimapuls.core.targets import evaluate
 from klimapuls.core.validation import decode_event
 from klimapuls.storage import mobility_repository as counts_repository
 from klimapuls.storage import repository
+from klimapuls.storage.progress import ProgressKeeper
 
 __all__ = [
     "MOBILITY_COUNT",
@@ -83,30 +84,28 @@ def recompute_progress(
     return repository.write_progress(conn, progress, now)
 
 
-class MobilityHandler:
+class MobilityHandler(ProgressKeeper):
     """Stores count events and keeps rollups, modal split and progress current."""
 
+    service = "mobility"
+    result_type = MobilityBatchResult
+
     def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str = "mobility"
+        self, engine: Engine, clock: Callable[[], datetime], name: str | None = None
     ) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.name = name
-        self._recomputed_once = False
+        super().__init__(engine, clock, name)
         self._backend_name: counts_repository.Backend | None = None
+
+    def recompute(
+        self, conn: Connection, now: datetime
+    ) -> list[repository.StatusChange]:
+        """Rewrite derived rows and progress (`recompute_progress`)."""
+        return recompute_progress(conn, now)
 
     def _backend(self, conn: Connection) -> counts_repository.Backend:
         if self._backend_name is None:
             self._backend_name = counts_repository.rollup_backend(conn)
         return self._backend_name
-
-    def refresh(self) -> MobilityBatchResult:
-        """Recompute progress as of now, without new events (a timer calls it)."""
-        now = self.clock()
-        changes = repository.in_transaction(
-            self.engine, lambda conn: recompute_progress(conn, now)
-        )
-        return MobilityBatchResult(status_changes=changes)
 
     def handle(self, batch: Sequence[Incoming]) -> MobilityBatchResult:
         """Validate, store, roll up and derive, all in one transaction."""
@@ -143,7 +142,7 @@ class MobilityHandler:
             if self._backend(conn) == "tables" and (
                 result.stored or not self._recomputed_once
             ):
-                result.status_changes = recompute_progress(conn, now)
+                result.status_changes = self.recompute(conn, now)
 
         repository.in_transaction(self.engine, work)
         if self._backend_name == "timescaledb" and (
@@ -152,7 +151,7 @@ class MobilityHandler:
             # Continuous aggregates refresh outside a transaction; derive after.
             counts_repository.refresh_continuous_aggregates(self.engine)
             result.status_changes = repository.in_transaction(
-                self.engine, lambda conn: recompute_progress(conn, now)
+                self.engine, lambda conn: self.recompute(conn, now)
             )
         self._recomputed_once = True
         return result

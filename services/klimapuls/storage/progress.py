@@ -8,12 +8,13 @@ numbers for the same events.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from klimapuls.core.accounts import YearValue
+from klimapuls.core.batch import BatchResult
 from klimapuls.core.model import Progress
 from klimapuls.core.progress import (
     EMISSION_INDICATOR,
@@ -23,7 +24,12 @@ from klimapuls.core.progress import (
 )
 from klimapuls.storage import repository
 
-__all__ = ["evaluate_stored", "load_inputs", "recompute_emission_progress"]
+__all__ = [
+    "ProgressKeeper",
+    "evaluate_stored",
+    "load_inputs",
+    "recompute_emission_progress",
+]
 
 
 def load_inputs(conn: Connection) -> ProgressInputs:
@@ -65,3 +71,41 @@ def recompute_emission_progress(
             repository.write_series(conn, scope, values.values())
     progress = inputs.evaluate(now.date(), {EMISSION_INDICATOR})
     return repository.write_progress(conn, progress, now)
+
+
+class ProgressKeeper:
+    """Base of the service handlers that keep target progress current.
+
+    A subclass says how to `recompute` its derived rows and progress in a
+    transaction; this class holds what every such handler needs and offers
+    `refresh`, which the streaming layer's timer calls.
+    """
+
+    #: The service name, used as `rejected_by` on dead letters.
+    service = ""
+    #: What `refresh` returns (services may extend `BatchResult`).
+    result_type: type[BatchResult] = BatchResult
+
+    def __init__(
+        self, engine: Engine, clock: Callable[[], datetime], name: str | None = None
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.name = name or self.service
+        # Recompute on the first batch even if it stores nothing new, so a
+        # restarted service brings progress up to date at once.
+        self._recomputed_once = False
+
+    def recompute(
+        self, conn: Connection, now: datetime
+    ) -> list[repository.StatusChange]:
+        """Rewrite derived rows and progress; return the status changes."""
+        raise NotImplementedError
+
+    def refresh(self) -> BatchResult:
+        """Recompute progress as of now, without new events (a timer calls it)."""
+        now = self.clock()
+        changes = repository.in_transaction(
+            self.engine, lambda conn: self.recompute(conn, now)
+        )
+        return self.result_type(status_changes=changes)
