@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from klimapuls.core.deadletter import DeadLetter
+from klimapuls.core.deadletter import DeadLetter, clip
 from klimapuls.core.errors import EventValidationError, FieldIssue
 
 __all__ = ["REUSED_EVENT_ID", "BatchResult", "Incoming", "reject"]
@@ -45,7 +45,10 @@ def reject(
     message: Incoming, error: EventValidationError, rejected_by: str, now: datetime
 ) -> DeadLetter:
     """Describe why `message` is refused, for the dead-letter topic (and log it)."""
-    log.warning("rejected %s at %s: %s", message.kind, message.origin, error)
+    # The reasons are cut short: a log line never carries a whole value.
+    log.warning(
+        "rejected %s at %s: %s", message.kind, message.origin, clip(str(error), 500)
+    )
     return DeadLetter.from_error(
         error,
         kind=message.kind,

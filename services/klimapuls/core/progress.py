@@ -38,7 +38,12 @@ from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.model import REGION_CODE, Co2Account, Progress, Target
 from klimapuls.core.reference import municipality_codes, seed_target_events
 from klimapuls.core.targets import evaluate
-from klimapuls.core.validation import EVENT_KINDS, validate_event
+from klimapuls.core.validation import (
+    EVENT_KINDS,
+    parse_json,
+    preview,
+    validate_event,
+)
 
 __all__ = [
     "EMISSION_INDICATOR",
@@ -217,7 +222,7 @@ def kind_of(event: Mapping[str, Any]) -> str:
             [
                 FieldIssue(
                     "schema",
-                    f"{declared!r} is not a known schema; one of "
+                    f"{preview(declared)} is not a known schema; one of "
                     + ", ".join(f"{k}.v1" for k in EVENT_KINDS),
                 )
             ]
@@ -241,17 +246,13 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[InputLine]:
         if not raw.strip():
             continue
         try:
-            parsed = json.loads(raw)
+            parsed = parse_json(raw)
             if not isinstance(parsed, dict):
                 raise EventValidationError(
                     [FieldIssue("$", "each line must be a JSON object")]
                 )
             kind = kind_of(parsed)
             event = validate_event(kind, parsed)
-        except json.JSONDecodeError as exc:
-            error = EventValidationError([FieldIssue("$", f"not valid JSON: {exc}")])
-            yield InputLine(number, None, None, error)
-            continue
         except EventValidationError as exc:
             yield InputLine(number, None, None, exc)
             continue

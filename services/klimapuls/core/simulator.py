@@ -132,7 +132,7 @@ class SimulatedEvent:
         """The id a service gives the dead letter of a malformed body."""
         if not isinstance(self.body, bytes):
             return None
-        return dead_letter_id(self.kind, self.body.decode("utf-8", "replace"))
+        return dead_letter_id(self.kind, self.body)
 
 
 def _iso(moment: datetime) -> str:

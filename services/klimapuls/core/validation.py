@@ -16,6 +16,12 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
+from klimapuls.core.deadletter import (
+    MAX_FIELD_CHARS,
+    MAX_REASON_CHARS,
+    clip,
+    safe_text,
+)
 from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.fleet import fleet_issues
 from klimapuls.core.initiatives import initiative_issues
@@ -23,8 +29,11 @@ from klimapuls.core.mobility import mobility_issues
 
 __all__ = [
     "EVENT_KINDS",
+    "MAX_DEPTH",
     "decode_event",
     "load_schema",
+    "parse_json",
+    "preview",
     "schema_name",
     "validate_event",
 ]
@@ -93,12 +102,16 @@ def _path(error: ValidationError) -> str:
     if error.validator == "additionalProperties":
         extra = error.message.split("'")[1] if "'" in error.message else ""
         parts.append(extra)
-    return ".".join(p for p in parts if p) or "$"
+    return safe_text(".".join(p for p in parts if p) or "$", MAX_FIELD_CHARS)
 
 
 def _reason(error: ValidationError) -> str:
+    return clip(_message(error), MAX_REASON_CHARS)
+
+
+def _message(error: ValidationError) -> str:
     if error.validator == "enum" and len(error.validator_value) > 8:
-        return f"{error.instance!r} is not an allowed value"
+        return f"{preview(error.instance)} is not an allowed value"
     if error.validator == "additionalProperties":
         return "unknown field (not in the schema)"
     if error.validator == "required":
@@ -108,44 +121,94 @@ def _reason(error: ValidationError) -> str:
         return f"give at least one of {', '.join(alternatives)}"
     if error.validator == "anyOf" and error.absolute_path and error.context:
         # A field with alternative forms: say why each form does not fit.
-        first, *rest = (_reason(sub) for sub in error.context)
-        prefix = f"{error.instance!r} "
+        first, *rest = (_message(sub) for sub in error.context)
+        prefix = f"{preview(error.instance)} "
         return " and ".join([first, *(r.removeprefix(prefix) for r in rest)])
+    full = repr(error.instance)
+    if len(full) > _PREVIEW_CHARS and full in error.message:
+        # jsonschema quotes the whole value ("'xxx…' is too long"): cut it.
+        return error.message.replace(full, preview(error.instance))
     return error.message
 
 
 #: Larger integers lose precision in JSON consumers and overflow `bigint`.
 _MAX_SAFE_INTEGER = 2**53
+#: Deepest nesting an event may have (events are two or three levels deep).
+MAX_DEPTH = 16
 
 
-def _value_issues(value: Any, path: str = "") -> list[FieldIssue]:
-    """Values no field may hold: NUL characters, NaN/Infinity, huge integers.
+def _text_issue(text: str) -> str | None:
+    """Why `text` cannot be stored as text (NUL, lone surrogates), or None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
 
-    JSON Schema lets them through, but PostgreSQL refuses NUL in text and
-    overflows on huge numbers, and NaN poisons every sum it enters. Caught
-    here, they become a dead letter instead of a failing batch.
-    """
-    where = path or "$"
-    if isinstance(value, dict):
-        return [
-            issue
-            for key, item in value.items()
-            for issue in _value_issues(item, f"{path}.{key}" if path else str(key))
-        ]
-    if isinstance(value, list):
-        return [
-            issue
-            for i, item in enumerate(value)
-            for issue in _value_issues(item, f"{path}.{i}" if path else str(i))
-        ]
-    if isinstance(value, str) and "\x00" in value:
-        return [FieldIssue(where, "contains a NUL character")]
+
+def _scalar_issue(value: Any) -> str | None:
+    if isinstance(value, str):
+        return _text_issue(value)
     if isinstance(value, float) and not math.isfinite(value):
-        return [FieldIssue(where, f"{value} is not a finite number")]
+        return f"{value} is not a finite number"
     if isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > _MAX_SAFE_INTEGER:
-            return [FieldIssue(where, f"{value} is too large")]
-    return []
+            return f"{preview(value)} is too large"
+    return None
+
+
+def _value_issues(event: Any) -> list[FieldIssue]:
+    """Values no field may hold: NUL characters, lone surrogates, NaN, huge numbers.
+
+    JSON Schema lets them through, but PostgreSQL refuses NUL in text and
+    overflows on huge numbers, the driver cannot encode lone surrogates, and
+    NaN poisons every sum it enters. Caught here, they become a dead letter
+    instead of a failing batch. Walked with a stack, not by recursion, and
+    only `MAX_DEPTH` deep.
+    """
+    issues: list[FieldIssue] = []
+    stack: list[tuple[str, Any, int]] = [("", event, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return [FieldIssue(path or "$", f"nested deeper than {MAX_DEPTH} levels")]
+        if isinstance(value, dict):
+            items: list[tuple[str, Any]] = []
+            for key, item in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                why = _text_issue(key)
+                if why is not None:
+                    issues.append(FieldIssue(safe_text(name, 200), f"name {why}"))
+                    continue
+                items.append((name, item))
+            stack.extend((name, item, depth + 1) for name, item in reversed(items))
+        elif isinstance(value, list):
+            stack.extend(
+                (f"{path}.{i}" if path else str(i), item, depth + 1)
+                for i, item in reversed(list(enumerate(value)))
+            )
+        else:
+            why = _scalar_issue(value)
+            if why is not None:
+                issues.append(FieldIssue(path or "$", why))
+    return issues
+
+
+_PREVIEW_CHARS = 60
+
+
+def preview(value: Any) -> str:
+    """A short `repr` of a value for messages: long values are cut and sized."""
+    text = repr(value)
+    if len(text) <= _PREVIEW_CHARS:
+        return text
+    size = len(value) if isinstance(value, str | list | dict) else len(text)
+    unit = "characters" if isinstance(value, str) else "items"
+    if not isinstance(value, str | list | dict):
+        unit = "digits"
+    return f"{text[:_PREVIEW_CHARS]}… ({size:,} {unit})"
 
 
 def _domain_issues(kind: str, event: dict[str, Any]) -> list[FieldIssue]:
@@ -187,7 +250,12 @@ def validate_event(kind: str, event: Any) -> dict[str, Any]:
     declared = event.get("schema")
     if declared is not None and declared != name:
         raise EventValidationError(
-            [FieldIssue("schema", f"expected {name!r} on this topic, got {declared!r}")]
+            [
+                FieldIssue(
+                    "schema",
+                    f"expected {name!r} on this topic, got {preview(declared)}",
+                )
+            ]
         )
     values = _value_issues(event)
     if values:
@@ -204,10 +272,19 @@ def validate_event(kind: str, event: Any) -> dict[str, Any]:
     return event
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """Parse JSON text; any failure, at any depth, is an `EventValidationError`."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        reason = f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
+        raise EventValidationError([FieldIssue("$", reason)]) from exc
+    except (ValueError, TypeError) as exc:
+        # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
+        reason = clip(f"not valid JSON: {exc}", MAX_REASON_CHARS)
+        raise EventValidationError([FieldIssue("$", reason)]) from exc
+
+
 def decode_event(kind: str, raw: bytes | str) -> dict[str, Any]:
     """Parse a message body as JSON and validate it as `kind`."""
-    try:
-        event = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventValidationError([FieldIssue("$", f"not valid JSON: {exc}")]) from exc
-    return validate_event(kind, event)
+    return validate_event(kind, parse_json(raw))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from klimapuls.core.errors import EventValidationError, FieldIssue
-from klimapuls.core.validation import load_schema, schema_name
+from klimapuls.core.validation import load_schema, parse_json, schema_name
 
 __all__ = ["Line", "complete_envelope", "read_events"]
 
@@ -112,12 +112,9 @@ def read_events(kind: str, path: Path, producer: str, now: datetime) -> Iterator
                 if not raw.strip():
                     continue
                 try:
-                    parsed = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    error = EventValidationError(
-                        [FieldIssue("$", f"not valid JSON: {exc}")]
-                    )
-                    yield Line(number, raw.rstrip("\n"), None, error)
+                    parsed = parse_json(raw)
+                except EventValidationError as exc:
+                    yield Line(number, raw.rstrip("\n"), None, exc)
                     continue
                 if not isinstance(parsed, dict):
                     error = EventValidationError(

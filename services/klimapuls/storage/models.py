@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -190,11 +191,20 @@ class DeadLetterRow(Base):
     field: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     issues: Mapped[list[dict[str, str]]] = mapped_column(JSONB)
+    #: The raw message, cut to `core.deadletter.MAX_PAYLOAD_BYTES` (revision 0006).
     payload: Mapped[str] = mapped_column(Text)
     rejected_by: Mapped[str] = mapped_column(Text)
     rejected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
+    )
+    #: `utf-8` (payload is the text) or `base64` (payload is base64 of the bytes).
+    payload_encoding: Mapped[str] = mapped_column(Text, server_default="utf-8")
+    #: Size and SHA-256 of the whole raw message, cut or not.
+    payload_size: Mapped[int | None] = mapped_column(BigInteger)
+    payload_sha256: Mapped[str | None] = mapped_column(Text)
+    payload_truncated: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("false")
     )
 
     __table_args__ = (Index(None, "kind", "rejected_at"),)

@@ -567,6 +567,10 @@ def store_dead_letters(conn: Connection, letters: Sequence[DeadLetter]) -> int:
             "reason": d.reason,
             "issues": d.issues,
             "payload": d.payload,
+            "payload_encoding": d.payload_encoding,
+            "payload_size": d.payload_size,
+            "payload_sha256": d.payload_sha256,
+            "payload_truncated": d.payload_truncated,
             "rejected_by": d.rejected_by,
             "rejected_at": d.rejected_at,
         }
