@@ -16,7 +16,7 @@ from _harness import batch_size_table
 
 from klimapuls.co2.handlers import Co2Handler
 from klimapuls.core.batch import Incoming
-from klimapuls.core.synthetic import co2_demo
+from klimapuls.simulator import co2_demo
 
 
 def main() -> None:

@@ -31,10 +31,9 @@ from sqlalchemy import Engine
 from klimapuls.core.mobility import MODES
 from klimapuls.core.reference import municipality_codes
 from klimapuls.stack import EmbeddedPostgres
-from klimapuls.storage import mobility_repository as counts
+from klimapuls.storage import mobility as counts
 from klimapuls.storage import prepare_database
-from klimapuls.storage.db import create_db_engine
-from klimapuls.storage.repository import in_transaction
+from klimapuls.storage.db import create_db_engine, in_transaction
 
 T = TypeVar("T")
 START = datetime(2025, 1, 1, tzinfo=UTC)

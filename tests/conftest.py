@@ -16,8 +16,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from klimapuls.core.settings import KafkaSettings, Settings
 from klimapuls.producer import EventProducer
+from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from klimapuls.stack.runner import Stack
 from klimapuls.storage import prepare_database

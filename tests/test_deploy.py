@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from klimapuls.core.settings import KafkaSettings, Settings
+from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack.runner import SERVICES
 
 DEPLOY = Path(__file__).parent.parent / "deploy"

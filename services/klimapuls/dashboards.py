@@ -13,7 +13,7 @@ from typing import Any
 from grafana_client.api import GrafanaApi
 
 from klimapuls.core.errors import ConfigurationError
-from klimapuls.core.settings import GrafanaSettings
+from klimapuls.settings import GrafanaSettings
 
 __all__ = ["grafana_api", "load_dashboards", "push_dashboards"]
 

@@ -1,42 +1,42 @@
 """The thin faust layer every service shares: app factory and batch loop.
 
-The loop takes a batch, runs the (blocking, database-bound) handler in a
-thread, publishes what the handler returns (dead letters, status changes),
-and only then acknowledges the events, so faust commits an offset only
-after the database commit. A `RetryableError` (database down) retries the
-same batch with back-off; nothing is acknowledged meanwhile.
+Kafka only: no database or domain code here. The loop takes a batch, runs
+the (blocking, database-bound) handler in a thread, publishes what the
+handler returns (dead letters, series changes, and whatever the service's
+own publisher sends), and only then acknowledges the events, so faust
+commits an offset only after the database commit. A `RetryableError`
+(database down) retries the same batch with back-off, and a failure while
+publishing retries the publishing; nothing is acknowledged meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.streams import Stream
 from faust.types import EventT, StreamT
-from sqlalchemy import Connection, Engine
 
 from klimapuls.core.batch import BatchResult, Incoming
 from klimapuls.core.errors import RetryableError
-from klimapuls.core.settings import Settings
-from klimapuls.storage import repository
-from klimapuls.storage.db import create_db_engine
+from klimapuls.settings import Settings
 
 __all__ = [
+    "BatchHandler",
+    "Publisher",
     "consume_batches",
     "deliver",
     "make_app",
     "origin_of",
-    "publish_status_changes",
     "raw_topic",
     "run_worker",
+    "service_app",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,41 @@ async def deliver(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
     await pending
 
 
+def _retryable(exc: BaseException) -> bool:
+    # The database away (our RetryableError) or the broker slow or away.
+    return isinstance(exc, RetryableError | KafkaError | asyncio.TimeoutError)
+
+
 async def _with_retries(work: Callable[[], R], what: str) -> R:
+    """Run blocking `work` in a thread until it succeeds or fails for good."""
     delay = 0.5
     while True:
         try:
             return await asyncio.to_thread(work)
         except RetryableError as exc:
+            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF_S)
+
+
+async def _publish_with_retries(
+    publish: Callable[[R], Awaitable[None]], result: R, what: str
+) -> None:
+    """Publish a committed batch's outbound messages until it succeeds.
+
+    Runs after the database commit and before the acknowledgement, so a
+    failure here must neither crash the worker nor skip the messages:
+    publishing again is harmless (dead letters and status changes are keyed,
+    series changes are notices).
+    """
+    delay = 0.5
+    while True:
+        try:
+            await publish(result)
+            return
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
             log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF_S)
@@ -130,7 +159,8 @@ async def consume_batches(
 ) -> None:
     """Run `handle` on batches; ack each batch only after `handle` and `after`.
 
-    An unexpected error (a bug, not bad input) stops the whole worker: a
+    Both steps are retried while the database or the broker is away. An
+    unexpected error (a bug, not bad input) stops the whole worker: a
     half-alive service that consumes nothing is worse than a visible crash,
     and the unacknowledged batch is redelivered after the restart.
     """
@@ -156,7 +186,7 @@ async def _consume(
         batch: list[EventT[Any]] = list(events)
         result = await _with_retries(partial(handle, batch), "batch")
         if after is not None:
-            await after(result)
+            await _publish_with_retries(after, result, "publishing the batch")
         for event in batch:
             await stream.ack(event)
 
@@ -178,33 +208,6 @@ def run_worker(app: faust.App) -> None:
     worker.execute_from_commandline()
 
 
-async def publish_status_changes(engine: Engine, topic: faust.TopicT) -> None:
-    """Send target status changes from the outbox table, then mark them sent.
-
-    Any service that writes progress calls this after its batch commits. One
-    transaction holds the outbox lock while it sends and marks, so concurrent
-    publishers (agents, services, replicas) neither send a change twice nor
-    out of order; if a send fails, nothing is marked and the next call
-    retries. Only a crash between the broker's ack and the commit sends a
-    change twice; consumers key on `id`.
-    """
-    loop = asyncio.get_running_loop()
-
-    def send(change: dict[str, Any]) -> None:
-        body = json.dumps(change).encode()
-        sending = deliver(topic, change["target_id"].encode(), body)
-        asyncio.run_coroutine_threadsafe(sending, loop).result(timeout=60)
-
-    def work(conn: Connection) -> None:
-        repository.lock_outbox(conn)
-        changes = repository.unpublished_status_changes(conn)
-        for change in changes:
-            send(change)
-        repository.mark_published(conn, [c["id"] for c in changes], datetime.now(UTC))
-
-    await asyncio.to_thread(repository.in_transaction, engine, work)
-
-
 class BatchHandler(Protocol):
     """A service's batch logic: validate, store, derive; no Kafka."""
 
@@ -213,32 +216,39 @@ class BatchHandler(Protocol):
         ...
 
 
+Publisher = Callable[[BatchResult], Awaitable[None]]
+
+
 def service_app(
     settings: Settings,
     service: str,
     kinds: Sequence[str],
-    make_handler: Callable[[Engine], BatchHandler],
+    handler: BatchHandler,
     *,
-    publishes_status: bool = True,
+    publisher: Callable[[faust.App], Publisher] | None = None,
 ) -> faust.App:
-    """A service's faust app: one agent per event family, one handler for all.
+    """A service's faust app: one agent per topic, one handler for all.
 
-    Each batch's dead letters go to the dead-letter topic and, when the
-    service writes target progress (`publishes_status`), the outbox of status
-    changes to `target-status`, before the batch is acknowledged.
+    After each batch commits, its dead letters go to the dead-letter topic,
+    its series changes to `series-change`, and the service's own publisher
+    (`publisher(app)`, if given) does the rest, all before the batch is
+    acknowledged. A handler with a `refresh()`
+    method gets a timer (`KLIMAPULS_REFRESH_SECONDS`) whose result is
+    published the same way.
     """
     app = make_app(settings, service)
-    engine = create_db_engine(settings.require_database_url())
-    handler = make_handler(engine)
     topics = settings.topics
     dead_letter = raw_topic(app, topics.dead_letter)
-    target_status = raw_topic(app, topics.target_status)
+    series_change = raw_topic(app, topics.series_change)
+    publish = publisher(app) if publisher is not None else None
 
     async def after(result: BatchResult) -> None:
         for letter in result.dead_letters:
             await deliver(dead_letter, letter.dead_letter_id.encode(), letter.to_json())
-        if publishes_status:
-            await publish_status_changes(engine, target_status)
+        for change in result.series_changes:
+            await deliver(series_change, change.producer.encode(), change.to_json())
+        if publish is not None:
+            await publish(result)
 
     def agent_for(kind: str) -> None:
         def handle(events: Sequence[EventT[Any]]) -> BatchResult:
@@ -258,10 +268,11 @@ def service_app(
 
     refresh = getattr(handler, "refresh", None)
     if refresh is not None:
-        # Statuses also change with time alone (a figure turns stale, a
+        # Derived rows also change with time alone (a figure turns stale, a
         # deadline year passes): recompute now and then, not only on events.
         @app.timer(interval=settings.refresh_seconds)
-        async def refresh_progress() -> None:
-            await after(await _with_retries(refresh, "refresh"))
+        async def refresh_derived() -> None:
+            result = await _with_retries(refresh, "refresh")
+            await _publish_with_retries(after, result, "publishing the refresh")
 
     return app

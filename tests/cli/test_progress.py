@@ -11,9 +11,8 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from klimapuls.cli import app, main
-from klimapuls.core.model import INDICATOR_UNITS
 from klimapuls.core.reference import municipality_codes
-from klimapuls.storage import repository
+from klimapuls.storage import accounts, fleet, targets
 from tests.helpers import co2_event, target_event
 
 # Every municipality: 1000 t in 1990, then 500 ... 300 in 2019-2023 (as in
@@ -141,11 +140,11 @@ def test_database_mode_needs_a_database_url(
 
 def _store(engine: Engine) -> None:
     events = _events()
-    accounts = [e for kind, e in events if kind == "co2_account"]
-    targets = [e for kind, e in events if kind == "target"]
+    accounts_ = [e for kind, e in events if kind == "co2_account"]
+    targets_ = [e for kind, e in events if kind == "target"]
     with engine.begin() as conn:
-        repository.store_co2_accounts(conn, accounts)
-        repository.store_targets(conn, targets, INDICATOR_UNITS)
+        accounts.store_co2_accounts(conn, accounts_)
+        targets.store_targets(conn, targets_)
 
 
 def test_the_database_and_the_files_give_the_same_numbers(
@@ -176,34 +175,22 @@ def test_as_of_recomputes_at_that_date(
     assert (now["latest_year"], now["stale"]) == (2023, True)
 
 
-def test_targets_without_a_stored_series_show_what_their_service_stored(
+def test_fleet_targets_are_recomputed_from_the_stored_snapshots(
     engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import UTC, date, datetime
-
-    from klimapuls.core.accounts import YearValue
-    from klimapuls.core.model import Coverage
-    from klimapuls.core.targets import evaluate
-    from klimapuls.storage.progress import load_inputs
+    from tests.fleet.factories import fleet_event
 
     with engine.begin() as conn:
-        (movia,) = [
-            t
-            for t in load_inputs(conn).targets
-            if t.target_id == "movia-fossil-free-2030"
-        ]
-        shares = {
-            y: YearValue(y, v, Coverage(y, 1, 1))
-            for y, v in {2022: 39.0, 2023: 45.0, 2024: 53.0}.items()
-        }
-        computed = evaluate(movia, shares, date(2025, 6, 1))
-        repository.write_progress(conn, [computed], datetime.now(UTC))
+        fleet.store_fleet_status(
+            conn,
+            [
+                fleet_event("movia", f"{year}-12-31", garage="G", diesel=100 - v, hvo=v)
+                for year, v in {2022: 39, 2023: 45, 2024: 53}.items()
+            ],
+        )
     monkeypatch.setenv("DATABASE_URL", database_url)
-    stored = _run("--json", "--target", "movia-fossil-free-2030")
-    (row,) = json.loads(stored.stdout)
-    assert (row["status"], row["latest_value"]) == (computed.status, 53.0)
-    # With --as-of there is nothing to recompute it from: no data.
-    again = _run(
-        "--json", "--target", "movia-fossil-free-2030", "--as-of", "2025-06-01"
-    )
-    assert json.loads(again.stdout)[0]["status"] == "no_data"
+    now = _run("--json", "--target", "movia-fossil-free-2030", "--as-of", "2025-06-01")
+    (row,) = json.loads(now.stdout)
+    assert (row["latest_year"], row["latest_value"]) == (2024, 53.0)
+    then = _run("--json", "--target", "movia-fossil-free-2030", "--as-of", "2023-06-01")
+    assert json.loads(then.stdout)[0]["latest_year"] == 2022

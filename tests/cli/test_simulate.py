@@ -12,8 +12,8 @@ from kafka import KafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
 from klimapuls.cli import app
-from klimapuls.core.settings import Settings
 from klimapuls.core.validation import EVENT_KINDS
+from klimapuls.settings import Settings
 from klimapuls.stack import EmbeddedBroker
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from klimapuls.co2.handlers import Co2Handler
 from klimapuls.core.batch import Incoming
-from tests.helpers import co2_event, rows, scalar, target_event
+from tests.helpers import co2_event, rows, scalar
 
 
 def _handle(engine: Engine, *pairs: tuple[str, dict[str, object] | bytes]) -> object:
@@ -43,6 +43,20 @@ def test_one_id_with_two_contents_in_one_batch_keeps_the_first(engine: Engine) -
     assert again.dead_letters == [] and again.duplicates == 1  # type: ignore[attr-defined]
 
 
+def test_every_batch_with_valid_events_announces_a_series_change(
+    engine: Engine,
+) -> None:
+    event = co2_event("101", 2022, "energy", 100.0)
+    first = _handle(engine, ("co2_account", event))
+    # A replay stores nothing, but still announces: a crash between the commit
+    # and the announcement must not lose the change.
+    replay = _handle(engine, ("co2_account", event))
+    for result in (first, replay):
+        [notice] = result.series_changes  # type: ignore[attr-defined]
+        assert (notice.indicators, notice.scopes) == (("co2e_total",), ("101", "1084"))
+    assert _handle(engine, ("co2_account", b"{bad")).series_changes == []  # type: ignore[attr-defined]
+
+
 def test_a_resent_fact_with_a_new_reported_at_is_a_duplicate(engine: Engine) -> None:
     event = co2_event(
         "147", 2021, "waste", 5.0, reported_at="2022-05-01T09:00:00+00:00"
@@ -51,24 +65,6 @@ def test_a_resent_fact_with_a_new_reported_at_is_a_duplicate(engine: Engine) -> 
     resent = {**event, "reported_at": "2024-01-01T00:00:00+00:00"}
     result = _handle(engine, ("co2_account", resent))
     assert result.dead_letters == [] and result.duplicates == 1  # type: ignore[attr-defined]
-
-
-def test_two_events_claiming_one_target_version_in_a_batch_are_not_both_kept(
-    engine: Engine,
-) -> None:
-    a = target_event("x-target", 1, reduction_pct=50)
-    b = {**target_event("x-target", 1, reduction_pct=60), "event_id": "other-id"}
-    result = _handle(engine, ("target", a), ("target", b))
-    stored = rows(
-        engine,
-        "SELECT event_id, reduction_pct FROM target_version "
-        "WHERE target_id = 'x-target'",
-    )
-    assert [(r["event_id"], float(r["reduction_pct"])) for r in stored] == [
-        (a["event_id"], 50.0)
-    ]
-    [letter] = result.dead_letters  # type: ignore[attr-defined]
-    assert letter.event_id == "other-id"
 
 
 def test_values_the_database_cannot_hold_are_dead_letters_not_crashes(
@@ -84,27 +80,3 @@ def test_values_the_database_cannot_hold_are_dead_letters_not_crashes(
     fields = sorted(letter.field for letter in result.dead_letters)  # type: ignore[attr-defined]
     assert fields == ["source", "tonnes_co2e"]
     assert scalar(engine, "SELECT count(*) FROM co2_account") == 0
-
-
-def test_time_alone_can_change_a_status_and_a_refresh_logs_it(engine: Engine) -> None:
-    clock = [datetime(2024, 12, 31, tzinfo=UTC)]
-    handler = Co2Handler(engine, lambda: clock[0])
-    events = [
-        co2_event("101", year, "energy", tonnes)
-        for year, tonnes in ((1990, 100.0), (2020, 60.0), (2021, 55.0), (2022, 50.0))
-    ]
-    events.append(target_event("kbh-2030", scope="101", reduction_pct=70))
-    handler.handle(
-        [
-            Incoming(e["schema"].split(".")[0], json.dumps(e).encode(), f"t:0:{i}")
-            for i, e in enumerate(events)
-        ]
-    )
-    stale = "SELECT stale FROM target_progress WHERE target_id = 'kbh-2030'"
-    assert scalar(engine, stale) is False
-    clock[0] = datetime(2025, 3, 1, tzinfo=UTC)  # 2022 is now > 2 years old
-    result = handler.refresh()
-    assert scalar(engine, stale) is True
-    [change] = [c for c in result.status_changes if c["target_id"] == "kbh-2030"]
-    assert change["stale"] is True
-    assert handler.refresh().status_changes == []  # nothing new: nothing logged

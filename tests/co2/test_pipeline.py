@@ -43,7 +43,7 @@ def _count(engine: Engine, table: str) -> int:
 def test_accounts_in_give_rows_series_and_progress_out(
     run_services: Callable[..., Stack], producer: EventProducer, engine: Engine
 ) -> None:
-    run_services("co2", "deadletter")
+    run_services("co2", "targets", "deadletter")
     sent = _send_region(producer)
 
     wait_for(lambda: _count(engine, "co2_account"), lambda n: n == sent)
@@ -56,6 +56,15 @@ def test_accounts_in_give_rows_series_and_progress_out(
     assert [r["year"] for r in region] == [1990, 2019, 2020, 2021, 2022, 2023]
     assert all(r["reported"] == 29 and r["complete"] for r in region)
 
+    # The targets service recomputes when the co2 service announces the change.
+    wait_for(
+        lambda: scalar(
+            engine,
+            "SELECT latest_value FROM target_progress "
+            "WHERE target_id = 'region-co2-2030'",
+        ),
+        lambda v: v == 29 * 300.0,
+    )
     progress = {
         r["target_id"]: r for r in rows(engine, "SELECT * FROM target_progress")
     }
@@ -205,7 +214,7 @@ def test_a_restated_year_uses_the_new_figure_and_keeps_the_old(
 def test_a_reused_event_id_with_other_content_is_dead_lettered(
     run_services: Callable[..., Stack], producer: EventProducer, engine: Engine
 ) -> None:
-    run_services("co2", "deadletter")
+    run_services("co2", "targets", "deadletter")
     original = co2_event("151", 2021, "waste", 10.0, event_id="reused-id")
     producer.send("co2_account", original)
     producer.flush()

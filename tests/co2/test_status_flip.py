@@ -20,8 +20,8 @@ import pytest
 from kafka import KafkaConsumer
 from sqlalchemy import Engine
 
-from klimapuls.core.settings import Settings
 from klimapuls.producer import EventProducer
+from klimapuls.settings import Settings
 from klimapuls.stack.runner import Stack
 from tests.helpers import co2_event, rows, scalar, target_event, wait_for
 
@@ -61,7 +61,7 @@ def test_a_restated_year_flips_the_status_and_the_change_is_stored_and_published
     engine: Engine,
     settings: Settings,
 ) -> None:
-    run_services("co2")
+    run_services("co2", "targets")
     for year, tonnes in FIRST.items():
         producer.send("co2_account", co2_event("101", year, "energy", tonnes))
     producer.flush()

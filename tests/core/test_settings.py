@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from klimapuls.core.errors import ConfigurationError
-from klimapuls.core.settings import Settings
+from klimapuls.settings import Settings
 
 
 def test_services_name_the_missing_database_url(

@@ -22,11 +22,11 @@ from sqlalchemy import Engine
 from klimapuls.co2.handlers import Co2Handler
 from klimapuls.core.batch import Incoming
 from klimapuls.core.deadletter import MAX_PAYLOAD_BYTES, DeadLetter
-from klimapuls.core.settings import Settings
 from klimapuls.deadletter.handlers import DeadLetterHandler
 from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.initiatives.handlers import InitiativeHandler
 from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.settings import Settings
 from klimapuls.stack.runner import Stack
 from tests.helpers import co2_event, rows, scalar, wait_for
 

@@ -1,4 +1,4 @@
-"""The fleet handler on a real PostgreSQL: snapshots in, shares and progress out.
+"""The fleet handler on a real PostgreSQL: snapshots in, shares out.
 
 These run the batch handler directly (no broker), so the storage rules are
 checked quickly; `test_pipeline.py` runs the same through Kafka.
@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine
 
-from klimapuls.fleet.handlers import FleetHandler, Incoming
+from klimapuls.core.batch import Incoming
+from klimapuls.fleet.handlers import FleetHandler
 from tests.fleet.factories import fleet_event
-from tests.helpers import rows, scalar, target_event
+from tests.helpers import rows, scalar
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -99,57 +100,6 @@ def test_a_reused_event_id_with_other_content_is_rejected(engine: Engine) -> Non
     assert scalar(engine, "SELECT diesel FROM fleet_status") == 1
 
 
-def test_a_fleet_target_sent_after_the_figures_gets_progress(engine: Engine) -> None:
-    handler = _handler(engine)
-    handler.handle(
-        _batch(
-            fleet_event("movia", "2022-12-31", garage="G", diesel=61, hvo=39),
-            fleet_event("movia", "2024-12-31", garage="G", diesel=30, hvo=70),
-        )
-    )
-    # Its own id: the seed data may hold `movia-fossil-free-2030` already.
-    target = target_event(
-        "test-movia-fossil-free",
-        scope="movia",
-        indicator="fossil_free_bus_share",
-        baseline_year=None,
-        reduction_pct=None,
-        target_value=100,
-        target_year=2030,
-    )
-    co2_target = target_event("not-for-the-fleet", scope="101")
-    result = handler.handle(_batch(target, co2_target, kind="target"))
-    (p,) = rows(
-        engine,
-        "SELECT * FROM target_progress WHERE target_id = 'test-movia-fossil-free'",
-    )
-    assert p["unit"] == "%"
-    assert (p["baseline_year"], p["baseline_value"]) == (2022, pytest.approx(39.0))
-    assert (p["latest_year"], p["latest_value"]) == (2024, pytest.approx(70.0))
-    # The path 39 % -> 100 % over 8 years passes 54.25 % in 2024: on track.
-    assert p["path_value"] == pytest.approx(54.25)
-    assert p["status"] == "on_track"
-    changes = [
-        c for c in result.status_changes if c["target_id"] == "test-movia-fossil-free"
-    ]
-    assert [c["status"] for c in changes] == ["on_track"]
-    # The CO2 target is left to the CO2 service, which stores it itself.
-    assert (
-        scalar(
-            engine,
-            "SELECT count(*) FROM target_version WHERE target_id = 'not-for-the-fleet'",
-        )
-        == 0
-    )
-    assert (
-        scalar(
-            engine,
-            "SELECT count(*) FROM target_progress WHERE indicator = 'co2e_total'",
-        )
-        == 0
-    )
-
-
 def test_the_yearly_view_shows_each_scopes_newest_date_of_a_year(
     engine: Engine,
 ) -> None:
@@ -169,43 +119,3 @@ def test_the_yearly_view_shows_each_scopes_newest_date_of_a_year(
         {"year": 2023, "date": "2023-12-31", "fossil_free_share": 50.0},
         {"year": 2024, "date": "2024-03-31", "fossil_free_share": 100.0},
     ]
-
-
-def test_progress_as_of_a_date_recomputes_fleet_targets_from_the_stored_series(
-    engine: Engine,
-) -> None:
-    from datetime import date
-
-    from klimapuls.cli.progress import database_rows
-
-    handler = _handler(engine)
-    handler.handle(
-        _batch(
-            fleet_event("movia", "2022-12-31", garage="G", diesel=61, hvo=39),
-            fleet_event("movia", "2024-12-31", garage="G", diesel=30, hvo=70),
-        )
-    )
-    target = target_event(
-        "test-movia-as-of",
-        scope="movia",
-        indicator="fossil_free_bus_share",
-        baseline_year=None,
-        reduction_pct=None,
-        target_value=100,
-        target_year=2030,
-    )
-    handler.handle(_batch(target, kind="target"))
-    # As of mid 2023 only the 2022 snapshot counts: no latest year past baseline.
-    (then,) = [
-        r
-        for r in database_rows(engine, date(2023, 6, 1))
-        if r["target_id"] == "test-movia-as-of"
-    ]
-    (now,) = [
-        r
-        for r in database_rows(engine, date(2025, 6, 1))
-        if r["target_id"] == "test-movia-as-of"
-    ]
-    assert (then["latest_year"], then["latest_value"]) == (2022, pytest.approx(39.0))
-    assert (now["latest_year"], now["latest_value"]) == (2024, pytest.approx(70.0))
-    assert now["status"] == "on_track"

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from klimapuls.core.settings import Settings
 from klimapuls.dashboards import grafana_api, load_dashboards, push_dashboards
+from klimapuls.settings import Settings
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("GRAFANA_URL"), reason="GRAFANA_URL is not set"

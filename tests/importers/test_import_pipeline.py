@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from klimapuls.cli import app
-from klimapuls.core.settings import Settings
+from klimapuls.settings import Settings
 from klimapuls.stack.runner import Stack
 from tests.helpers import rows, scalar, wait_for
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from klimapuls.cli import app
-from klimapuls.core.importers import IMPORT_KINDS, ImportOptions, convert
+from klimapuls.importers import IMPORT_KINDS, ImportOptions, convert
 from klimapuls.producer.readers import complete_envelope
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,16 +8,16 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from klimapuls.core.importers import convert
 from klimapuls.core.initiatives import (
     StatusReport,
     missing_reports,
     reference_initiatives,
     without_tovholder,
 )
+from klimapuls.importers import convert
 from klimapuls.producer.readers import complete_envelope
-from klimapuls.storage import initiatives_repository as repo
-from klimapuls.storage.repository import in_transaction
+from klimapuls.storage import initiatives as repo
+from klimapuls.storage.db import in_transaction
 from tests.helpers import scalar
 
 VIP_TABLE = (

@@ -74,7 +74,7 @@ def _count(engine: Engine, table: str) -> int:
 def test_counts_in_give_rollups_modal_split_and_progress_out(
     run_services: Callable[..., Stack], producer: EventProducer, engine: Engine
 ) -> None:
-    run_services("mobility")
+    run_services("mobility", "targets")
     producer.send("target", sustainable_trips_target())
     producer.send("target", bike_trips_target())
     events = _year_of_counts()

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from klimapuls.core.identity import Verdict
 from klimapuls.core.validation import validate_event
-from klimapuls.storage import mobility_repository as counts
-from klimapuls.storage.repository import in_transaction
+from klimapuls.storage import mobility as counts
+from klimapuls.storage.db import in_transaction
 from tests.helpers import rows, scalar
 from tests.mobility.factories import count_event
 
@@ -124,10 +125,14 @@ def test_the_same_event_twice_is_stored_once_and_reused_ids_are_reported(
 ) -> None:
     event = count_event("s1", "walk", "2024-03-10T08:00:00+00:00", 5)
     stored = _store(engine, [event, event])
-    assert (stored.added, stored.duplicates, stored.reused) == (1, 1, [])
+    assert (stored.added, stored.duplicates) == (1, 1)
+    assert [j.verdict for j in stored.judgements] == [Verdict.NEW, Verdict.DUPLICATE]
     again = _store(engine, [event, {**event, "count": 6}])
     assert (again.added, again.duplicates) == (0, 1)
-    assert [eid for eid, _ in again.reused] == [event["event_id"]]
+    assert [j.verdict for j in again.judgements] == [
+        Verdict.DUPLICATE,
+        Verdict.REJECTED,
+    ]
     assert scalar(engine, "SELECT count(*) FROM mobility_count") == 1
 
 

@@ -10,7 +10,7 @@ from kafka import KafkaConsumer
 from typer.testing import CliRunner
 
 from klimapuls.cli import app
-from klimapuls.core.settings import Settings
+from klimapuls.settings import Settings
 from tests.helpers import co2_event
 
 CSV = """municipality_code,year,sector,subsector,tonnes_co2e,vintage,source

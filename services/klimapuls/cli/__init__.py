@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 
 from klimapuls.core.errors import KlimapulsError
-from klimapuls.core.settings import Settings
 from klimapuls.core.validation import EVENT_KINDS
+from klimapuls.settings import Settings
 
 __all__ = ["app", "main"]
 

@@ -1,7 +1,7 @@
 """`klimapuls import`: load the CSV files municipalities actually hold.
 
 The conversion (CSV rows -> validated events, issues by row and column) is
-pure and lives in `klimapuls.core.importers`; this module reads the file,
+pure and lives in `klimapuls.importers`; this module reads the file,
 fills the envelope (`producer`, `reported_at`, a content-derived `event_id`,
 so importing the same file twice stores each fact once), sends valid events
 with the `EventProducer`, and sends invalid rows to the dead-letter topic.
@@ -22,15 +22,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from klimapuls.core.deadletter import DeadLetter
 from klimapuls.core.errors import KlimapulsError
-from klimapuls.core.importers import (
+from klimapuls.core.reference import municipalities
+from klimapuls.importers import (
     IMPORT_KINDS,
     ImportedEvent,
     ImportIssue,
     ImportOptions,
     convert,
 )
-from klimapuls.core.reference import municipalities
-from klimapuls.core.settings import Settings
+from klimapuls.settings import Settings
 
 if TYPE_CHECKING:
     from klimapuls.producer import EventProducer

@@ -7,8 +7,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from klimapuls.core.settings import Settings
 from klimapuls.producer import EventProducer, ProduceReport, produce_file
+from klimapuls.settings import Settings
 
 __all__ = ["run_produce"]
 

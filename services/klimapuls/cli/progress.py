@@ -1,9 +1,10 @@
 """`klimapuls progress`: where every target stands (database or offline files).
 
 Both modes recompute with the same code (`klimapuls.core.progress`): the
-database mode on the stored accounts, target versions and indicator series,
-the offline mode on JSONL event files folded in memory. So the same events
-give the same numbers, whichever way they are read.
+database mode on the facts its services stored (target versions, account
+figures, fleet snapshots, yearly trips), the offline mode on the same facts
+folded in memory from JSONL event files with the same identity rules. So the
+same events give the same numbers, whichever way they are read.
 
 Exit codes: 0 all fine; 1 some offline lines were invalid (they are reported
 on stderr and skipped, the rest is still evaluated and printed), or the
@@ -23,25 +24,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from klimapuls.cli.render import progress_table
-from klimapuls.core.errors import EventValidationError
-from klimapuls.core.progress import (
-    EventFold,
-    ProgressInputs,
-    current_targets,
-    read_jsonl,
-    series_key,
-)
+from klimapuls.core.fold import EventFold, read_jsonl
+from klimapuls.core.identity import Verdict
+from klimapuls.core.progress import Facts, evaluate_all
 from klimapuls.core.reference import scope_codes
-from klimapuls.core.targets import evaluate
-from klimapuls.storage.models import TargetProgressRow
+from klimapuls.storage.db import in_transaction
+from klimapuls.storage.facts import load_facts
 
 __all__ = [
     "OfflineReport",
     "database_rows",
-    "progress_rows",
     "read_offline",
     "register",
     "run_progress",
@@ -65,37 +60,36 @@ class LineIssue:
 
 @dataclass
 class OfflineReport:
-    """What reading the offline files gave: inputs and skipped lines."""
+    """What reading the offline files gave: the facts and the skipped lines."""
 
-    inputs: ProgressInputs
+    facts: Facts
     events: int = 0
+    duplicates: int = 0
     issues: list[LineIssue] = field(default_factory=list)
-    ignored: dict[str, int] = field(default_factory=dict)
 
 
 def read_offline(files: Sequence[Path]) -> OfflineReport:
     """Fold every valid line of `files` (in order); collect the invalid ones."""
     fold = EventFold()
     issues: list[LineIssue] = []
-    events = 0
+    events = duplicates = 0
     for path in files:
         with path.open(encoding="utf-8-sig") as handle:
             for line in read_jsonl(handle):
                 error = line.error
                 if error is None and line.kind is not None and line.event is not None:
-                    try:
-                        fold.add(line.kind, line.event)
-                    except EventValidationError as exc:
-                        error = exc
-                    else:
+                    judgement = fold.judge(line.kind, line.event)
+                    if judgement.verdict is not Verdict.REJECTED:
                         events += 1
+                        duplicates += judgement.verdict is Verdict.DUPLICATE
                         continue
+                    error = judgement.error
                 if error is not None:
                     issues.extend(
                         LineIssue(path, line.number, i.field, i.reason)
                         for i in error.issues
                     )
-    return OfflineReport(fold.inputs(), events, issues, dict(fold.ignored))
+    return OfflineReport(fold.facts(), events, duplicates, issues)
 
 
 def _parse_as_of(text: str | None) -> date | None:
@@ -109,49 +103,10 @@ def _parse_as_of(text: str | None) -> date | None:
         ) from None
 
 
-def progress_rows(engine: Engine) -> list[dict[str, Any]]:
-    """The stored progress of every target, in the `progress --json` shape."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(TargetProgressRow).order_by(TargetProgressRow.target_id)
-        )
-        result = []
-        for r in rows.mappings():
-            row = {k: v for k, v in r.items() if not k.startswith("coverage_")}
-            row["coverage"] = {
-                "year": r["coverage_year"],
-                "reported": r["coverage_reported"],
-                "expected": r["coverage_expected"],
-            }
-            row["as_of"] = r["as_of"].isoformat()
-            row.pop("computed_at", None)
-            result.append(row)
-    return result
-
-
 def database_rows(engine: Engine, as_of: date | None) -> list[dict[str, Any]]:
-    """Recompute from the database; stored rows stand in for unknown series."""
-    from klimapuls.storage.progress import load_inputs
-    from klimapuls.storage.repository import in_transaction
-
-    inputs = in_transaction(engine, load_inputs)
-    stored = {} if as_of is not None else _by_id(progress_rows(engine))
-    rows = []
-    for target in current_targets(inputs.targets):
-        row = stored.get(target.target_id)
-        known = series_key(target) in inputs.series
-        if not known and row is not None and row["version"] == target.version:
-            # The database holds no series for this indicator (its service
-            # keeps only its own tables): show what that service computed.
-            rows.append({**row, "coverage_by_year": []})
-        else:
-            series = inputs.series.get(series_key(target), {})
-            rows.append(evaluate(target, series, as_of or date.today()).as_json())
-    return rows
-
-
-def _by_id(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["target_id"]: r for r in rows}
+    """Every target's progress, recomputed from the stored facts."""
+    facts = in_transaction(engine, load_facts)
+    return [p.as_json() for p in evaluate_all(facts, as_of or date.today())]
 
 
 def _print_issues(report: OfflineReport, err_console: Console) -> None:
@@ -163,9 +118,8 @@ def _print_issues(report: OfflineReport, err_console: Console) -> None:
         )
     skipped = sorted({(i.file, i.line) for i in report.issues})
     note = f"{report.events} events read, {len(skipped)} invalid lines skipped"
-    if report.ignored:
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.ignored.items()))
-        note += f"; not used offline (their series come from their services): {kinds}"
+    if report.duplicates:
+        note += f", {report.duplicates} duplicates counted once"
     err_console.print(note, highlight=False, soft_wrap=True)
 
 
@@ -193,10 +147,10 @@ def run_progress(
         if report.issues:
             exit_code = EXIT_INVALID_INPUT
         day = as_of or date.today()
-        rows = [p.as_json() for p in report.inputs.evaluate(day)]
+        rows = [p.as_json() for p in evaluate_all(report.facts, day)]
         source = f"{len(files)} file(s), offline"
     else:
-        from klimapuls.core.settings import Settings
+        from klimapuls.settings import Settings
         from klimapuls.storage.db import create_db_engine
 
         engine = create_db_engine(Settings().require_database_url())
@@ -269,8 +223,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show whether every target is on track: status, path, forecast, gap.
 
-        Reads DATABASE_URL, or with --offline the given JSONL files (co2_account
-        and target events; the seed targets are included). Invalid lines are
+        Reads DATABASE_URL, or with --offline the given JSONL files (events of
+        any family; the seed targets are included). Invalid lines are
         reported on stderr (file:line: field: reason) and skipped. Exit codes:
         0 fine, 1 invalid input lines or database trouble, 2 usage error.
         """

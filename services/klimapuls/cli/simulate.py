@@ -1,6 +1,6 @@
 """`klimapuls simulate`: stream a seeded, realistic, synthetic event mix.
 
-The events come from `klimapuls.core.simulator`; this module only paces them
+The events come from `klimapuls.simulator`; this module only paces them
 (a token bucket: `--rate` events per second, short bursts allowed), sends them
 with the Python producer (malformed bodies as they are, so the services must
 dead-letter them) and reports what it sent.
@@ -30,15 +30,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from klimapuls.core.settings import Settings
-from klimapuls.core.simulator import (
+from klimapuls.core.validation import EVENT_KINDS
+from klimapuls.producer import EventProducer
+from klimapuls.settings import Settings
+from klimapuls.simulator import (
     DEFAULT_SEED,
     DEFAULT_START,
     SimulatedEvent,
     simulate,
 )
-from klimapuls.core.validation import EVENT_KINDS
-from klimapuls.producer import EventProducer
 
 __all__ = [
     "SimulationReport",

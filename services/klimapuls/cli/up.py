@@ -20,14 +20,14 @@ from klimapuls.cli.progress import database_rows
 from klimapuls.cli.render import progress_table
 from klimapuls.cli.simulate import send_event
 from klimapuls.core.errors import KlimapulsError
-from klimapuls.core.settings import Settings
-from klimapuls.core.simulator import (
+from klimapuls.producer import EventProducer
+from klimapuls.settings import Settings
+from klimapuls.simulator import (
     SimulatedEvent,
     demo_events,
     ids_by_kind,
     kind_counts,
 )
-from klimapuls.producer import EventProducer
 from klimapuls.stack.runner import Stack
 from klimapuls.storage.db import create_db_engine
 

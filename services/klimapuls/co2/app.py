@@ -1,14 +1,14 @@
-"""The CO2 service's faust app: `co2-account` and `target` in, progress out."""
+"""The CO2 service's faust app: `co2-account` in, emission series out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import faust
-from sqlalchemy import Engine
 
-from klimapuls.co2.handlers import Co2Handler
-from klimapuls.core.settings import Settings
+from klimapuls.co2.handlers import CO2_ACCOUNT, Co2Handler
+from klimapuls.settings import Settings
+from klimapuls.storage.db import create_db_engine
 from klimapuls.streaming import service_app
 
 __all__ = ["SERVICE", "create_app"]
@@ -22,8 +22,7 @@ def _now() -> datetime:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the app; settings come from the entry point."""
-
-    def handler(engine: Engine) -> Co2Handler:
-        return Co2Handler(engine, _now, name=SERVICE)
-
-    return service_app(settings, SERVICE, ("co2_account", "target"), handler)
+    engine = create_db_engine(settings.require_database_url())
+    return service_app(
+        settings, SERVICE, (CO2_ACCOUNT,), Co2Handler(engine, _now, SERVICE)
+    )

@@ -1,92 +1,70 @@
-"""Batch handling of CO2 account and target events (no Kafka here).
+"""Batch handling of CO2 account events (no Kafka here).
 
-One batch is one database transaction: valid events are stored idempotently,
-the series and target progress are recomputed from the stored accounts, and
-status changes are logged in the outbox. Rejected events come back as dead
-letters for the caller to publish before it acknowledges the batch.
+One batch is one database transaction: valid figures are judged and stored
+idempotently, and the emission series of every scope (for the boards) is
+rewritten from all stored figures with the core's rules. Rejected events
+come back as dead letters, and every batch with valid events, duplicates
+included, announces a `SeriesChange`: the targets service then recomputes
+progress. (A batch replayed after a crash announces again, so a change is
+never lost between the commit and the announcement.)
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from klimapuls.core.batch import REUSED_EVENT_ID, BatchResult, Incoming, reject
-from klimapuls.core.errors import EventValidationError
-from klimapuls.core.model import INDICATOR_UNITS
-from klimapuls.core.validation import decode_event
-from klimapuls.storage import repository
-from klimapuls.storage.progress import ProgressKeeper, recompute_emission_progress
+from klimapuls.core.accounts import current_figures, municipality_totals
+from klimapuls.core.batch import BatchResult, Incoming, decode_batch
+from klimapuls.core.messages import SeriesChange
+from klimapuls.core.model import REGION_CODE
+from klimapuls.core.progress import EMISSION_INDICATOR, emission_series_by_scope
+from klimapuls.storage import accounts
+from klimapuls.storage.db import in_transaction
 
-__all__ = ["BatchResult", "Co2Handler", "Incoming", "recompute_progress"]
+__all__ = ["CO2_ACCOUNT", "Co2Handler", "write_series"]
 
-log = logging.getLogger(__name__)
-
-
-def recompute_progress(
-    conn: Connection, now: datetime
-) -> list[repository.StatusChange]:
-    """Rewrite emission series and target progress from the stored accounts.
-
-    The shared implementation (`storage.progress`) is also what
-    `klimapuls progress` runs, so both give the same numbers.
-    """
-    return recompute_emission_progress(conn, now)
+#: The event family this service consumes.
+CO2_ACCOUNT = "co2_account"
 
 
-class Co2Handler(ProgressKeeper):
-    """Stores CO2 account and target events and keeps progress current."""
+def write_series(conn: Connection) -> None:
+    """Rewrite E(t) of every scope from the stored figures (core rules)."""
+    accounts.lock_emission_series(conn)
+    figures = current_figures(accounts.co2_accounts(conn))
+    for scope, series in emission_series_by_scope(municipality_totals(figures)).items():
+        accounts.write_emission_series(conn, scope, series.values())
 
-    service = "co2"
 
-    def recompute(
-        self, conn: Connection, now: datetime
-    ) -> list[repository.StatusChange]:
-        """Rewrite derived rows and progress (`recompute_progress`)."""
-        return recompute_progress(conn, now)
+class Co2Handler:
+    """Stores CO2 account figures and keeps the emission series current."""
+
+    def __init__(
+        self, engine: Engine, clock: Callable[[], datetime], name: str = "co2"
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.name = name
 
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
-        result = BatchResult()
-        valid: dict[str, list[tuple[Incoming, dict[str, Any]]]] = {
-            "co2_account": [],
-            "target": [],
-        }
-        for message in batch:
-            try:
-                event = decode_event(message.kind, message.value)
-            except EventValidationError as exc:
-                result.dead_letters.append(reject(message, exc, self.name, now))
-                continue
-            valid[message.kind].append((message, event))
+        result, valid = decode_batch(batch, (CO2_ACCOUNT,), self.name, now, BatchResult)
+        decoded = valid[CO2_ACCOUNT]
+        if not decoded:
+            return result
 
         def work(conn: Connection) -> None:
-            accounts = [e for _, e in valid["co2_account"]]
-            targets = [e for _, e in valid["target"]]
-            added, reused = repository.store_co2_accounts(conn, accounts)
-            t_added, clashes = repository.store_targets(conn, targets, INDICATOR_UNITS)
-            refused = [
-                (message, event)
-                for kind, pairs in valid.items()
-                for message, event in pairs
-                if (kind == "co2_account" and repository.is_rejected(event, reused))
-                or (kind == "target" and event["event_id"] in clashes)
-            ]
-            for message, _event in refused:
-                error = EventValidationError([REUSED_EVENT_ID])
-                result.dead_letters.append(reject(message, error, self.name, now))
-            result.stored = added + t_added
-            result.duplicates = (
-                len(accounts) + len(targets) - result.stored - len(refused)
-            )
-            if result.stored or not self._recomputed_once:
-                result.status_changes = self.recompute(conn, now)
+            events = [d.event for d in decoded]
+            judgements = accounts.store_co2_accounts(conn, events)
+            result.judged(decoded, judgements, self.name, now)
+            write_series(conn)
 
-        repository.in_transaction(self.engine, work)
-        self._recomputed_once = True
+        in_transaction(self.engine, work)
+        scopes = {d.event["municipality_code"] for d in decoded} | {REGION_CODE}
+        result.series_changes.append(
+            SeriesChange.of(self.name, [EMISSION_INDICATOR], scopes, now)
+        )
         return result

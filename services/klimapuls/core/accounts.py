@@ -65,9 +65,11 @@ def current_figures(accounts: Iterable[Co2Account]) -> dict[SectorKey, float]:
             seen.event_id,
         ):
             parts[key][part] = account
+    # Sums run in one order (sorted keys), so the database and the files,
+    # which deliver figures in different orders, give the same floats.
     return {
-        key: sum(a.tonnes_co2e for a in by_part.values())
-        for key, by_part in parts.items()
+        key: sum(by_part[part].tonnes_co2e for part in sorted(by_part))
+        for key, by_part in sorted(parts.items())
     }
 
 
@@ -76,7 +78,7 @@ def municipality_totals(
 ) -> dict[tuple[str, int], float]:
     """E(t) per (municipality, year): the sum over sectors."""
     totals: dict[tuple[str, int], float] = defaultdict(float)
-    for (code, year, _sector), tonnes in figures.items():
+    for (code, year, _sector), tonnes in sorted(figures.items()):
         totals[(code, year)] += tonnes
     return dict(totals)
 
@@ -101,13 +103,13 @@ def emission_series(
     if scope != REGION_CODE:
         return {
             year: YearValue(year, value, Coverage(year, 1, 1))
-            for (code, year), value in totals.items()
+            for (code, year), value in sorted(totals.items())
             if code == scope
         }
     expected = set(municipality_codes)
     by_year: dict[int, float] = defaultdict(float)
     reporters: dict[int, set[str]] = defaultdict(set)
-    for (code, year), value in totals.items():
+    for (code, year), value in sorted(totals.items()):
         if code in expected:
             by_year[year] += value
             reporters[year].add(code)

@@ -1,25 +1,29 @@
-"""What every service's batch handler takes and gives back (no I/O here)."""
+"""What every service's batch handler takes and gives back (no I/O here).
+
+A handler decodes each `Incoming` message, stores the valid events (the
+storage judges each with `klimapuls.core.identity`), and returns a
+`BatchResult`: a verdict per message, the dead letters to publish, and the
+outbound notices (series changes). The streaming layer publishes those
+after the database commit and only then acknowledges the batch.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from klimapuls.core.deadletter import DeadLetter, clip
-from klimapuls.core.errors import EventValidationError, FieldIssue
+from klimapuls.core.errors import EventValidationError
+from klimapuls.core.identity import Judgement, Verdict
+from klimapuls.core.messages import SeriesChange, TargetStatusChange
+from klimapuls.core.validation import decode_event
 
-__all__ = ["REUSED_EVENT_ID", "BatchResult", "Incoming", "reject"]
+__all__ = ["BatchResult", "Decoded", "Incoming", "decode_batch", "reject"]
 
 log = logging.getLogger(__name__)
-
-#: Why an event whose id is already stored with other content is refused.
-REUSED_EVENT_ID = FieldIssue(
-    "event_id",
-    "already stored with different content (a revision needs a new event_id, "
-    "and a target a new version)",
-)
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,54 @@ class Incoming:
     origin: str
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A message that passed validation, with its place in the batch."""
+
+    index: int
+    message: Incoming
+    event: dict[str, Any]
+
+
 @dataclass
 class BatchResult:
-    """What one batch did; the streaming layer publishes `dead_letters`."""
+    """What one batch did; the streaming layer publishes the outbound parts.
+
+    `verdicts` has one entry per message of the batch, in order (a message
+    that failed validation is `REJECTED`); `event_ids` the id each message
+    carried, where one could be read.
+    """
 
     stored: int = 0
     duplicates: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    status_changes: list[dict[str, Any]] = field(default_factory=list)
+    status_changes: list[TargetStatusChange] = field(default_factory=list)
+    series_changes: list[SeriesChange] = field(default_factory=list)
+    verdicts: list[Verdict | None] = field(default_factory=list)
+    event_ids: list[str | None] = field(default_factory=list)
+
+    def judged(
+        self,
+        decoded: Sequence[Decoded],
+        judgements: Sequence[Judgement],
+        rejected_by: str,
+        now: datetime,
+    ) -> None:
+        """Record the storage's judgement of each decoded message."""
+        for item, judgement in zip(decoded, judgements, strict=True):
+            self.verdicts[item.index] = judgement.verdict
+            if judgement.verdict is Verdict.NEW:
+                self.stored += 1
+            elif judgement.verdict is Verdict.DUPLICATE:
+                self.duplicates += 1
+            else:
+                letter = reject(item.message, judgement.error, rejected_by, now)
+                self.dead_letters.append(letter)
+
+    @property
+    def rejected(self) -> int:
+        """Messages refused (invalid, or a clash with a known fact)."""
+        return sum(1 for v in self.verdicts if v is Verdict.REJECTED)
 
 
 def reject(
@@ -57,3 +101,34 @@ def reject(
         rejected_by=rejected_by,
         rejected_at=now,
     )
+
+
+R = TypeVar("R", bound=BatchResult)
+
+
+def decode_batch(
+    batch: Sequence[Incoming],
+    kinds: Collection[str],
+    rejected_by: str,
+    now: datetime,
+    result_type: type[R],
+) -> tuple[R, dict[str, list[Decoded]]]:
+    """Validate every message; invalid ones become dead letters at once.
+
+    Returns the result to fill (a `result_type`) and the valid messages by
+    family, in order.
+    """
+    result = result_type(verdicts=[None] * len(batch), event_ids=[None] * len(batch))
+    valid: dict[str, list[Decoded]] = {kind: [] for kind in kinds}
+    for index, message in enumerate(batch):
+        try:
+            event = decode_event(message.kind, message.value)
+        except EventValidationError as exc:
+            letter = reject(message, exc, rejected_by, now)
+            result.dead_letters.append(letter)
+            result.verdicts[index] = Verdict.REJECTED
+            result.event_ids[index] = letter.event_id
+            continue
+        result.event_ids[index] = event["event_id"]
+        valid.setdefault(message.kind, []).append(Decoded(index, message, event))
+    return result, valid

@@ -222,7 +222,7 @@ class DeadLetter:
 
     def to_json(self) -> bytes:
         """The message body on the dead-letter topic (`dead_letter.v1`)."""
-        body = asdict(self)
+        body = {"schema": "dead_letter.v1", **asdict(self)}
         body["rejected_at"] = self.rejected_at.isoformat()
         return json.dumps(body, ensure_ascii=False).encode()
 

@@ -61,6 +61,7 @@ __all__ = [
     "months_in",
     "parse_moment",
     "wins_over",
+    "yearly_trips",
 ]
 
 #: Every transport mode a count can carry.
@@ -221,6 +222,28 @@ class YearTrips:
     mode: str
     trips: int
     month_mask: int
+
+
+def yearly_trips(counts: Iterable[MobilityCount]) -> list[YearTrips]:
+    """Current trips per local year, municipality and mode, with counted months.
+
+    The same figures as the database's rollups (`mobility_yearly`), computed
+    from count events: restated counts dropped, each count in the local
+    month of its `interval_start`.
+    """
+    trips: dict[tuple[int, str, str], int] = defaultdict(int)
+    masks: dict[tuple[int, str, str], int] = defaultdict(int)
+    for count in current_counts(counts).values():
+        year, month = local_month(count.interval_start)
+        key = (year, count.municipality_code, count.mode)
+        trips[key] += count.count
+        masks[key] |= 1 << (month - 1)
+    return [
+        YearTrips(
+            year, code, mode, trips[(year, code, mode)], masks[(year, code, mode)]
+        )
+        for year, code, mode in sorted(trips)
+    ]
 
 
 def modal_split(trips_by_mode: Mapping[str, int]) -> dict[str, float]:

@@ -60,6 +60,7 @@ __all__ = [
     "path_value",
     "status_of",
     "target_value",
+    "trajectory",
     "trend_slope",
 ]
 
@@ -249,3 +250,17 @@ def evaluate(target: Target, series: Mapping[int, YearValue], as_of: date) -> Pr
         counted_years=tuple(sorted(counted)),
         coverage_by_year=coverage_by_year,
     )
+
+
+def trajectory(progress: Progress) -> list[tuple[int, float]]:
+    """The path P(t) for every year from the baseline to the target year.
+
+    The one place the path is computed for drawing: boards read these points
+    instead of recomputing the line in SQL. Empty for a target without a
+    path (no deadline, or no baseline yet).
+    """
+    b, y = progress.baseline_year, progress.target_year
+    baseline, goal = progress.baseline_value, progress.target_value
+    if b is None or y is None or baseline is None or goal is None or b >= y:
+        return []
+    return [(t, path_value(b, baseline, y, goal, t)) for t in range(b, y + 1)]

@@ -30,6 +30,7 @@ from klimapuls.core.mobility import mobility_issues
 __all__ = [
     "EVENT_KINDS",
     "MAX_DEPTH",
+    "OUTBOUND_KINDS",
     "decode_event",
     "load_schema",
     "parse_json",
@@ -46,12 +47,14 @@ EVENT_KINDS: tuple[str, ...] = (
     "mobility_count",
     "initiative_status",
 )
+#: Messages the services publish (outbound contracts), validated the same way.
+OUTBOUND_KINDS: tuple[str, ...] = ("target_status", "series_change", "dead_letter")
 _CURRENT_VERSION = "v1"
 
 
 def schema_name(kind: str) -> str:
     """The versioned schema name of an event family, e.g. `co2_account.v1`."""
-    if kind not in EVENT_KINDS:
+    if kind not in EVENT_KINDS and kind not in OUTBOUND_KINDS:
         raise ValueError(
             f"unknown event kind {kind!r}; one of {', '.join(EVENT_KINDS)}"
         )

@@ -10,8 +10,8 @@ import faust
 from faust.types import EventT, StreamT
 
 from klimapuls.core.batch import BatchResult
-from klimapuls.core.settings import Settings
 from klimapuls.deadletter.handlers import DeadLetterHandler
+from klimapuls.settings import Settings
 from klimapuls.storage.db import create_db_engine
 from klimapuls.streaming import consume_batches, make_app, origin_of, raw_topic
 

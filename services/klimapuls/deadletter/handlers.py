@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 
 from klimapuls.core.batch import BatchResult
 from klimapuls.core.deadletter import DeadLetter, clip
-from klimapuls.storage import repository
+from klimapuls.storage.db import in_transaction
+from klimapuls.storage.deadletters import store_dead_letters
 
 __all__ = ["DeadLetterHandler"]
 
@@ -57,7 +58,7 @@ class DeadLetterHandler:
         """Store one batch of topic messages in one transaction."""
         where = list(origins) if origins is not None else ["dead-letter"] * len(values)
         letters = [self.letter(raw, at) for raw, at in zip(values, where, strict=True)]
-        stored = repository.in_transaction(
-            self.engine, lambda conn: repository.store_dead_letters(conn, letters)
+        stored = in_transaction(
+            self.engine, lambda conn: store_dead_letters(conn, letters)
         )
         return BatchResult(stored=stored, duplicates=len(letters) - stored)

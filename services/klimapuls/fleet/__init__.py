@@ -1,6 +1,6 @@
 """Fleet service: bus fleet electrification figures (fleet_status.v1).
 
-Stores every fleet snapshot (restatements kept), keeps `fleet_share` (fossil-free
-and zero-emission shares per operator and for the region) current, and the
-progress of targets on `fossil_free_bus_share` and `zero_emission_bus_share`.
+Stores every fleet snapshot (restatements kept) and keeps `fleet_share`
+(fossil-free and zero-emission shares per operator and for the region)
+current; the targets service evaluates the fleet targets from the snapshots.
 """

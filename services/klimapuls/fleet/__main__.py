@@ -1,7 +1,7 @@
 """Run the fleet service: `python -m klimapuls.fleet`."""
 
-from klimapuls.core.settings import Settings
 from klimapuls.fleet.app import create_app
+from klimapuls.settings import Settings
 from klimapuls.streaming import run_worker
 
 if __name__ == "__main__":

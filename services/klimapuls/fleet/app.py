@@ -1,14 +1,14 @@
-"""The fleet service's faust app: `fleet-status` and `target` in, shares out."""
+"""The fleet service's faust app: `fleet-status` in, fleet shares out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import faust
-from sqlalchemy import Engine
 
-from klimapuls.core.settings import Settings
-from klimapuls.fleet.handlers import FleetHandler
+from klimapuls.fleet.handlers import FLEET_STATUS, FleetHandler
+from klimapuls.settings import Settings
+from klimapuls.storage.db import create_db_engine
 from klimapuls.streaming import service_app
 
 __all__ = ["SERVICE", "create_app"]
@@ -22,8 +22,7 @@ def _now() -> datetime:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the app; settings come from the entry point."""
-
-    def handler(engine: Engine) -> FleetHandler:
-        return FleetHandler(engine, _now, name=SERVICE)
-
-    return service_app(settings, SERVICE, ("fleet_status", "target"), handler)
+    engine = create_db_engine(settings.require_database_url())
+    return service_app(
+        settings, SERVICE, (FLEET_STATUS,), FleetHandler(engine, _now, SERVICE)
+    )

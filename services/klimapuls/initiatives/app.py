@@ -1,14 +1,14 @@
-"""The initiatives service's faust app: `initiative-status` in, rows out."""
+"""The initiatives service's faust app: `initiative-status` in, timelines out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import faust
-from sqlalchemy import Engine
 
-from klimapuls.core.settings import Settings
-from klimapuls.initiatives.handlers import InitiativeHandler
+from klimapuls.initiatives.handlers import KIND, InitiativeHandler
+from klimapuls.settings import Settings
+from klimapuls.storage.db import create_db_engine
 from klimapuls.streaming import service_app
 
 __all__ = ["SERVICE", "create_app"]
@@ -22,10 +22,7 @@ def _now() -> datetime:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the app; settings come from the entry point."""
-
-    def handler(engine: Engine) -> InitiativeHandler:
-        return InitiativeHandler(engine, _now, name=SERVICE)
-
+    engine = create_db_engine(settings.require_database_url())
     return service_app(
-        settings, SERVICE, ("initiative_status",), handler, publishes_status=False
+        settings, SERVICE, (KIND,), InitiativeHandler(engine, _now, SERVICE)
     )

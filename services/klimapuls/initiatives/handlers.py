@@ -1,33 +1,28 @@
 """Batch handling of initiative status reports (no Kafka here).
 
-One batch is one database transaction: valid reports are stored idempotently
-(new initiatives are registered on the way), and the tovholder assignments
-and hand-overs of every initiative the batch touched are rebuilt from all its
-stored reports. Missing reports and initiatives without a tovholder are views
-over these tables, so they are current as soon as the batch commits.
-Rejected events come back as dead letters for the caller to publish before it
-acknowledges the batch.
+One batch is one database transaction: valid reports are judged and stored
+idempotently (new initiatives are registered on the way), and the tovholder
+assignments and hand-overs of every initiative the batch touched are
+rebuilt from all its stored reports. Missing reports and initiatives without
+a tovholder are views over these tables, so they are current as soon as the
+batch commits. Rejected events come back as dead letters for the caller to
+publish before it acknowledges the batch.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from klimapuls.core.batch import BatchResult, Incoming, reject
-from klimapuls.core.errors import EventValidationError, FieldIssue
-from klimapuls.core.validation import decode_event
-from klimapuls.storage import initiatives_repository as repository
-from klimapuls.storage.repository import in_transaction, is_rejected
+from klimapuls.core.batch import BatchResult, Incoming, decode_batch
+from klimapuls.core.identity import Verdict
+from klimapuls.storage import initiatives
+from klimapuls.storage.db import in_transaction
 
-__all__ = ["KIND", "BatchResult", "Incoming", "InitiativeHandler"]
-
-log = logging.getLogger(__name__)
+__all__ = ["KIND", "InitiativeBatchResult", "InitiativeHandler"]
 
 #: The event family this service consumes.
 KIND = "initiative_status"
@@ -54,37 +49,28 @@ class InitiativeHandler:
     def handle(self, batch: Sequence[Incoming]) -> InitiativeBatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
-        result = InitiativeBatchResult()
-        valid: list[tuple[Incoming, dict[str, Any]]] = []
-        for message in batch:
-            try:
-                valid.append((message, decode_event(KIND, message.value)))
-            except EventValidationError as exc:
-                result.dead_letters.append(reject(message, exc, self.name, now))
+        result, valid = decode_batch(
+            batch, (KIND,), self.name, now, InitiativeBatchResult
+        )
+        decoded = valid[KIND]
+        if not decoded:
+            return result
 
         def work(conn: Connection) -> None:
             # One writer at a time: timelines are rebuilt from all reports.
-            repository.lock_initiatives(conn)
-            events = [e for _, e in valid]
-            result.registered = repository.register_initiatives(conn, events)
-            added, reused = repository.store_status_reports(conn, events)
-            refused = 0
-            for message, event in valid:
-                if is_rejected(event, reused):
-                    refused += 1
-                    issue = FieldIssue(
-                        "event_id",
-                        "already stored with different content (a restatement "
-                        "needs a new event_id)",
-                    )
-                    error = EventValidationError([issue])
-                    result.dead_letters.append(reject(message, error, self.name, now))
-            result.stored = added
-            result.duplicates = len(events) - added - refused
-            if added:
-                touched = {e["initiative_id"] for e in events}
-                result.handovers = repository.rebuild_timelines(conn, touched)
+            initiatives.lock_initiatives(conn)
+            events = [d.event for d in decoded]
+            judgements = initiatives.store_status_reports(conn, events)
+            kept = [
+                e
+                for e, j in zip(events, judgements, strict=True)
+                if j.verdict is not Verdict.REJECTED
+            ]
+            result.registered = initiatives.register_initiatives(conn, kept)
+            result.judged(decoded, judgements, self.name, now)
+            if result.stored:
+                touched = {e["initiative_id"] for e in kept}
+                result.handovers = initiatives.rebuild_timelines(conn, touched)
 
-        if valid:
-            in_transaction(self.engine, work)
+        in_transaction(self.engine, work)
         return result

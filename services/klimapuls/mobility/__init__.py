@@ -2,6 +2,6 @@
 
 Stores every count in a time-partitioned table (restatements kept, the newest
 counting), rolls counts up by hour, day and year incrementally, and keeps the
-modal split (`mobility_modal_split`, `mobility_year`) and the progress of
-targets on `sustainable_trip_share` and `bike_trips` current.
+modal split (`mobility_modal_split`, `mobility_year`) current for the boards;
+the targets service evaluates the trip targets from the yearly rollup.
 """

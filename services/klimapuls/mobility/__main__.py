@@ -1,7 +1,7 @@
 """Run the mobility service: `python -m klimapuls.mobility`."""
 
-from klimapuls.core.settings import Settings
 from klimapuls.mobility.app import create_app
+from klimapuls.settings import Settings
 from klimapuls.streaming import run_worker
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
-"""The mobility service's faust app: `mobility-count` and `target` in."""
+"""The mobility service's faust app: `mobility-count` in, rollups out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import faust
-from sqlalchemy import Engine
 
-from klimapuls.core.settings import Settings
-from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.mobility.handlers import MOBILITY_COUNT, MobilityHandler
+from klimapuls.settings import Settings
+from klimapuls.storage.db import create_db_engine
 from klimapuls.streaming import service_app
 
 __all__ = ["SERVICE", "create_app"]
@@ -22,8 +22,7 @@ def _now() -> datetime:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the app; settings come from the entry point."""
-
-    def handler(engine: Engine) -> MobilityHandler:
-        return MobilityHandler(engine, _now, name=SERVICE)
-
-    return service_app(settings, SERVICE, ("mobility_count", "target"), handler)
+    engine = create_db_engine(settings.require_database_url())
+    return service_app(
+        settings, SERVICE, (MOBILITY_COUNT,), MobilityHandler(engine, _now, SERVICE)
+    )

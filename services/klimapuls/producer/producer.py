@@ -19,9 +19,9 @@ from kafka import KafkaProducer
 
 from klimapuls.core.deadletter import DeadLetter
 from klimapuls.core.errors import EventValidationError
-from klimapuls.core.settings import Settings
 from klimapuls.core.validation import validate_event
 from klimapuls.producer.readers import read_events
+from klimapuls.settings import Settings
 
 __all__ = ["EventProducer", "LineIssue", "ProduceReport", "event_key", "produce_file"]
 

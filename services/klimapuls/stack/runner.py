@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from klimapuls.core.errors import KlimapulsError
-from klimapuls.core.settings import Settings
+from klimapuls.settings import Settings
 from klimapuls.stack.broker import EmbeddedBroker
 from klimapuls.stack.database import EmbeddedPostgres
 from klimapuls.stack.topics import ensure_topics
@@ -22,7 +22,14 @@ from klimapuls.storage import prepare_database
 __all__ = ["SERVICES", "Stack"]
 
 #: The services `klimapuls up` runs, each as `python -m klimapuls.NAME`.
-SERVICES: tuple[str, ...] = ("co2", "deadletter", "fleet", "initiatives", "mobility")
+SERVICES: tuple[str, ...] = (
+    "co2",
+    "deadletter",
+    "fleet",
+    "initiatives",
+    "mobility",
+    "targets",
+)
 
 # Tansu's JoinGroup waits half the session timeout: keep it short, dev only.
 _DEV_SESSION_TIMEOUT_S = 6

@@ -6,7 +6,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from klimapuls.core.settings import Settings
+from klimapuls.settings import Settings
 
 __all__ = ["ensure_topics"]
 

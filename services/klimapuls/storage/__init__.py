@@ -1,10 +1,25 @@
-"""The shared store: SQLAlchemy models, Alembic migrations and repositories."""
+"""The store: SQLAlchemy models, Alembic migrations, storage by concern.
 
-from klimapuls.storage.db import create_db_engine, migrate
-from klimapuls.storage.initiatives_repository import seed_initiative_reference
+One module per concern, each naming the one service that writes its tables
+(`accounts`: co2; `targets`, `progress`, `outbox`: targets; `fleet`: fleet;
+`mobility`: mobility; `initiatives`: initiatives; `deadletters`:
+deadletter). `facts` only reads, for target progress; `events` is the
+identity-backed insert they share; `seed` loads reference data through the
+owners' functions. No application logic lives here: services orchestrate
+load (storage) -> evaluate (core) -> write (storage).
+"""
+
+from klimapuls.storage.db import create_db_engine, in_transaction, migrate
+from klimapuls.storage.initiatives import seed_initiative_reference
 from klimapuls.storage.seed import seed_reference_data
 
-__all__ = ["create_db_engine", "migrate", "prepare_database", "seed_reference_data"]
+__all__ = [
+    "create_db_engine",
+    "in_transaction",
+    "migrate",
+    "prepare_database",
+    "seed_reference_data",
+]
 
 
 def prepare_database(url: str) -> None:

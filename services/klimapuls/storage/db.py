@@ -1,15 +1,46 @@
-"""Engines, migrations and reference-data seeding."""
+"""Engines, transactions and migrations.
+
+Driver errors leave `in_transaction` as `RetryableError` (connection
+trouble) with the cause chained, so callers never see psycopg or
+SQLAlchemy exceptions for a database that is away.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-__all__ = ["alembic_config", "create_db_engine", "has_timescaledb", "migrate"]
+from klimapuls.core.errors import RetryableError
+
+__all__ = [
+    "alembic_config",
+    "create_db_engine",
+    "has_timescaledb",
+    "in_transaction",
+    "migrate",
+]
+
+T = TypeVar("T")
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in one transaction; connection failures become `RetryableError`."""
+    try:
+        with engine.begin() as conn:
+            return work(conn)
+    except OperationalError as exc:
+        raise RetryableError(f"database unavailable: {exc.orig}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise RetryableError(f"database connection lost: {exc.orig}") from exc
+        raise
 
 
 def create_db_engine(url: str) -> Engine:

@@ -3,6 +3,7 @@
 Every table written from events is keyed by the event's identity, so a replay
 or a duplicate delivery changes nothing. Derived tables (`emission_series`,
 `target_progress`) are recomputed from the source tables, never accumulated.
+Every table has one writer (the README's ownership table names it).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ __all__ = [
     "Co2AccountRow",
     "DeadLetterRow",
     "EmissionSeriesRow",
-    "IndicatorSeriesRow",
     "ScopeRow",
     "TargetProgressRow",
     "TargetStatusChangeRow",
+    "TargetTrajectoryRow",
     "TargetVersionRow",
 ]
 
@@ -154,19 +155,33 @@ class TargetProgressRow(Base):
 
 
 class TargetStatusChangeRow(Base):
-    """A target's status changed; also the outbox of the `target-status` topic."""
+    """A target's status changed; also the outbox of the `target-status` topic.
+
+    One row is one `klimapuls.core.messages.TargetStatusChange` (revision
+    0007 added the figures alerts need).
+    """
 
     __tablename__ = "target_status_change"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     target_id: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text, server_default="")
+    scope: Mapped[str] = mapped_column(Text, server_default="")
+    indicator: Mapped[str] = mapped_column(Text, server_default="")
+    unit: Mapped[str] = mapped_column(Text, server_default="")
     previous_status: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
+    previous_stale: Mapped[bool | None] = mapped_column(Boolean)
     stale: Mapped[bool] = mapped_column(Boolean)
     latest_year: Mapped[int | None] = mapped_column(Integer)
     latest_value: Mapped[float | None] = mapped_column(Double)
+    target_year: Mapped[int | None] = mapped_column(Integer)
+    target_value: Mapped[float | None] = mapped_column(Double)
+    path_value: Mapped[float | None] = mapped_column(Double)
     gap_to_path: Mapped[float | None] = mapped_column(Double)
+    forecast_value: Mapped[float | None] = mapped_column(Double)
+    required_annual_reduction: Mapped[float | None] = mapped_column(Double)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -177,6 +192,17 @@ class TargetStatusChangeRow(Base):
             ["target_version.target_id", "target_version.version"],
         ),
     )
+
+
+class TargetTrajectoryRow(Base):
+    """The path P(t) of a target's newest version in one year, for the boards."""
+
+    __tablename__ = "target_trajectory"
+
+    target_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    path_value: Mapped[float] = mapped_column(Double)
 
 
 class DeadLetterRow(Base):
@@ -222,25 +248,3 @@ class ScopeRow(Base):
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
-
-
-class IndicatorSeriesRow(Base):
-    """The yearly series of a non-emission indicator of a scope, with coverage.
-
-    Written by the service that derives it (fleet shares, modal split, ...);
-    `klimapuls progress` recomputes those targets from it at any as-of date.
-    Emission series live in `emission_series`.
-    """
-
-    __tablename__ = "indicator_series"
-
-    indicator: Mapped[str] = mapped_column(Text, primary_key=True)
-    scope: Mapped[str] = mapped_column(Text, primary_key=True)
-    year: Mapped[int] = mapped_column(Integer, primary_key=True)
-    value: Mapped[float] = mapped_column(Double)
-    reported: Mapped[int] = mapped_column(Integer)
-    expected: Mapped[int] = mapped_column(Integer)
-    complete: Mapped[bool] = mapped_column(Boolean)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )

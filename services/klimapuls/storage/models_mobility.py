@@ -3,7 +3,7 @@
 `mobility_count` is partitioned by month (or a TimescaleDB hypertable); the
 rollups `mobility_hourly`, `mobility_daily` and `mobility_yearly` are tables
 or continuous aggregates depending on the branch, so they are read with SQL
-in `klimapuls.storage.mobility_repository`, not mapped here.
+in `klimapuls.storage.mobility`, not mapped here.
 """
 
 from __future__ import annotations

@@ -1,111 +1,159 @@
-"""Progress inputs from the database, and the CO2 service's recomputation.
+"""Target progress, trajectories and the status-change log (owner: targets service).
 
-Loading is here; the math and the folding rules are in
-`klimapuls.core.progress` and `klimapuls.core.targets`, shared with
-`klimapuls progress --offline`, so the database and the files give the same
-numbers for the same events.
+`target_progress` holds where each target stands (its newest version),
+`target_trajectory` the path P(t) of each year for the boards, and
+`target_status_change` every change of status or staleness; the latter is
+also the outbox of the `target-status` topic (`klimapuls.storage.outbox`).
+All three are derived: recomputing the same facts changes nothing and logs
+nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, delete, select, text
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 
-from klimapuls.core.accounts import YearValue
-from klimapuls.core.batch import BatchResult
-from klimapuls.core.model import Progress
-from klimapuls.core.progress import (
-    EMISSION_INDICATOR,
-    ProgressInputs,
-    SeriesKey,
-    emission_series_by_scope,
+from klimapuls.core.messages import TargetStatusChange
+from klimapuls.core.model import Progress, Status
+from klimapuls.storage.models import (
+    TargetProgressRow,
+    TargetStatusChangeRow,
+    TargetTrajectoryRow,
 )
-from klimapuls.storage import repository
 
 __all__ = [
-    "ProgressKeeper",
-    "evaluate_stored",
-    "load_inputs",
-    "recompute_emission_progress",
+    "last_statuses",
+    "lock_progress",
+    "log_status_changes",
+    "progress_rows",
+    "write_progress",
+    "write_trajectories",
 ]
 
 
-def load_inputs(conn: Connection) -> ProgressInputs:
-    """Every target version, E(t) from the stored accounts, and stored series."""
-    totals = repository.municipality_totals(conn)
-    series: dict[SeriesKey, dict[int, YearValue]] = {
-        (EMISSION_INDICATOR, scope): values
-        for scope, values in emission_series_by_scope(totals).items()
-    }
-    for key, values in repository.indicator_series(conn).items():
-        if key[0] != EMISSION_INDICATOR:
-            series[key] = values
-    return ProgressInputs(repository.target_versions(conn), series)
-
-
-def evaluate_stored(
-    conn: Connection, as_of: date, indicators: Collection[str] | None = None
-) -> list[Progress]:
-    """Progress of every current target (of `indicators`) at `as_of`."""
-    return load_inputs(conn).evaluate(as_of, indicators)
-
-
-def recompute_emission_progress(
-    conn: Connection, now: datetime
-) -> list[repository.StatusChange]:
-    """Rewrite emission series and emission-target progress; log status changes.
-
-    Only `co2e_total` targets: the other indicators' progress is written by the
-    services that own their series.
-    """
-    # Two workers may finish batches at once; let one recompute at a time so
-    # the status-change log sees each change once.
+def lock_progress(conn: Connection) -> None:
+    """Let one recomputation at a time log changes (until the commit)."""
     conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.co2.progress'))")
+        text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.targets.progress'))")
     )
-    inputs = load_inputs(conn)
-    for (indicator, scope), values in inputs.series.items():
-        if indicator == EMISSION_INDICATOR:
-            repository.write_series(conn, scope, values.values())
-    progress = inputs.evaluate(now.date(), {EMISSION_INDICATOR})
-    return repository.write_progress(conn, progress, now)
 
 
-class ProgressKeeper:
-    """Base of the service handlers that keep target progress current.
+def last_statuses(conn: Connection) -> dict[str, tuple[Status, bool]]:
+    """The last logged (status, stale) of every target."""
+    c = TargetStatusChangeRow
+    rows = conn.execute(
+        select(c.target_id, c.status, c.stale)
+        .ext(distinct_on(c.target_id))
+        .order_by(c.target_id, c.id.desc())
+    )
+    return {
+        target_id: (cast("Status", status), stale) for target_id, status, stale in rows
+    }
 
-    A subclass says how to `recompute` its derived rows and progress in a
-    transaction; this class holds what every such handler needs and offers
-    `refresh`, which the streaming layer's timer calls.
-    """
 
-    #: The service name, used as `rejected_by` on dead letters.
-    service = ""
-    #: What `refresh` returns (services may extend `BatchResult`).
-    result_type: type[BatchResult] = BatchResult
+def _progress_row(p: Progress, now: datetime) -> dict[str, Any]:
+    return {
+        "target_id": p.target_id,
+        "version": p.version,
+        "name": p.name,
+        "scope": p.scope,
+        "indicator": p.indicator,
+        "unit": p.unit,
+        "baseline_year": p.baseline_year,
+        "baseline_value": p.baseline_value,
+        "target_year": p.target_year,
+        "target_value": p.target_value,
+        "latest_year": p.latest_year,
+        "latest_value": p.latest_value,
+        "reduction_achieved_pct": p.reduction_achieved_pct,
+        "path_value": p.path_value,
+        "gap_to_path": p.gap_to_path,
+        "forecast_value": p.forecast_value,
+        "required_annual_reduction": p.required_annual_reduction,
+        "status": p.status,
+        "stale": p.stale,
+        "coverage_year": p.coverage.year,
+        "coverage_reported": p.coverage.reported,
+        "coverage_expected": p.coverage.expected,
+        "as_of": p.as_of,
+        "computed_at": now,
+    }
 
-    def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str | None = None
-    ) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.name = name or self.service
-        # Recompute on the first batch even if it stores nothing new, so a
-        # restarted service brings progress up to date at once.
-        self._recomputed_once = False
 
-    def recompute(
-        self, conn: Connection, now: datetime
-    ) -> list[repository.StatusChange]:
-        """Rewrite derived rows and progress; return the status changes."""
-        raise NotImplementedError
+def _change_row(change: TargetStatusChange) -> dict[str, Any]:
+    columns = TargetStatusChangeRow.__table__.columns
+    return {
+        c.name: getattr(change, c.name)
+        for c in columns
+        if c.name not in ("id", "published_at")
+    }
 
-    def refresh(self) -> BatchResult:
-        """Recompute progress as of now, without new events (a timer calls it)."""
-        now = self.clock()
-        changes = repository.in_transaction(
-            self.engine, lambda conn: self.recompute(conn, now)
-        )
-        return self.result_type(status_changes=changes)
+
+def write_progress(
+    conn: Connection, progress: Sequence[Progress], now: datetime
+) -> None:
+    """Upsert the progress rows (one per target, its newest version)."""
+    if not progress:
+        return
+    stmt = insert(TargetProgressRow)
+    keys = _progress_row(progress[0], now).keys() - {"target_id"}
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["target_id"],
+            set_={k: stmt.excluded[k] for k in keys},
+        ),
+        [_progress_row(p, now) for p in progress],
+    )
+
+
+def log_status_changes(
+    conn: Connection, changes: Sequence[TargetStatusChange]
+) -> list[TargetStatusChange]:
+    """Append changes to the log (the outbox); return them with their ids."""
+    if not changes:
+        return []
+    ids = conn.execute(
+        insert(TargetStatusChangeRow).returning(TargetStatusChangeRow.id),
+        [_change_row(c) for c in changes],
+    ).scalars()
+    return [replace(c, id=i) for c, i in zip(changes, ids, strict=True)]
+
+
+def write_trajectories(
+    conn: Connection, paths: Mapping[str, tuple[int, Sequence[tuple[int, float]]]]
+) -> None:
+    """Replace the path points of these targets: id -> (version, points)."""
+    if not paths:
+        return
+    conn.execute(
+        delete(TargetTrajectoryRow).where(TargetTrajectoryRow.target_id.in_(paths))
+    )
+    rows = [
+        {"target_id": target_id, "version": version, "year": year, "path_value": v}
+        for target_id, (version, points) in paths.items()
+        for year, v in points
+    ]
+    if rows:
+        conn.execute(insert(TargetTrajectoryRow), rows)
+
+
+def progress_rows(conn: Connection) -> list[dict[str, Any]]:
+    """The stored progress of every target, in the `progress --json` shape."""
+    rows = conn.execute(select(TargetProgressRow).order_by(TargetProgressRow.target_id))
+    result = []
+    for r in rows.mappings():
+        row = {k: v for k, v in r.items() if not k.startswith("coverage_")}
+        row["coverage"] = {
+            "year": r["coverage_year"],
+            "reported": r["coverage_reported"],
+            "expected": r["coverage_expected"],
+        }
+        row["as_of"] = r["as_of"].isoformat()
+        row.pop("computed_at", None)
+        result.append(row)
+    return result

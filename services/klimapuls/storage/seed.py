@@ -1,23 +1,45 @@
-"""Seed data: scopes and the targets of the domain brief.
+"""Seed data: scopes, the targets of the domain brief, initiatives.
 
+`klimapuls db upgrade` loads them through the owners' storage functions.
 Scopes are upserted (a renamed scope follows the package's reference data).
-Seed targets are validated and stored like any `target` event, idempotently:
-a seed target revised in `core/data/targets.json` must take a new version and
-event id, or seeding stops with an error naming it (history is never
-overwritten).
+Seed targets are judged and stored like any `target` event: a seed target
+revised in `core/data/targets.json` must take a new version, or seeding stops
+with an error naming it (history is never overwritten).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.errors import ConfigurationError
-from klimapuls.core.model import INDICATOR_UNITS
+from klimapuls.core.identity import Verdict
 from klimapuls.core.reference import scopes, seed_target_events
 from klimapuls.core.validation import validate_event
-from klimapuls.storage.repository import in_transaction, store_targets, upsert_scopes
+from klimapuls.storage.db import in_transaction
+from klimapuls.storage.models import ScopeRow
+from klimapuls.storage.targets import store_targets
 
-__all__ = ["seed_reference_data"]
+__all__ = ["seed_reference_data", "upsert_scopes"]
+
+
+def upsert_scopes(conn: Connection, rows: Iterable[tuple[str, str, str]]) -> None:
+    """Insert or rename scopes given as (code, name, kind)."""
+    values = [{"code": c, "name": n, "kind": k} for c, n, k in rows]
+    if not values:
+        return
+    stmt = insert(ScopeRow)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["code"],
+            set_={"name": stmt.excluded.name, "kind": stmt.excluded.kind},
+            where=(ScopeRow.name.is_distinct_from(stmt.excluded.name))
+            | (ScopeRow.kind.is_distinct_from(stmt.excluded.kind)),
+        ),
+        values,
+    )
 
 
 def seed_reference_data(engine: Engine) -> int:
@@ -26,12 +48,14 @@ def seed_reference_data(engine: Engine) -> int:
 
     def work(conn: Connection) -> int:
         upsert_scopes(conn, ((s.code, s.name, s.kind) for s in scopes()))
-        added, clashes = store_targets(conn, events, INDICATOR_UNITS)
-        if clashes:
+        judgements = store_targets(conn, events)
+        refused = [j for j in judgements if j.verdict is Verdict.REJECTED]
+        if refused:
             raise ConfigurationError(
                 "seed targets changed without a new version (give the revision "
-                f"a new version and event_id): {', '.join(clashes)}"
+                "a new version and event_id): "
+                + ", ".join(j.identity.event_id for j in refused)
             )
-        return added
+        return sum(1 for j in judgements if j.verdict is Verdict.NEW)
 
     return in_transaction(engine, work)

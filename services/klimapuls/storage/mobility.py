@@ -1,5 +1,7 @@
 """Mobility counts in PostgreSQL: idempotent writes, partitions, rollups.
 
+Owner of every table here: the mobility service.
+
 Writes are keyed by `event_id`: a duplicate changes nothing, and an id sent
 again with other content is reported back (a producer bug, dead-lettered).
 Restatements add rows; `is_current` moves to the winner of the restatement
@@ -34,6 +36,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.dialects.postgresql import insert
 
+from klimapuls.core.identity import Identity, Judgement, Ledger, Verdict
 from klimapuls.core.mobility import (
     LOCAL_TIME,
     MobilityCount,
@@ -46,7 +49,6 @@ from klimapuls.storage.models_mobility import (
     MobilityModalSplitRow,
     MobilityYearRow,
 )
-from klimapuls.storage.repository import payload_digest
 
 __all__ = [
     "Backend",
@@ -68,6 +70,7 @@ Backend = Literal["tables", "timescaledb"]
 _HOUR_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 _ZONE = "'Europe/Copenhagen'"
 _STATE = "rollups"
+_KIND = "mobility_count"
 
 
 @dataclass
@@ -76,8 +79,8 @@ class StoredCounts:
 
     added: int = 0
     duplicates: int = 0
-    #: (event_id, payload digest) of events whose id is taken by other content.
-    reused: list[tuple[str, str]] = field(default_factory=list)
+    #: One judgement per event given, in order.
+    judgements: list[Judgement] = field(default_factory=list)
     restated: int = 0
     partitions: list[str] = field(default_factory=list)
 
@@ -147,7 +150,7 @@ def ensure_partitions(conn: Connection, starts: Iterable[datetime]) -> list[str]
     return created
 
 
-def _existing(conn: Connection, ids: list[str]) -> dict[str, str]:
+def _stored(conn: Connection, ids: list[str]) -> list[Identity]:
     rows = conn.execute(
         text(
             "SELECT event_id, payload_sha256 FROM mobility_count "
@@ -155,7 +158,7 @@ def _existing(conn: Connection, ids: list[str]) -> dict[str, str]:
         ),
         {"ids": ids},
     )
-    return {eid: digest for eid, digest in rows}
+    return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
 
 
 _CURRENT_OF_KEYS = text(
@@ -183,20 +186,17 @@ def store_counts(conn: Connection, events: Sequence[dict[str, Any]]) -> StoredCo
     if not events:
         return result
     lock_counts(conn)
-    stored = _existing(conn, list(dict.fromkeys(e["event_id"] for e in events)))
-    reference = dict(stored)
+    ids = list(dict.fromkeys(e["event_id"] for e in events))
+    ledger = Ledger.of(_KIND, _stored(conn, ids))
+    result.judgements = [ledger.judge(event) for event in events]
     new: list[dict[str, Any]] = []
     digests: dict[str, str] = {}
-    for event in events:
-        event_id = event["event_id"]
-        digest = payload_digest(event)
-        if reference.setdefault(event_id, digest) != digest:
-            result.reused.append((event_id, digest))
-        elif event_id in stored or event_id in digests:
-            result.duplicates += 1
-        else:
-            digests[event_id] = digest
+    for event, judgement in zip(events, result.judgements, strict=True):
+        if judgement.verdict is Verdict.NEW:
+            digests[event["event_id"]] = judgement.identity.digest
             new.append(event)
+        elif judgement.verdict is Verdict.DUPLICATE:
+            result.duplicates += 1
     if not new:
         return result
     counts = [MobilityCount.from_event(e) for e in new]

@@ -1,10 +1,10 @@
 """Reads and idempotent writes of fleet snapshots and the derived fleet shares.
 
-Snapshots are keyed by event id (`ON CONFLICT DO NOTHING`), so a replay or a
-duplicate delivery changes nothing, and a restatement adds a row beside the
-report it restates. `fleet_share` is derived: it is rewritten from the
-snapshots, never accumulated. Connection errors surface as `RetryableError`
-through `repository.in_transaction`.
+Owner: the fleet service. Snapshots are keyed by event id and judged by
+`klimapuls.core.identity`, so a replay or a duplicate delivery changes
+nothing, and a restatement adds a row beside the report it restates.
+`fleet_share` is derived: it is rewritten from the snapshots, never
+accumulated.
 """
 
 from __future__ import annotations
@@ -13,14 +13,20 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.fleet import PROPULSIONS, BusCounts, FleetShare, FleetSnapshot
+from klimapuls.core.identity import Judgement
+from klimapuls.storage.events import insert_new_events
 from klimapuls.storage.models_fleet import FleetShareRow, FleetStatusRow
-from klimapuls.storage.repository import Rejected, store_new_events
 
-__all__ = ["fleet_snapshots", "store_fleet_status", "write_fleet_shares"]
+__all__ = [
+    "fleet_snapshots",
+    "lock_fleet_shares",
+    "store_fleet_status",
+    "write_fleet_shares",
+]
 
 
 def _fleet_status_row(e: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +44,18 @@ def _fleet_status_row(e: dict[str, Any]) -> dict[str, Any]:
 
 def store_fleet_status(
     conn: Connection, events: Sequence[dict[str, Any]]
-) -> tuple[int, Rejected]:
-    """Insert fleet events; returns (rows added, rejected id/digest pairs)."""
-    return store_new_events(conn, FleetStatusRow, events, _fleet_status_row)
+) -> list[Judgement]:
+    """Judge and insert fleet events; one judgement per event, in order."""
+    return insert_new_events(
+        conn, "fleet_status", FleetStatusRow, events, _fleet_status_row
+    )
+
+
+def lock_fleet_shares(conn: Connection) -> None:
+    """Let one worker at a time rewrite the shares (until the commit)."""
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.fleet.shares'))")
+    )
 
 
 def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:

@@ -1,5 +1,8 @@
 """Reads and idempotent writes of initiatives, status reports and tovholdere.
 
+Owner: the initiatives service (the reference rows are seeded by
+`klimapuls db upgrade` through `seed_initiatives` here).
+
 Reports are keyed by event id (`ON CONFLICT DO NOTHING`); the derived
 assignment and hand-over rows of an initiative are rewritten from the
 reference set and all its stored reports with the pure rules of
@@ -16,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
+from klimapuls.core.identity import Judgement
 from klimapuls.core.initiatives import (
     PROGRAMME_INFRASTRUCTURE,
     REGION_TOVHOLDER,
@@ -27,6 +31,8 @@ from klimapuls.core.initiatives import (
     tovholder_timeline,
 )
 from klimapuls.core.reference import municipalities
+from klimapuls.storage.db import in_transaction
+from klimapuls.storage.events import exact, insert_new_events
 from klimapuls.storage.models_initiatives import (
     InitiativeRow,
     InitiativeStatusReportRow,
@@ -34,11 +40,6 @@ from klimapuls.storage.models_initiatives import (
     TovholderAssignmentRow,
     TovholderHandoverRow,
     TovholderRow,
-)
-from klimapuls.storage.repository import (
-    Rejected,
-    in_transaction,
-    store_new_events,
 )
 
 __all__ = [
@@ -196,7 +197,7 @@ def _status_report_row(e: dict[str, Any]) -> dict[str, Any]:
         "status": e["status"],
         "tovholdere": list(e["tovholdere"]),
         "effective_date": e.get("effective_date"),
-        "estimate_dkk_m": e.get("estimate_dkk_m"),
+        "estimate_dkk_m": exact(e.get("estimate_dkk_m")),
         "note": e.get("note"),
         "producer": e["producer"],
         "reported_at": e["reported_at"],
@@ -205,9 +206,15 @@ def _status_report_row(e: dict[str, Any]) -> dict[str, Any]:
 
 def store_status_reports(
     conn: Connection, events: Sequence[dict[str, Any]]
-) -> tuple[int, Rejected]:
-    """Insert report events; returns (rows added, rejected id/digest pairs)."""
-    return store_new_events(conn, InitiativeStatusReportRow, events, _status_report_row)
+) -> list[Judgement]:
+    """Judge and insert report events; one judgement per event, in order."""
+    return insert_new_events(
+        conn,
+        "initiative_status",
+        InitiativeStatusReportRow,
+        events,
+        _status_report_row,
+    )
 
 
 def _reports(conn: Connection, ids: Collection[str]) -> dict[str, list[StatusReport]]:

@@ -8,6 +8,8 @@ industry and other), and the papers' known problems: a reporting lag (the
 newest year is reported by only some municipalities), recalculated earlier
 years (restatements with a newer vintage), and a few malformed events.
 Every event's `source` says `synthetic`.
+
+`co2_events` hands the accounts to the simulator, in release order.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from klimapuls.core.reference import municipality_codes
+from klimapuls.simulator.events import SimulatedEvent
 
 __all__ = [
     "INHABITANTS_THOUSANDS",
@@ -26,6 +29,8 @@ __all__ = [
     "SYNTHETIC_SOURCE",
     "DemoData",
     "co2_demo",
+    "co2_events",
+    "latest_account_year",
 ]
 
 SYNTHETIC_SOURCE = "synthetic (Klimapuls demo data, not real figures)"
@@ -188,3 +193,22 @@ def co2_demo(
                         )
                     )
     return DemoData(events=events, malformed=_malformed(seed))
+
+
+# --- CO2 accounts -------------------------------------------------------------
+
+
+def latest_account_year(start: date) -> int:
+    """The newest year whose account is released by `start`."""
+    # The account for year Y is released in May of Y+1 (co2_demo's vintages).
+    return start.year - 1 if start >= date(start.year, 5, 1) else start.year - 2
+
+
+def co2_events(seed: int, start: date) -> list[SimulatedEvent]:
+    """The synthetic CO2 accounts released by `start`, in release order."""
+    demo = co2_demo(seed=seed, latest_year=latest_account_year(start))
+    ordered = sorted(
+        demo.events,
+        key=lambda e: (e["vintage"], e["municipality_code"], e["year"], e["sector"]),
+    )
+    return [SimulatedEvent("co2_account", e) for e in ordered]

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from klimapuls.cli.simulate import TokenBucket
 from klimapuls.core.errors import EventValidationError
 from klimapuls.core.reference import municipality_codes, seed_target_events
-from klimapuls.core.simulator import (
+from klimapuls.core.validation import EVENT_KINDS, decode_event, validate_event
+from klimapuls.simulator import (
     DEFAULT_START,
     SIMULATOR_PRODUCER,
     SimulatedEvent,
@@ -29,7 +30,6 @@ from klimapuls.core.simulator import (
     movia_fleet,
     simulate,
 )
-from klimapuls.core.validation import EVENT_KINDS, decode_event, validate_event
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 START = DEFAULT_START  # a Monday

@@ -123,8 +123,13 @@ class Topics:
 
     @property
     def target_status(self) -> str:
-        """Target status changes, for alerts."""
+        """Target status changes (`target_status.v1`), for alerts."""
         return self._name("target-status")
+
+    @property
+    def series_change(self) -> str:
+        """Notices that a measured series changed (`series_change.v1`)."""
+        return self._name("series-change")
 
     def for_kind(self, kind: str) -> str:
         """The topic of an event family (`co2_account`, `target`, ...)."""
@@ -140,6 +145,7 @@ class Topics:
             self.initiative_status,
             self.dead_letter,
             self.target_status,
+            self.series_change,
         ]
 
 

@@ -1,0 +1,137 @@
+"""Events from files, folded into facts in memory: the services' rules, offline.
+
+`klimapuls progress --offline` (and anyone reading event files) folds every
+validated event with `EventFold`, which judges each one with the same
+identity rules as the services' storage (`klimapuls.core.identity`): a new
+fact is kept, a duplicate counts once, a reused id or a clashing target
+version is refused with the same reason a dead letter would carry. The
+result is the same `Facts` the database holds after the services stored
+the same events, so `klimapuls.core.progress.evaluate_all` gives the same
+numbers on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from klimapuls.core.errors import EventValidationError, FieldIssue
+from klimapuls.core.fleet import FleetSnapshot
+from klimapuls.core.identity import Judgement, Ledger, Verdict
+from klimapuls.core.initiatives import StatusReport
+from klimapuls.core.mobility import MobilityCount, yearly_trips
+from klimapuls.core.model import Co2Account, Target
+from klimapuls.core.progress import Facts
+from klimapuls.core.reference import seed_target_events
+from klimapuls.core.validation import EVENT_KINDS, parse_json, preview, validate_event
+
+__all__ = ["EventFold", "InputLine", "kind_of", "read_jsonl"]
+
+
+@dataclass
+class EventFold:
+    """Folds validated events of every family into `Facts`, judging each one.
+
+    Starts with the seed targets (as the database does after `db upgrade`)
+    unless `seed_targets` is False.
+    """
+
+    seed_targets: bool = True
+    ledgers: dict[str, Ledger] = field(default_factory=dict)
+    accounts: list[Co2Account] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    fleet: list[FleetSnapshot] = field(default_factory=list)
+    counts: list[MobilityCount] = field(default_factory=list)
+    reports: list[StatusReport] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.seed_targets:
+            for event in seed_target_events():
+                self.judge("target", validate_event("target", event))
+
+    def judge(self, kind: str, event: Mapping[str, Any]) -> Judgement:
+        """Judge one validated event and keep it if it is a new fact."""
+        ledger = self.ledgers.setdefault(kind, Ledger(kind))
+        judgement = ledger.judge(event)
+        if judgement.verdict is Verdict.NEW:
+            self._keep(kind, event)
+        return judgement
+
+    def add(self, kind: str, event: Mapping[str, Any]) -> Verdict:
+        """`judge`, raising `EventValidationError` for a refused event."""
+        judgement = self.judge(kind, event)
+        if judgement.verdict is Verdict.REJECTED:
+            raise judgement.error
+        return judgement.verdict
+
+    def _keep(self, kind: str, event: Mapping[str, Any]) -> None:
+        if kind == "co2_account":
+            self.accounts.append(Co2Account.from_event(dict(event)))
+        elif kind == "target":
+            self.targets.append(Target.from_event(dict(event)))
+        elif kind == "fleet_status":
+            self.fleet.append(FleetSnapshot.from_event(event))
+        elif kind == "mobility_count":
+            self.counts.append(MobilityCount.from_event(event))
+        elif kind == "initiative_status":
+            self.reports.append(StatusReport.from_event(event))
+
+    def facts(self) -> Facts:
+        """The facts folded so far."""
+        return Facts(
+            targets=tuple(self.targets),
+            accounts=tuple(self.accounts),
+            fleet=tuple(self.fleet),
+            trips=tuple(yearly_trips(self.counts)),
+        )
+
+
+def kind_of(event: Mapping[str, Any]) -> str:
+    """The event family named by an event's `schema` field (`co2_account.v1`)."""
+    declared = event.get("schema")
+    if not isinstance(declared, str) or not declared:
+        raise EventValidationError(
+            [FieldIssue("schema", "is required: it names the event family")]
+        )
+    kind = declared.rsplit(".", 1)[0]
+    if kind not in EVENT_KINDS:
+        raise EventValidationError(
+            [
+                FieldIssue(
+                    "schema",
+                    f"{preview(declared)} is not a known schema; one of "
+                    + ", ".join(f"{k}.v1" for k in EVENT_KINDS),
+                )
+            ]
+        )
+    return kind
+
+
+@dataclass(frozen=True)
+class InputLine:
+    """One non-blank line of a JSONL file: a valid event or why it is not."""
+
+    number: int
+    kind: str | None
+    event: dict[str, Any] | None
+    error: EventValidationError | None = None
+
+
+def read_jsonl(lines: Iterable[str]) -> Iterator[InputLine]:
+    """Parse and validate JSONL lines of any event family (blank lines skipped)."""
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            parsed = parse_json(raw)
+            if not isinstance(parsed, dict):
+                raise EventValidationError(
+                    [FieldIssue("$", "each line must be a JSON object")]
+                )
+            kind = kind_of(parsed)
+            event = validate_event(kind, parsed)
+        except EventValidationError as exc:
+            yield InputLine(number, None, None, exc)
+            continue
+        yield InputLine(number, kind, event)

@@ -1,0 +1,101 @@
+"""Idempotent inserts of events, judged by `klimapuls.core.identity`.
+
+The rows already stored for a batch's ids are loaded into a `Ledger`, each
+event is judged in batch order (new, duplicate, rejected), and only the new
+ones are inserted. The same ledger rules run offline, so the database and
+`klimapuls progress --offline` agree on every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Text, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+
+from klimapuls.core.identity import Identity, Judgement, Ledger, Verdict
+
+__all__ = [
+    "RowOf",
+    "exact",
+    "insert_new_events",
+    "judge_events",
+    "stored_identities",
+]
+
+#: How a validated event becomes a row (without `event_id`/`payload_sha256`).
+RowOf = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def stored_identities(
+    conn: Connection, kind: str, table: Any, event_ids: Sequence[str]
+) -> list[Identity]:
+    """The identities stored in `table` (keyed by `event_id`) for these ids."""
+    if not event_ids:
+        return []
+    ids = bindparam("ids", list(dict.fromkeys(event_ids)), type_=ARRAY(Text))
+    rows = conn.execute(
+        select(table.event_id, table.payload_sha256).where(table.event_id == any_(ids))
+    )
+    return [Identity((kind, eid), eid, digest) for eid, digest in rows]
+
+
+def judge_events(
+    conn: Connection, kind: str, table: Any, events: Sequence[dict[str, Any]]
+) -> list[Judgement]:
+    """Judge events keyed by `event_id` against the stored ones, in order."""
+    known = stored_identities(conn, kind, table, [e["event_id"] for e in events])
+    ledger = Ledger.of(kind, known)
+    return [ledger.judge(event) for event in events]
+
+
+def insert_new_events(
+    conn: Connection,
+    kind: str,
+    table: Any,
+    events: Sequence[dict[str, Any]],
+    row_of: RowOf,
+) -> list[Judgement]:
+    """Judge events and insert the new ones; one judgement per event, in order.
+
+    A new event another writer stored in the meantime (the insert found its
+    key taken) is reported as a duplicate.
+    """
+    judgements = judge_events(conn, kind, table, events)
+    rows = [
+        {
+            **row_of(event),
+            "event_id": j.identity.event_id,
+            "payload_sha256": j.identity.digest,
+        }
+        for event, j in zip(events, judgements, strict=True)
+        if j.verdict is Verdict.NEW
+    ]
+    if not rows:
+        return judgements
+    inserted = set(
+        conn.execute(
+            insert(table).on_conflict_do_nothing().returning(table.event_id), rows
+        ).scalars()
+    )
+    return [
+        Judgement(Verdict.DUPLICATE, j.identity)
+        if j.verdict is Verdict.NEW and j.identity.event_id not in inserted
+        else j
+        for j in judgements
+    ]
+
+
+def exact(value: Any) -> Any:
+    """A float as the `Decimal` of its shortest repr, for a `numeric` column.
+
+    PostgreSQL casts a float parameter to `numeric` with 15 digits, so
+    `0.30000000000000004` would come back as `0.3`; the repr's Decimal
+    round-trips exactly, and the database and the files then hold the same
+    numbers.
+    """
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
