@@ -101,9 +101,13 @@ class _Row:
     raw: str
     #: Name of the first non-empty cell beyond the header, if any.
     extra: str | None = None
+    #: Why the line could not be read as CSV at all, if so.
+    unreadable: str | None = None
 
     def check(self) -> None:
-        """Refuse a row with more cells than the header: data would be lost."""
+        """Refuse an unreadable line, or one with more cells than the header."""
+        if self.unreadable is not None:
+            raise _RowError("$", self.unreadable)
         if self.extra is not None:
             raise _RowError(
                 self.extra,
@@ -117,16 +121,28 @@ def _norm(name: str) -> str:
 
 
 def _read(text: str) -> tuple[list[str], Iterator[_Row]]:
-    first = text.split("\n", 1)[0]
+    first = text.splitlines()[0] if text else ""
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    # newline="": the csv module itself reads CR, LF and CRLF line ends
+    # (and quoted line breaks); a bare CR inside a cell is then a line end,
+    # not an error that stops the whole file.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
-    except StopIteration:
+    except (StopIteration, csv.Error):
         return [], iter(())
 
     def rows() -> Iterator[_Row]:
-        for cells in reader:
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # E.g. a cell over the csv module's size limit: say so at its
+                # row and stop, as the reader cannot resynchronise.
+                yield _Row(reader.line_num, {}, "", unreadable=f"not a CSV line: {exc}")
+                return
             if not any(c.strip() for c in cells):
                 continue
             padded = cells + [""] * (len(header) - len(cells))

@@ -1,0 +1,216 @@
+"""Bad input at scale: no bytes, value or file stops a decoder, importer or service.
+
+Hypothesis feeds random bytes, deep nesting, huge values and text from every
+Unicode category to the decoder, to each family's validation (by mutating
+valid events field by field), to the importers, and to every service's
+handler on a real PostgreSQL. The only outcomes allowed are a valid event,
+an `EventValidationError` naming a field, an import issue naming a row and
+column, or a bounded dead letter that the dead-letter table takes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+
+from klimapuls.co2.handlers import Co2Handler
+from klimapuls.core.batch import Incoming
+from klimapuls.core.deadletter import MAX_DEAD_LETTER_BYTES, DeadLetter
+from klimapuls.core.errors import EventValidationError
+from klimapuls.core.identity import Verdict
+from klimapuls.core.validation import EVENT_KINDS, decode_event, schema_name
+from klimapuls.deadletter.handlers import DeadLetterHandler
+from klimapuls.fleet.handlers import FleetHandler
+from klimapuls.importers import IMPORT_KINDS, convert
+from klimapuls.initiatives.handlers import InitiativeHandler
+from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.producer.readers import complete_envelope
+from klimapuls.targets.handlers import TargetsHandler
+
+EXAMPLES = Path(__file__).parent.parent.parent / "schemas" / "examples"
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _example(kind: str) -> dict[str, Any]:
+    path = EXAMPLES / f"{schema_name(kind)}.json"
+    example: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return example
+
+
+# Text from every Unicode category, surrogates and NUL included.
+ANY_TEXT = st.text(st.characters(codec=None), max_size=40)
+HUGE = st.one_of(
+    st.integers(min_value=2**53, max_value=2**200),
+    st.integers(max_value=-(2**53)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(min_size=5_000, max_size=20_000),
+)
+LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), ANY_TEXT, HUGE)
+JSON_VALUE = st.recursive(
+    LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(ANY_TEXT, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _nested(depth: int, kind: str) -> str:
+    return (
+        ("[" * depth + "]" * depth)
+        if kind == "list"
+        else ('{"a":' * depth + "0" + "}" * depth)
+    )
+
+
+@st.composite
+def mutated_event(draw: st.DrawFn, kind: str) -> dict[str, Any]:
+    """A valid example with some fields replaced, dropped or added."""
+    event = dict(_example(kind))
+    for name in draw(st.lists(st.sampled_from(sorted(event)), max_size=3)):
+        action = draw(st.sampled_from(["replace", "drop", "nest"]))
+        if action == "drop":
+            event.pop(name, None)
+        elif action == "nest":
+            event[name] = json.loads(_nested(draw(st.integers(1, 40)), "list"))
+        else:
+            event[name] = draw(JSON_VALUE)
+    if draw(st.booleans()):
+        event[draw(ANY_TEXT)] = draw(JSON_VALUE)
+    return event
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    # NaN and huge numbers are valid JSON extensions Python writes; lone
+    # surrogates are written escaped, as any JSON encoder may send them.
+    return json.dumps(event, ensure_ascii=True).encode()
+
+
+RAW = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from(
+        [
+            _nested(10_000, "list").encode(),
+            _nested(10_000, "dict").encode(),
+            b"\x00" * 50,
+            b'{"schema": "co2_account.v1"' + b" " * 10_000,
+            "\ufeff{}".encode(),
+        ]
+    ),
+    ANY_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
+)
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _only_validation_errors(kind: str, raw: bytes) -> None:
+    try:
+        decode_event(kind, raw)
+    except EventValidationError as exc:
+        assert exc.issues and all(i.field for i in exc.issues)
+        letter = DeadLetter.from_error(
+            exc,
+            kind=kind,
+            origin="fuzz",
+            payload=raw,
+            rejected_by="fuzz",
+            rejected_at=NOW,
+        )
+        body = letter.to_json()
+        assert len(body) <= MAX_DEAD_LETTER_BYTES
+        assert DeadLetter.from_json(body).payload_sha256 == letter.payload_sha256
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+@FUZZ
+@given(raw=RAW)
+def test_the_decoder_takes_any_bytes(kind: str, raw: bytes) -> None:
+    _only_validation_errors(kind, raw)
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+@FUZZ
+@given(data=st.data())
+def test_every_schema_refuses_mutations_by_field_and_never_crashes(
+    kind: str, data: st.DataObject
+) -> None:
+    _only_validation_errors(kind, _body(data.draw(mutated_event(kind))))
+
+
+CSV_CELL = st.one_of(
+    ANY_TEXT,
+    st.sampled_from(
+        ["", "1.234,5", "-1", "2024-13-45", "nan", "1e400", ";", '"', "x" * 200_000]
+    ),
+)
+
+
+@pytest.mark.parametrize("import_kind", sorted(IMPORT_KINDS))
+@FUZZ
+@given(
+    header=st.lists(ANY_TEXT, min_size=1, max_size=6),
+    rows=st.lists(st.lists(CSV_CELL, max_size=8), max_size=6),
+    delimiter=st.sampled_from([",", ";"]),
+)
+def test_the_importers_report_bad_rows_and_never_crash(
+    import_kind: str, header: list[str], rows: list[list[str]], delimiter: str
+) -> None:
+    text = "\n".join(delimiter.join(r) for r in [header, *rows])
+
+    def envelope(kind: str, event: dict[str, Any]) -> dict[str, Any]:
+        return complete_envelope(kind, event, "fuzz", NOW)
+
+    for item in convert(import_kind, text, envelope):
+        assert item.event is not None or item.issues
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "co2_account": Co2Handler,
+    "fleet_status": FleetHandler,
+    "mobility_count": MobilityHandler,
+    "initiative_status": InitiativeHandler,
+    "target": TargetsHandler,
+}
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+@given(data=st.data())
+def test_no_service_stops_on_any_batch(engine: Engine, data: st.DataObject) -> None:
+    """Every handler takes any batch: a verdict per message, dead letters stored."""
+    letters = DeadLetterHandler(engine, lambda: NOW)
+    for kind, make in HANDLERS.items():
+        bodies = data.draw(
+            st.lists(
+                st.one_of(RAW, mutated_event(kind).map(_body)), min_size=1, max_size=8
+            ),
+            label=kind,
+        )
+        batch = [Incoming(kind, b, f"fuzz:0:{i}") for i, b in enumerate(bodies)]
+        result = make(engine, lambda: NOW).handle(batch)
+        assert len(result.verdicts) == len(batch)
+        assert all(
+            v in (Verdict.NEW, Verdict.DUPLICATE, Verdict.REJECTED)
+            for v in result.verdicts
+        )
+        stored = letters.handle([d.to_json() for d in result.dead_letters])
+        assert stored.stored + stored.duplicates == len(result.dead_letters)
