@@ -1,0 +1,518 @@
+"""The whole pipeline against the machine's own ceiling, on the embedded stack.
+
+    python bench/pipeline.py [--events N] [--live-rate R] [--live-seconds S] [--json]
+    klimapuls bench [...]          (the same, from a checkout)
+
+Phases, in one run, on one fresh embedded broker and PostgreSQL:
+
+1. *backlog*: N events of a realistic mix (about 95 % mobility counts, 4 %
+   fleet snapshots, 1 % CO2 accounts and targets, 0.5 % malformed, a few
+   restatements) are in the topics before the services start; the time until
+   every event is stored or dead-lettered gives `events_per_s`.
+2. *ceiling*: a plain consumer (aiokafka) reads the same topics and writes the
+   same count rows with binary COPY into a table of the same PostgreSQL:
+   `ceiling_events_per_s`; `ratio` = backlog over ceiling.
+3. *live*: new events offered at a steady rate; latency from send to the row's
+   `received_at` (the storing transaction's start, a few ms before its
+   commit), p50 and p99.
+
+`lost` (sent, neither stored nor dead-lettered) and `duplicates` (an event id
+stored twice) are counted from the database by event id, never estimated;
+both must be 0. Peak RSS is sampled per process (services, broker,
+PostgreSQL backends). Figures are printed, never asserted: the CI smoke test
+runs a small N and checks only `lost` and `duplicates`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from itertools import cycle, islice
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
+
+from klimapuls.core.reference import seed_target_events
+from klimapuls.settings import KafkaSettings, Settings
+from klimapuls.simulator import (
+    SimulatedEvent,
+    co2_events,
+    fleet_events,
+    malformed_events,
+    mobility_events,
+)
+from klimapuls.stack import EmbeddedBroker, EmbeddedPostgres, ensure_topics
+from klimapuls.stack.runner import Stack
+from klimapuls.storage import prepare_database
+
+SERVICES = ("co2", "deadletter", "fleet", "initiatives", "mobility", "targets")
+#: Where each family's events end up (table, id column).
+STORED_IN = {
+    "co2_account": ("co2_account", "event_id"),
+    "target": ("target_version", "event_id"),
+    "fleet_status": ("fleet_status", "event_id"),
+    "mobility_count": ("mobility_count", "event_id"),
+    "dead_letter": ("dead_letter", "dead_letter_id"),
+}
+_POLL_S = 1.0
+
+
+@dataclass
+class Result:
+    """What `--json` prints."""
+
+    events: int
+    events_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    ceiling_events_per_s: float
+    ratio: float
+    peak_rss_mb: dict[str, float]
+    lost: int
+    duplicates: int
+    backlog_s: float = 0.0
+    first_row_s: float | None = None
+    live_events: int = 0
+    live_rate: float = 0.0
+    mix: dict[str, int] = field(default_factory=dict)
+
+
+# --- the event mix ------------------------------------------------------------
+
+
+def _fleet(seed: int, start: date, n: int) -> Iterator[SimulatedEvent]:
+    """`n` fleet snapshots: the simulator's, then copies on more garages."""
+    base = [e for e in fleet_events(seed, start) if isinstance(e.body, dict)]
+    for i, event in enumerate(islice(cycle(base), n)):
+        round_ = i // len(base)
+        if round_ == 0:
+            yield event
+            continue
+        body = dict(event.body)  # type: ignore[arg-type]
+        body["event_id"] = f"{body['event_id']}:bench{round_}"
+        body["garage"] = f"{body.get('garage') or body.get('contract')} B{round_}"
+        body.pop("contract", None)
+        yield SimulatedEvent("fleet_status", body)
+
+
+def build_mix(
+    n: int, seed: int = 2045, start: date = date(2026, 6, 1)
+) -> list[SimulatedEvent]:
+    """N events: ~95 % counts, 4 % fleet, 1 % CO2 and targets, 0.5 % malformed."""
+    counts = max(n - int(n * 0.04) - int(n * 0.01) - int(n * 0.005), 1)
+    sources: list[list[SimulatedEvent]] = [
+        list(islice(mobility_events(seed, start), counts)),
+        list(_fleet(seed, start, int(n * 0.04))),
+        [e for e in co2_events(seed, start) if not e.malformed][: int(n * 0.009)],
+        [SimulatedEvent("target", e) for e in seed_target_events()],
+        list(islice(malformed_events(seed, start), int(n * 0.005))),
+    ]
+    # Interleave proportionally, so every batch sees the mix.
+    total = sum(len(s) for s in sources)
+    ordered = sorted(
+        (
+            (i / len(source), k, event)
+            for k, source in enumerate(sources)
+            for i, event in enumerate(source)
+        ),
+        key=lambda t: (t[0], t[1]),
+    )
+    return [event for _, _, event in ordered][:total]
+
+
+def _expected(events: Sequence[SimulatedEvent]) -> list[tuple[str, str]]:
+    pairs = []
+    for event in events:
+        if event.malformed:
+            pairs.append(("dead_letter", str(event.dead_letter_id)))
+        else:
+            pairs.append((event.kind, str(event.event_id)))
+    return pairs
+
+
+# --- sending ------------------------------------------------------------------
+
+
+async def _send(
+    settings: Settings,
+    events: Sequence[SimulatedEvent],
+    rate: float | None = None,
+) -> dict[str, float]:
+    """Send events (as fast as possible, or at `rate`/s); id -> send time."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.require_bootstrap_servers(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    sent: dict[str, float] = {}
+    began = time.monotonic()
+    try:
+        for i, event in enumerate(events):
+            if rate is not None:
+                delay = began + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            body = (
+                event.body
+                if isinstance(event.body, bytes)
+                else json.dumps(event.body).encode()
+            )
+            await producer.send(settings.topics.for_kind(event.kind), body)
+            if event.event_id is not None:
+                sent[event.event_id] = time.time()
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+# --- counting by event id -----------------------------------------------------
+
+
+def _psql(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+class Ledger:
+    """The ids still expected, in a table; found ones are deleted as they land."""
+
+    def __init__(self, url: str, expected: Sequence[tuple[str, str]]) -> None:
+        self.conn = psycopg.connect(_psql(url), autocommit=True)
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_pending (kind text, id text)"
+        )
+        self.conn.execute("TRUNCATE bench_pending")
+        with self.conn.cursor().copy("COPY bench_pending (kind, id) FROM STDIN") as cp:
+            for pair in expected:
+                cp.write_row(pair)
+        self.conn.execute("CREATE INDEX ON bench_pending (kind, id)")
+        self.conn.execute("ANALYZE bench_pending")
+        self.total = len(expected)
+        self.pending = self.total
+
+    def poll(self) -> int:
+        """Delete the ids that arrived; returns how many are still pending."""
+        for kind, (table, column) in STORED_IN.items():
+            self.conn.execute(
+                f"DELETE FROM bench_pending p USING {table} t "
+                f"WHERE p.kind = %s AND t.{column} = p.id",
+                (kind,),
+            )
+        row = self.conn.execute("SELECT count(*) FROM bench_pending").fetchone()
+        self.pending = int(row[0]) if row else 0
+        return self.pending
+
+    def missing(self, most: int = 5) -> list[tuple[str, str]]:
+        """A few ids still pending, to name in the report."""
+        rows = self.conn.execute(
+            "SELECT kind, id FROM bench_pending ORDER BY kind, id LIMIT %s", (most,)
+        ).fetchall()
+        return [(str(k), str(i)) for k, i in rows]
+
+    def duplicates(self) -> int:
+        """Event ids stored more than once, over every table."""
+        found = 0
+        for kind, (table, column) in STORED_IN.items():
+            if kind == "dead_letter":
+                continue
+            row = self.conn.execute(
+                f"SELECT count(*) - count(DISTINCT {column}) FROM {table}"
+            ).fetchone()
+            found += int(row[0]) if row else 0
+        return found
+
+    def close(self) -> None:
+        """Drop the table and the connection."""
+        self.conn.execute("DROP TABLE IF EXISTS bench_pending")
+        self.conn.close()
+
+
+# --- memory -------------------------------------------------------------------
+
+
+class PeakMemory(threading.Thread):
+    """Samples the RSS of the services, the broker and PostgreSQL."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.peak: Counter[str] = Counter()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Sample every 0.5 s until stopped."""
+        while not self.stopping.wait(0.5):
+            for name, pid in self.roots.items():
+                try:
+                    root = psutil.Process(pid)
+                    procs = [root, *root.children(recursive=True)]
+                    rss = max(p.memory_info().rss for p in procs)
+                except psutil.Error:
+                    continue
+                self.peak[name] = max(self.peak[name], rss)
+
+    def mb(self) -> dict[str, float]:
+        """Peak RSS in MiB per process name."""
+        return {k: round(v / 2**20, 1) for k, v in sorted(self.peak.items())}
+
+
+# --- the ceiling --------------------------------------------------------------
+
+
+def _count_row(value: bytes) -> tuple[Any, ...] | None:
+    """The columns of a count event, or None for anything else (no validation)."""
+    try:
+        e = json.loads(value)
+        return (
+            e["event_id"],
+            e["site_id"],
+            e["municipality_code"],
+            e["mode"],
+            e["direction"],
+            datetime.fromisoformat(e["interval_start"]),
+            datetime.fromisoformat(e["interval_end"]),
+            int(e["count"]),
+            int(e.get("revision", 0)),
+            e["producer"],
+            datetime.fromisoformat(e["reported_at"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
+
+
+async def _ceiling(settings: Settings, url: str, n: int) -> float:
+    """Events/s of a plain consumer with binary COPY of the count rows."""
+    conn = await psycopg.AsyncConnection.connect(_psql(url), autocommit=True)
+    await conn.execute(
+        "CREATE UNLOGGED TABLE IF NOT EXISTS bench_ceiling (event_id text, "
+        "site_id text, municipality_code text, mode text, direction text, "
+        "interval_start timestamptz, interval_end timestamptz, count bigint, "
+        "revision integer, producer text, reported_at timestamptz)"
+    )
+    topics = settings.topics
+    consumer = AIOKafkaConsumer(
+        topics.mobility_count,
+        topics.fleet_status,
+        topics.co2_account,
+        topics.target,
+        topics.initiative_status,
+        bootstrap_servers=settings.require_bootstrap_servers(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen = 0
+    began = None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=20_000)
+            if not batch:
+                break
+            began = began or time.monotonic()
+            rows = []
+            for records in batch.values():
+                for record in records:
+                    seen += 1
+                    row = _count_row(record.value)
+                    if row is not None:
+                        rows.append(row)
+            async with (
+                conn.cursor() as cur,
+                cur.copy("COPY bench_ceiling FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(
+                    [
+                        "text",
+                        "text",
+                        "text",
+                        "text",
+                        "text",
+                        "timestamptz",
+                        "timestamptz",
+                        "int8",
+                        "int4",
+                        "text",
+                        "timestamptz",
+                    ]
+                )
+                for row in rows:
+                    await copy.write_row(row)
+    finally:
+        await consumer.stop()
+        await conn.execute("DROP TABLE IF EXISTS bench_ceiling")
+        await conn.close()
+    elapsed = time.monotonic() - (began or time.monotonic())
+    return seen / elapsed if elapsed > 0 else 0.0
+
+
+# --- the run ------------------------------------------------------------------
+
+
+def _wait(ledger: Ledger, timeout_s: float, say: Any) -> tuple[float, float | None]:
+    began = time.monotonic()
+    first = None
+    while time.monotonic() - began < timeout_s:
+        pending = ledger.poll()
+        done = ledger.total - pending
+        if first is None and done > 0:
+            first = time.monotonic() - began
+        say(f"  {done:,}/{ledger.total:,} stored or dead-lettered")
+        if pending == 0:
+            break
+        time.sleep(_POLL_S)
+    return time.monotonic() - began, first
+
+
+def _latencies(url: str, sent: dict[str, float]) -> list[float]:
+    with psycopg.connect(_psql(url)) as conn:
+        rows = conn.execute(
+            "SELECT event_id, extract(epoch FROM received_at) FROM mobility_count "
+            "WHERE event_id = ANY(%s) UNION ALL SELECT event_id, "
+            "extract(epoch FROM received_at) FROM fleet_status "
+            "WHERE event_id = ANY(%s)",
+            (list(sent), list(sent)),
+        ).fetchall()
+    return [(float(t) - sent[eid]) * 1000 for eid, t in rows if eid in sent]
+
+
+def run(
+    n: int, live_rate: float, live_seconds: float, timeout_s: float, say: Any
+) -> Result:
+    """Start a fresh embedded stack, run the three phases, stop it."""
+    with tempfile.TemporaryDirectory(prefix="klimapuls-bench-") as tmp:
+        folder = Path(tmp)
+        broker = EmbeddedBroker(folder / "tansu.log")
+        database = EmbeddedPostgres(folder / "postgres", "bench")
+        broker.start()
+        url = database.start()
+        stack: Stack | None = None
+        try:
+            prepare_database(url)
+            settings = Settings(
+                database_url=SecretStr(url),
+                kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
+                topic_prefix="bench-",
+                data_dir=folder,
+                kafka_session_timeout_s=6,
+                kafka_heartbeat_s=1,
+            )
+            ensure_topics(settings)
+            mix = build_mix(n)
+            say(f"sending a backlog of {len(mix):,} events")
+            asyncio.run(_send(settings, mix))
+            ledger = Ledger(url, _expected(mix))
+            stack = Stack(settings)
+            stack.start_services(SERVICES)
+            roots = {name: p.pid for name, p in stack.processes.items()}
+            if broker._process is not None:
+                roots["broker"] = broker._process.pid
+            memory = PeakMemory(roots)
+            memory.start()
+            say("services started; draining the backlog")
+            backlog_s, first_row = _wait(ledger, timeout_s, say)
+            backlog_lost = ledger.pending
+            if backlog_lost:
+                say(f"  not stored after {timeout_s:.0f} s: {ledger.missing()}")
+            say("ceiling: a plain consumer with binary COPY of the same events")
+            ceiling = asyncio.run(_ceiling(settings, url, len(mix)))
+            live = [
+                e
+                for e in build_mix(
+                    int(live_rate * live_seconds), seed=7, start=date(2026, 9, 1)
+                )
+                if not e.malformed
+            ]
+            say(f"live: {len(live):,} events offered at {live_rate:,.0f}/s")
+            sent = asyncio.run(_send(settings, live, rate=live_rate))
+            live_ledger = Ledger(url, _expected(live))
+            _wait(live_ledger, timeout_s, say)
+            lost = backlog_lost + live_ledger.pending
+            duplicates = ledger.duplicates()
+            latencies = sorted(_latencies(url, sent))
+            memory.stopping.set()
+            live_ledger.close()
+            ledger.close()
+            rate = len(mix) / backlog_s if backlog_s > 0 else 0.0
+            pg_mem = _postgres_peak(database)
+            peaks = memory.mb() | ({"postgres": pg_mem} if pg_mem else {})
+            return Result(
+                events=len(mix),
+                events_per_s=round(rate, 1),
+                p50_ms=round(statistics.median(latencies), 1) if latencies else None,
+                p99_ms=round(latencies[int(len(latencies) * 0.99) - 1], 1)
+                if latencies
+                else None,
+                ceiling_events_per_s=round(ceiling, 1),
+                ratio=round(rate / ceiling, 3) if ceiling else 0.0,
+                peak_rss_mb=peaks,
+                lost=lost,
+                duplicates=duplicates,
+                backlog_s=round(backlog_s, 2),
+                first_row_s=round(first_row, 2) if first_row is not None else None,
+                live_events=len(live),
+                live_rate=live_rate,
+                mix=dict(
+                    Counter(e.kind if not e.malformed else "malformed" for e in mix)
+                ),
+            )
+        finally:
+            if stack is not None:
+                stack.stop()
+            broker.stop()
+            database.stop()
+
+
+def _postgres_peak(database: EmbeddedPostgres) -> float | None:
+    # The postmaster runs as its own user; its largest process after the run.
+    found = [
+        p.info["memory_info"].rss
+        for p in psutil.process_iter(["name", "memory_info"])
+        if p.info["name"] == "postgres" and p.info["memory_info"] is not None
+    ]
+    return round(max(found) / 2**20, 1) if found else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run and print figures (a table, or one JSON object with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--live-rate", type=float, default=5_000.0)
+    parser.add_argument("--live-seconds", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.events < 100 or args.live_rate <= 0 or args.live_seconds <= 0:
+        parser.error("--events must be at least 100; rates and seconds positive")
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    result = run(args.events, args.live_rate, args.live_seconds, args.timeout, say)
+    if args.json:
+        print(json.dumps(asdict(result)))
+    else:
+        for key, value in asdict(result).items():
+            print(f"{key:>22}: {value}")
+    return 0 if result.lost == 0 and result.duplicates == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

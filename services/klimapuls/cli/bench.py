@@ -1,0 +1,70 @@
+"""`klimapuls bench`: the pipeline benchmark of a checkout (`bench/pipeline.py`).
+
+The benchmark code is not shipped in the package (it starts its own stack
+and measures it); this command runs it from the checkout the package was
+installed from, and says so when there is none.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from klimapuls.core.errors import KlimapulsError
+
+__all__ = ["pipeline_script", "register"]
+
+
+def pipeline_script() -> Path:
+    """`bench/pipeline.py` of the checkout, or a `KlimapulsError`."""
+    script = Path(__file__).resolve().parents[3] / "bench" / "pipeline.py"
+    if not script.is_file():
+        raise KlimapulsError(
+            "klimapuls bench runs from a checkout of the project (bench/pipeline.py "
+            "was not found next to the installed package)"
+        )
+    return script
+
+
+def register(app: typer.Typer) -> None:
+    """Add `klimapuls bench` to the `klimapuls` app."""
+
+    @app.command()
+    def bench(
+        events: Annotated[
+            int, typer.Option(min=100, help="Events in the backlog.")
+        ] = 200_000,
+        live_rate: Annotated[
+            float, typer.Option(min=1, help="Events per second offered live.")
+        ] = 5_000.0,
+        live_seconds: Annotated[
+            float, typer.Option(min=0.5, help="Seconds of live load.")
+        ] = 10.0,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print one JSON object.")
+        ] = False,
+    ) -> None:
+        """Measure the pipeline on a fresh embedded stack against a plain consumer.
+
+        Prints events/s of a backlog, the ceiling (a plain consumer with binary
+        COPY) and their ratio, live latency p50/p99, peak memory per process,
+        and `lost` / `duplicates` counted by event id (exit 1 unless both are 0).
+        """
+        args = [
+            "--events",
+            str(events),
+            "--live-rate",
+            str(live_rate),
+            "--live-seconds",
+            str(live_seconds),
+        ]
+        if as_json:
+            args.append("--json")
+        done = subprocess.run(  # noqa: S603 - our own script
+            [sys.executable, str(pipeline_script()), *args], check=False
+        )
+        raise typer.Exit(done.returncode)
