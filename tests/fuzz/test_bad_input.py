@@ -214,3 +214,44 @@ def test_no_service_stops_on_any_batch(engine: Engine, data: st.DataObject) -> N
         )
         stored = letters.handle([d.to_json() for d in result.dead_letters])
         assert stored.stored + stored.duplicates == len(result.dead_letters)
+
+
+DATE_LIKE = st.from_regex(
+    r"\A\d{4}-\d{1,2}-\d{1,2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?"
+    r"([Zz]|[+-]\d{2}(:?\d{2})?)?)?\Z"
+)
+NEAR_VALID = st.one_of(
+    DATE_LIKE,
+    st.integers(-5, 3000).map(float),
+    st.booleans(),
+    st.sampled_from(["", " ", "101", "1084", "DK", "movia", "energy", "bike", "in"]),
+)
+
+
+@st.composite
+def near_valid_event(draw: st.DrawFn, kind: str) -> dict[str, Any]:
+    """A valid example with a field or two nudged towards the edge of valid."""
+    event = dict(_example(kind))
+    for name in draw(st.lists(st.sampled_from(sorted(event)), max_size=2)):
+        event[name] = draw(NEAR_VALID)
+    return event
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+@FUZZ
+@given(data=st.data())
+def test_the_compiled_validator_never_accepts_what_the_full_one_refuses(
+    kind: str, data: st.DataObject
+) -> None:
+    """The fast path may only say yes where the full 2020-12 validator does.
+
+    (Where it says no, the full validator decides, so a stricter fast path
+    costs time, never correctness.)
+    """
+    from klimapuls.core.validation import _fast_check, schema_errors
+
+    strategy = st.one_of(mutated_event(kind), near_valid_event(kind))
+    event = json.loads(_body(data.draw(strategy)))
+    name = schema_name(kind)
+    if _fast_check(name)(event):
+        assert not schema_errors(name, event), event

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
@@ -78,6 +80,39 @@ def _validator(name: str) -> Draft202012Validator:
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+@cache
+def _fast_check(name: str) -> Callable[[Any], bool]:
+    """A compiled validator of `name`: True when the event conforms.
+
+    About 10x faster than the full validator, which is then run only on
+    events that fail, to name every field and reason. Formats are checked
+    by jsonschema's own format checker, so both validators accept the same
+    events (a differential test in tests/fuzz holds them to it).
+    """
+    checker = FormatChecker()
+    formats = {
+        name: (lambda f: lambda value: checker.conforms(value, f))(name)
+        for name in ("date", "date-time")
+    }
+    compiled = fastjsonschema.compile(load_schema(name), formats=formats)
+
+    def conforms(event: Any) -> bool:
+        try:
+            compiled(event)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    return conforms
+
+
+def schema_errors(name: str, event: Any) -> list[ValidationError]:
+    """Every schema error of `event` (the full validator), in field order."""
+    return sorted(
+        _validator(name).iter_errors(event), key=lambda e: list(e.absolute_path)
+    )
 
 
 def _alternatives(error: ValidationError) -> list[str]:
@@ -263,9 +298,7 @@ def validate_event(kind: str, event: Any) -> dict[str, Any]:
     values = _value_issues(event)
     if values:
         raise EventValidationError(values)
-    errors = sorted(
-        _validator(name).iter_errors(event), key=lambda e: list(e.absolute_path)
-    )
+    errors = [] if _fast_check(name)(event) else schema_errors(name, event)
     issues = [FieldIssue(_path(e), _reason(e)) for e in errors]
     if issues:
         raise EventValidationError(issues)
