@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from klimapuls.core.errors import EventValidationError, FieldIssue
@@ -118,8 +119,14 @@ class InputLine:
     error: EventValidationError | None = None
 
 
-def read_jsonl(lines: Iterable[str]) -> Iterator[InputLine]:
-    """Parse and validate JSONL lines of any event family (blank lines skipped)."""
+def read_jsonl(
+    lines: Iterable[str], now: datetime | None = None
+) -> Iterator[InputLine]:
+    """Parse and validate JSONL lines of any event family (blank lines skipped).
+
+    `now` is the reader's clock, passed to the validators as the services
+    pass theirs, so a file and the services refuse the same future times.
+    """
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -130,7 +137,7 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[InputLine]:
                     [FieldIssue("$", "each line must be a JSON object")]
                 )
             kind = kind_of(parsed)
-            event = validate_event(kind, parsed)
+            event = validate_event(kind, parsed, now=now)
         except EventValidationError as exc:
             yield InputLine(number, None, None, exc)
             continue

@@ -44,6 +44,7 @@ from klimapuls.core.mobility import (
     YearTrips,
     wins_over,
 )
+from klimapuls.core.validation import REPORT_HORIZON
 from klimapuls.storage.models_mobility import (
     MobilityCountRow,
     MobilityModalSplitRow,
@@ -127,11 +128,25 @@ def _next_month(start: datetime) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
 
-def ensure_partitions(conn: Connection, starts: Iterable[datetime]) -> list[str]:
+def ensure_partitions(
+    conn: Connection, starts: Iterable[datetime], now: datetime
+) -> list[str]:
     """Create the monthly (UTC) partitions holding `starts`; return new ones.
 
-    A hypertable makes its chunks itself, so this does nothing there.
+    Only inside the horizon: a start after `now` plus
+    `klimapuls.core.validation.REPORT_HORIZON` raises `ValueError` (the
+    validators refuse such counts, so it would be a bug), and no partition
+    for a far future month is ever made. A hypertable makes its chunks
+    itself, so this does nothing there.
     """
+    starts = list(starts)
+    latest = now + REPORT_HORIZON
+    beyond = [s for s in starts if s > latest]
+    if beyond:
+        raise ValueError(
+            f"interval_start {beyond[0].isoformat()} is beyond the horizon "
+            f"({latest.isoformat()}): no partition is created for it"
+        )
     if _relkind(conn, "mobility_count") != "p":
         return []
     created = []
@@ -177,10 +192,14 @@ _CURRENT_OF_KEYS = text(
 )
 
 
-def store_counts(conn: Connection, events: Sequence[dict[str, Any]]) -> StoredCounts:
+def store_counts(
+    conn: Connection, events: Sequence[dict[str, Any]], now: datetime
+) -> StoredCounts:
     """Insert count events idempotently and move `is_current` to restatements.
 
-    Takes the count lock (see `lock_counts`) for the rest of the transaction.
+    `now` is the caller's clock: partitions are made only inside the horizon
+    (`ensure_partitions`). Takes the count lock (see `lock_counts`) for the
+    rest of the transaction.
     """
     result = StoredCounts()
     if not events:
@@ -200,7 +219,7 @@ def store_counts(conn: Connection, events: Sequence[dict[str, Any]]) -> StoredCo
     if not new:
         return result
     counts = [MobilityCount.from_event(e) for e in new]
-    result.partitions = ensure_partitions(conn, (c.interval_start for c in counts))
+    result.partitions = ensure_partitions(conn, [c.interval_start for c in counts], now)
 
     by_key: dict[tuple[Any, ...], list[MobilityCount]] = defaultdict(list)
     for count in counts:
