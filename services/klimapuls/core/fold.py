@@ -56,7 +56,8 @@ class EventFold:
         ledger = self.ledgers.setdefault(kind, Ledger(kind))
         judgement = ledger.judge(event)
         if judgement.verdict is Verdict.NEW:
-            self._keep(kind, event)
+            # A re-sent fact is kept under the id of its new report.
+            self._keep(kind, {**event, "event_id": judgement.identity.event_id})
         return judgement
 
     def add(self, kind: str, event: Mapping[str, Any]) -> Verdict:
