@@ -37,6 +37,8 @@ from klimapuls.storage.db import create_db_engine, in_transaction
 
 T = TypeVar("T")
 START = datetime(2025, 1, 1, tzinfo=UTC)
+#: The clock of the benchmark's writes (after every simulated count).
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
 REPORTED = "2026-06-01T00:00:00+00:00"
 
 
@@ -106,7 +108,7 @@ def main() -> None:
                     for e in _hour_of_counts(rng, args.sites, hour)
                 ]
                 seconds, result = _timed(
-                    engine, lambda c, b=batch: counts.store_counts(c, b)
+                    engine, lambda c, b=batch: counts.store_counts(c, b, NOW)
                 )
                 ingest_s += seconds
                 stored += result.added
@@ -139,7 +141,9 @@ def main() -> None:
                         old = rng.choice(hours)
                         site = rng.randrange(args.sites)
                         batch.append(_event(site, "in", old, rng.randint(0, 900), 1))
-                    in_transaction(engine, lambda c, b=batch: counts.store_counts(c, b))
+                    in_transaction(
+                        engine, lambda c, b=batch: counts.store_counts(c, b, NOW)
+                    )
                     seconds, refreshed = _timed(engine, counts.refresh_rollups)
                     timings.append(seconds)
                 median = statistics.median(timings)

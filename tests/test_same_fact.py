@@ -105,7 +105,33 @@ def _resent(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "reported_at": "2026-10-01T00:00:00+00:00"}
 
 
+def _corrected(event: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Another report of the same slot, a little later, under a new id."""
+    return {
+        **event,
+        "event_id": f"{event['event_id']}:corrected",
+        "reported_at": "2025-09-01T00:00:00+00:00",
+        **fields,
+    }
+
+
 SEQUENCES: dict[str, list[Event]] = {
+    "back to earlier content": [
+        (kind, step)
+        for kind, event, correction in (
+            ("co2_account", ACCOUNT, {"tonnes_co2e": 130.5}),
+            ("fleet_status", FLEET, {"buses": {"diesel": 10}}),
+            ("mobility_count", COUNT, {"count": 57}),
+            ("initiative_status", REPORT, {"status": "delayed"}),
+        )
+        # A, B, A again (wins back), A again replayed (a duplicate)
+        for step in (
+            event,
+            _corrected(event, **correction),
+            _resent(event),
+            _resent(event),
+        )
+    ],
     "duplicates": [
         ("co2_account", ACCOUNT),
         ("co2_account", ACCOUNT),

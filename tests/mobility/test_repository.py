@@ -19,9 +19,12 @@ from tests.mobility.factories import count_event
 ROLLUPS = ("mobility_hourly", "mobility_daily", "mobility_yearly")
 
 
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
 def _store(engine: Engine, events: list[dict[str, Any]]) -> counts.StoredCounts:
-    valid = [validate_event("mobility_count", e) for e in events]
-    return in_transaction(engine, lambda conn: counts.store_counts(conn, valid))
+    valid = [validate_event("mobility_count", e, now=NOW) for e in events]
+    return in_transaction(engine, lambda conn: counts.store_counts(conn, valid, NOW))
 
 
 def _refresh(engine: Engine) -> counts.RollupRefresh:

@@ -7,7 +7,8 @@ and by `klimapuls progress --offline` (on events from files):
   newest vintage counts; older vintages are kept but ignored.
 - Within that vintage a sector may be split into subsectors; the sector's
   figure is their sum. The same (subsector, vintage) sent twice with different
-  event ids counts once: the later `reported_at` wins.
+  event ids counts once: the later `reported_at` wins (`Co2Account.slot`
+  and `.rank`, which `klimapuls.core.identity` also uses).
 - E(t) for a municipality is the sum over its sectors. For the region, E(t)
   is the sum over all 29 municipalities, and a year counts only when all 29
   reported ("complete"); coverage is kept for every year.
@@ -60,10 +61,7 @@ def current_figures(accounts: Iterable[Co2Account]) -> dict[SectorKey, float]:
             continue
         part = account.subsector or ""
         seen = parts[key].get(part)
-        if seen is None or (account.reported_at, account.event_id) > (
-            seen.reported_at,
-            seen.event_id,
-        ):
+        if seen is None or account.rank > seen.rank:
             parts[key][part] = account
     # Sums run in one order (sorted keys), so the database and the files,
     # which deliver figures in different orders, give the same floats.

@@ -115,14 +115,15 @@ def decode_batch(
 ) -> tuple[R, dict[str, list[Decoded]]]:
     """Validate every message; invalid ones become dead letters at once.
 
-    Returns the result to fill (a `result_type`) and the valid messages by
-    family, in order.
+    `now` is the handler's clock: it also bounds `reported_at` (see
+    `klimapuls.core.validation.REPORT_HORIZON`). Returns the result to fill
+    (a `result_type`) and the valid messages by family, in order.
     """
     result = result_type(verdicts=[None] * len(batch), event_ids=[None] * len(batch))
     valid: dict[str, list[Decoded]] = {kind: [] for kind in kinds}
     for index, message in enumerate(batch):
         try:
-            event = decode_event(message.kind, message.value)
+            event = decode_event(message.kind, message.value, now=now)
         except EventValidationError as exc:
             letter = reject(message, exc, rejected_by, now)
             result.dead_letters.append(letter)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -85,6 +85,8 @@ REGION_OPERATOR = "region-hovedstaden"
 FLEET_INDICATORS: tuple[str, ...] = (FOSSIL_FREE_SHARE, ZERO_EMISSION_SHARE)
 
 UnitKey = tuple[str, str, str]  # operator, contract ("" if none), garage ("" if none)
+#: A unit on a date: what fleet reports restate each other in.
+FleetSlot = tuple[UnitKey, date]
 
 
 @dataclass(frozen=True)
@@ -168,17 +170,29 @@ class FleetSnapshot:
     contract: str | None = None
     garage: str | None = None
     municipality_code: str | None = None
+    producer: str = field(default="", compare=False)
 
     @property
     def unit(self) -> UnitKey:
         """The contract or garage this snapshot counts, within its operator."""
         return (self.operator, self.contract or "", self.garage or "")
 
+    @property
+    def slot(self) -> FleetSlot:
+        """What this report competes for: one unit on one date."""
+        return (self.unit, self.date)
+
+    @property
+    def rank(self) -> tuple[datetime, str]:
+        """Order within a slot: the latest `reported_at` counts (then event id)."""
+        return (self.reported_at, self.event_id)
+
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> FleetSnapshot:
         """Build from a validated `fleet_status.v1` event."""
         return cls(
             event_id=event["event_id"],
+            producer=event.get("producer") or "",
             operator=event["operator"],
             contract=event.get("contract") or None,
             garage=event.get("garage") or None,
@@ -223,13 +237,9 @@ def current_snapshots(
     """The counting snapshot of every (unit, date): the newest report wins."""
     newest: dict[tuple[UnitKey, date], FleetSnapshot] = {}
     for snapshot in snapshots:
-        key = (snapshot.unit, snapshot.date)
-        best = newest.get(key)
-        if best is None or (snapshot.reported_at, snapshot.event_id) > (
-            best.reported_at,
-            best.event_id,
-        ):
-            newest[key] = snapshot
+        best = newest.get(snapshot.slot)
+        if best is None or snapshot.rank > best.rank:
+            newest[snapshot.slot] = snapshot
     return newest
 
 

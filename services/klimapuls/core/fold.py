@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from klimapuls.core.errors import EventValidationError, FieldIssue
@@ -55,7 +56,8 @@ class EventFold:
         ledger = self.ledgers.setdefault(kind, Ledger(kind))
         judgement = ledger.judge(event)
         if judgement.verdict is Verdict.NEW:
-            self._keep(kind, event)
+            # A re-sent fact is kept under the id of its new report.
+            self._keep(kind, {**event, "event_id": judgement.identity.event_id})
         return judgement
 
     def add(self, kind: str, event: Mapping[str, Any]) -> Verdict:
@@ -118,8 +120,14 @@ class InputLine:
     error: EventValidationError | None = None
 
 
-def read_jsonl(lines: Iterable[str]) -> Iterator[InputLine]:
-    """Parse and validate JSONL lines of any event family (blank lines skipped)."""
+def read_jsonl(
+    lines: Iterable[str], now: datetime | None = None
+) -> Iterator[InputLine]:
+    """Parse and validate JSONL lines of any event family (blank lines skipped).
+
+    `now` is the reader's clock, passed to the validators as the services
+    pass theirs, so a file and the services refuse the same future times.
+    """
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -130,7 +138,7 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[InputLine]:
                     [FieldIssue("$", "each line must be a JSON object")]
                 )
             kind = kind_of(parsed)
-            event = validate_event(kind, parsed)
+            event = validate_event(kind, parsed, now=now)
         except EventValidationError as exc:
             yield InputLine(number, None, None, exc)
             continue

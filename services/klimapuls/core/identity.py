@@ -6,6 +6,18 @@ Every family but `target` is keyed by `event_id`:
 - an id known with the same content is a **duplicate** (a replay, a re-send):
   the content is the whole event except `reported_at`, so the same file sent
   again, which stamps a new `reported_at`, stores nothing;
+- except a **re-send of a superseded fact**: an id known with the same
+  content, sent again with a later `reported_at` after another report took
+  its place (file A, then B, then A again), is a new report of the old
+  content. It is stored under the id `EVENT_ID~REPORTED_AT` (`resend_id`;
+  `~` cannot occur in an event id) and, ranked by its new `reported_at`,
+  makes the old content current again. What a report competes with is its
+  family's *slot* (a figure's subsector and vintage, a fleet unit and date,
+  a count key, an initiative's round), ranked by the family's own rule
+  (`slot` and `rank` of `Co2Account`, `FleetSnapshot`, `MobilityCount`,
+  `StatusReport`); a re-send that would not win its slot (it is still
+  current, or a higher count revision stands) stays a duplicate, and the
+  same re-send replayed is a duplicate of its stored report;
 - an id known with other content is **rejected**: a correction needs a new id.
 
 A target version is keyed by (`target_id`, `version`):
@@ -33,12 +45,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from klimapuls.core.errors import EventValidationError, FieldIssue
 
 __all__ = [
     "RESEND_FIELDS",
+    "RESEND_MARK",
     "TARGET_DEFINITION",
     "FactKey",
     "Identity",
@@ -46,7 +59,11 @@ __all__ = [
     "Ledger",
     "Verdict",
     "content_digest",
+    "fact_of",
     "identity_of",
+    "origin_id",
+    "resend_id",
+    "stored_identity",
     "target_digest",
 ]
 
@@ -71,6 +88,11 @@ _TEXT_DEFAULTS = {"name": "", "source": ""}
 
 #: What a fact is known by: `(kind, event_id)`, or `("target", id, version)`.
 FactKey = tuple[str, ...]
+#: What reports restate each other in, and their order there (family rules).
+Slot = tuple[Any, ...]
+Rank = tuple[Any, ...]
+#: Joins an event id and a re-send's `reported_at` (never in an event id).
+RESEND_MARK = "~"
 
 #: What to do about a reused id, per family.
 _CORRECTION_HINT = {
@@ -124,13 +146,62 @@ def target_digest(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def resend_id(event_id: str, reported_at: str) -> str:
+    """The stored id of a re-sent fact's new report."""
+    return f"{event_id}{RESEND_MARK}{reported_at}"
+
+
+def origin_id(stored_id: str) -> str:
+    """The event id a stored report came with (itself, or what was re-sent)."""
+    return stored_id.split(RESEND_MARK, 1)[0]
+
+
+class _Slotted(Protocol):
+    @property
+    def slot(self) -> Slot: ...  # pragma: no cover - a protocol
+
+    @property
+    def rank(self) -> Rank: ...  # pragma: no cover - a protocol
+
+
+def fact_of(kind: str, event: Mapping[str, Any]) -> _Slotted | None:
+    """The fact of a validated event, as its family's model (None for targets)."""
+    # Imported here: the family modules are pure too, but import much more.
+    from klimapuls.core.fleet import FleetSnapshot
+    from klimapuls.core.initiatives import StatusReport
+    from klimapuls.core.mobility import MobilityCount
+    from klimapuls.core.model import Co2Account
+
+    if kind == "co2_account":
+        return Co2Account.from_event(dict(event))
+    if kind == "fleet_status":
+        return FleetSnapshot.from_event(event)
+    if kind == "mobility_count":
+        return MobilityCount.from_event(event)
+    if kind == "initiative_status":
+        return StatusReport.from_event(event)
+    return None
+
+
 @dataclass(frozen=True)
 class Identity:
-    """How a fact is known: its key, the event id that brought it, its digest."""
+    """How a fact is known: its key, the event id that brought it, its digest.
+
+    `slot` and `rank` (None for targets) say what the fact competes with and
+    how it ranks there; `event_id` is the stored id (a `resend_id` for the
+    new report of a re-sent fact).
+    """
 
     key: FactKey
     event_id: str
     digest: str
+    slot: Slot | None = None
+    rank: Rank | None = None
+
+    @property
+    def origin(self) -> str:
+        """The event id the fact came with."""
+        return origin_id(self.event_id)
 
 
 def identity_of(kind: str, event: Mapping[str, Any]) -> Identity:
@@ -139,7 +210,19 @@ def identity_of(kind: str, event: Mapping[str, Any]) -> Identity:
     if kind == "target":
         key = ("target", str(event["target_id"]), str(event["version"]))
         return Identity(key, event_id, target_digest(event))
-    return Identity((kind, event_id), event_id, content_digest(event))
+    fact = fact_of(kind, event)
+    return Identity(
+        (kind, event_id),
+        event_id,
+        content_digest(event),
+        None if fact is None else fact.slot,
+        None if fact is None else fact.rank,
+    )
+
+
+def stored_identity(kind: str, event_id: str, digest: str, fact: _Slotted) -> Identity:
+    """The identity of a stored report (`fact` built from its row)."""
+    return Identity((kind, event_id), event_id, digest, fact.slot, fact.rank)
 
 
 @dataclass(frozen=True)
@@ -170,19 +253,37 @@ class Ledger:
     kind: str
     by_key: dict[FactKey, Identity] = field(default_factory=dict)
     by_event_id: dict[str, Identity] = field(default_factory=dict)
+    #: The current (highest-ranked) known report of every slot.
+    current: dict[Slot, Identity] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, kind: str, known: Iterable[Identity]) -> Ledger:
-        """A ledger of `kind` that already knows `known` (e.g. stored rows)."""
+    def of(
+        cls, kind: str, known: Iterable[Identity], rivals: Iterable[Identity] = ()
+    ) -> Ledger:
+        """A ledger of `kind` that already knows `known` (e.g. stored rows).
+
+        `rivals` are stored reports of the slots the events may compete in
+        (storage loads them for re-sent facts); they only set `current`.
+        """
         ledger = cls(kind)
         for identity in known:
             ledger.know(identity)
+        for identity in rivals:
+            ledger._rank(identity)
         return ledger
 
     def know(self, identity: Identity) -> None:
         """Record a fact as known."""
         self.by_key.setdefault(identity.key, identity)
         self.by_event_id.setdefault(identity.event_id, identity)
+        self._rank(identity)
+
+    def _rank(self, identity: Identity) -> None:
+        if identity.slot is None or identity.rank is None:
+            return
+        seen = self.current.get(identity.slot)
+        if seen is None or seen.rank is None or identity.rank > seen.rank:
+            self.current[identity.slot] = identity
 
     def judge(self, event: Mapping[str, Any]) -> Judgement:
         """New, duplicate or rejected; a new fact is recorded as known."""
@@ -195,8 +296,28 @@ class Ledger:
             self.know(identity)
             return Judgement(Verdict.NEW, identity)
         if known.digest == identity.digest:
-            return Judgement(Verdict.DUPLICATE, identity)
+            return self._resent(event, identity)
         return Judgement(Verdict.REJECTED, identity, self._differs(identity, known))
+
+    def _resent(self, event: Mapping[str, Any], identity: Identity) -> Judgement:
+        """A known fact again: a duplicate, unless it wins back its slot."""
+        if identity.slot is None:
+            return Judgement(Verdict.DUPLICATE, identity)
+        stored_id = resend_id(identity.event_id, event["reported_at"])
+        fact = fact_of(self.kind, {**event, "event_id": stored_id})
+        current = self.current.get(identity.slot)
+        if (
+            fact is None
+            or (self.kind, stored_id) in self.by_key  # this re-send, replayed
+            or current is None
+            or current.rank is None
+            or current.origin == identity.event_id  # still current
+            or not fact.rank > current.rank  # a higher revision stands
+        ):
+            return Judgement(Verdict.DUPLICATE, identity)
+        again = stored_identity(self.kind, stored_id, identity.digest, fact)
+        self.know(again)
+        return Judgement(Verdict.NEW, again)
 
     def _names_other(self, other: Identity) -> FieldIssue:
         _, target_id, version = other.key

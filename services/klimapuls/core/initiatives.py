@@ -217,6 +217,16 @@ class StatusReport:
     reported_at: datetime
     effective_date: date | None = None
 
+    @property
+    def slot(self) -> tuple[str, str]:
+        """What this report competes for: one initiative in one round."""
+        return (self.initiative_id, self.round)
+
+    @property
+    def rank(self) -> tuple[datetime, str]:
+        """Order within a slot: the latest `reported_at` counts (then event id)."""
+        return (self.reported_at, self.event_id)
+
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> StatusReport:
         """Build from a validated `initiative_status.v1` event."""
@@ -241,13 +251,9 @@ def current_reports(
     """
     current: dict[tuple[str, str], StatusReport] = {}
     for report in reports:
-        key = (report.initiative_id, report.round)
-        best = current.get(key)
-        if best is None or (report.reported_at, report.event_id) > (
-            best.reported_at,
-            best.event_id,
-        ):
-            current[key] = report
+        best = current.get(report.slot)
+        if best is None or report.rank > best.rank:
+            current[report.slot] = report
     return current
 
 

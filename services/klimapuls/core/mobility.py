@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -139,6 +139,7 @@ class MobilityCount:
     revision: int = 0
     delay_hours: float | None = None
     site_kind: str | None = None
+    producer: str = field(default="", compare=False)
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> MobilityCount:
@@ -146,6 +147,7 @@ class MobilityCount:
         delay = event.get("delay_hours")
         return cls(
             event_id=event["event_id"],
+            producer=event.get("producer") or "",
             site_id=event["site_id"],
             municipality_code=event["municipality_code"],
             mode=event["mode"],
@@ -169,6 +171,11 @@ class MobilityCount:
             self.interval_start,
             self.interval_end,
         )
+
+    @property
+    def slot(self) -> CountKey:
+        """What this count competes for: its count key."""
+        return self.key
 
     @property
     def rank(self) -> tuple[int, datetime, str]:

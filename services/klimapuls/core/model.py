@@ -51,11 +51,34 @@ class Co2Account:
     source: str
     reported_at: datetime
     subsector: str | None = None
+    producer: str = field(default="", compare=False)
+
+    @property
+    def slot(self) -> tuple[str, int, str, str, date]:
+        """What this figure competes for: one subsector of one vintage.
+
+        Reports of one slot restate each other by `rank`; a newer vintage is
+        another slot, and the newest vintage counts
+        (`klimapuls.core.accounts.current_figures`).
+        """
+        return (
+            self.municipality_code,
+            self.year,
+            self.sector,
+            self.subsector or "",
+            self.vintage,
+        )
+
+    @property
+    def rank(self) -> tuple[datetime, str]:
+        """Order within a slot: the latest `reported_at` counts (then event id)."""
+        return (self.reported_at, self.event_id)
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> Co2Account:
         """Build from a validated `co2_account.v1` event."""
         return cls(
+            producer=event.get("producer") or "",
             event_id=event["event_id"],
             municipality_code=event["municipality_code"],
             year=event["year"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -31,9 +31,13 @@ from klimapuls.core.mobility import mobility_issues
 
 __all__ = [
     "EVENT_KINDS",
+    "FACT_HORIZON",
     "MAX_DEPTH",
     "OUTBOUND_KINDS",
+    "PLAN_HORIZON",
+    "REPORT_HORIZON",
     "decode_event",
+    "horizon_issues",
     "load_schema",
     "parse_json",
     "preview",
@@ -276,11 +280,103 @@ def _domain_issues(kind: str, event: dict[str, Any]) -> list[FieldIssue]:
     return issues
 
 
-def validate_event(kind: str, event: Any) -> dict[str, Any]:
+#: How far after "now" (the receiving service's clock) `reported_at` may lie:
+#: room for clocks that run a little ahead, not for facts from the future.
+REPORT_HORIZON = timedelta(days=1)
+#: How far after its `reported_at` an observed time may lie (a count's
+#: `interval_end`, a CO2 account's `vintage`): a fact is observed before it
+#: is reported; a day covers producers whose clock runs in another zone.
+FACT_HORIZON = timedelta(days=1)
+#: How far after its `reported_at` a planned date may lie (a reporting
+#: `round`, the `effective_date` of a hand-over announced in advance).
+PLAN_HORIZON = timedelta(days=366)
+
+
+def _moment(text: Any) -> datetime | None:
+    """An RFC 3339 date-time as an aware datetime, or None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _too_late(
+    name: str, value: datetime, bound: datetime, after: str, horizon: timedelta
+) -> FieldIssue | None:
+    if value <= bound + horizon:
+        return None
+    days = horizon.days
+    return FieldIssue(
+        name,
+        f"{value.isoformat()} is more than {days} day{'s' if days != 1 else ''} "
+        f"after {after}: a time beyond the horizon (a clock or typing error?)",
+    )
+
+
+def _start_of(day: date, like: datetime) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=like.tzinfo)
+
+
+def _fact_times(kind: str, event: dict[str, Any]) -> list[tuple[str, datetime, str]]:
+    """The times of `event` bounded by its `reported_at`: (field, time, horizon)."""
+    reported = _moment(event.get("reported_at"))
+    if reported is None:
+        return []
+    times: list[tuple[str, datetime, str]] = []
+    if kind == "co2_account":
+        vintage = date.fromisoformat(event["vintage"])
+        times.append(("vintage", _start_of(vintage, reported), "fact"))
+    elif kind == "mobility_count":
+        end = _moment(event.get("interval_end"))
+        if end is not None:
+            times.append(("interval_end", end, "fact"))
+    elif kind == "initiative_status":
+        year, month = (int(p) for p in event["round"].split("-"))
+        times.append(("round", _start_of(date(year, month, 1), reported), "plan"))
+        if event.get("effective_date"):
+            effective = date.fromisoformat(event["effective_date"])
+            times.append(("effective_date", _start_of(effective, reported), "plan"))
+    return times
+
+
+def horizon_issues(
+    kind: str, event: dict[str, Any], now: datetime | None
+) -> list[FieldIssue]:
+    """Times beyond the horizon: after `reported_at`, or `reported_at` after now.
+
+    `now` is the receiving service's clock, passed in (never read here);
+    without it only the times after `reported_at` are checked. A future
+    fact would otherwise be stored and counted (and, for counts, create a
+    partition for its month).
+    """
+    issues: list[FieldIssue] = []
+    reported = _moment(event.get("reported_at"))
+    if reported is None:
+        return issues
+    if now is not None:
+        issue = _too_late("reported_at", reported, now, "now", REPORT_HORIZON)
+        if issue is not None:
+            issues.append(issue)
+    horizons = {"fact": FACT_HORIZON, "plan": PLAN_HORIZON}
+    for name, moment, which in _fact_times(kind, event):
+        issue = _too_late(name, moment, reported, "reported_at", horizons[which])
+        if issue is not None:
+            issues.append(issue)
+    return issues
+
+
+def validate_event(
+    kind: str, event: Any, *, now: datetime | None = None
+) -> dict[str, Any]:
     """Check `event` against the schema and rules of `kind`.
 
     Returns the event unchanged; raises `EventValidationError` listing every
-    issue (field path and reason), schema issues first.
+    issue (field path and reason), schema issues first. `now` (the caller's
+    clock) also refuses a `reported_at` beyond `REPORT_HORIZON`; times after
+    `reported_at` beyond `FACT_HORIZON` / `PLAN_HORIZON` are refused always.
     """
     if not isinstance(event, dict):
         raise EventValidationError([FieldIssue("$", "an event must be a JSON object")])
@@ -303,6 +399,10 @@ def validate_event(kind: str, event: Any) -> dict[str, Any]:
     if issues:
         raise EventValidationError(issues)
     domain = _domain_issues(kind, event)
+    if kind in EVENT_KINDS and not domain:
+        # One reason per mistake: a count reported before its interval
+        # began also ends after it was reported, which says nothing new.
+        domain = horizon_issues(kind, event, now)
     if domain:
         raise EventValidationError(domain)
     return event
@@ -321,6 +421,8 @@ def parse_json(raw: bytes | str) -> Any:
         raise EventValidationError([FieldIssue("$", reason)]) from exc
 
 
-def decode_event(kind: str, raw: bytes | str) -> dict[str, Any]:
-    """Parse a message body as JSON and validate it as `kind`."""
-    return validate_event(kind, parse_json(raw))
+def decode_event(
+    kind: str, raw: bytes | str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Parse a message body as JSON and validate it as `kind` (see `validate_event`)."""
+    return validate_event(kind, parse_json(raw), now=now)

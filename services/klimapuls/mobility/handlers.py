@@ -78,7 +78,7 @@ class MobilityHandler:
             return result
 
         def work(conn: Connection) -> None:
-            stored = counts.store_counts(conn, [d.event for d in decoded])
+            stored = counts.store_counts(conn, [d.event for d in decoded], now)
             result.judged(decoded, stored.judgements, self.name, now)
             result.restated = stored.restated
             result.rollup = counts.refresh_rollups(conn)

@@ -143,7 +143,7 @@ def produce_file(
         event = line.event
         if error is None and event is not None:
             try:
-                validate_event(kind, event)
+                validate_event(kind, event, now=now)
             except EventValidationError as exc:
                 error = exc
         if error is not None:

@@ -8,14 +8,14 @@ boards; target progress recomputes E(t) itself from the figures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.accounts import YearValue
-from klimapuls.core.identity import Judgement
+from klimapuls.core.identity import Identity, Judgement, stored_identity
 from klimapuls.core.model import Co2Account
 from klimapuls.storage.events import exact, insert_new_events
 from klimapuls.storage.models import Co2AccountRow, EmissionSeriesRow
@@ -42,43 +42,64 @@ def _row(e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_SLOT_ROWS = text(
+    """
+    SELECT a.* FROM co2_account a
+    JOIN unnest(CAST(:codes AS text[]), CAST(:years AS int[]),
+        CAST(:sectors AS text[]), CAST(:subsectors AS text[]),
+        CAST(:vintages AS date[])) AS k(code, year, sector, subsector, vintage)
+    ON a.municipality_code = k.code AND a.year = k.year
+        AND a.sector = k.sector AND coalesce(a.subsector, '') = k.subsector
+        AND a.vintage = k.vintage
+    """
+)
+
+
+def _rivals(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
+    """Every stored figure in the slots (subsector and vintage) of `events`."""
+    slots = sorted({Co2Account.from_event(dict(e)).slot for e in events})
+    rows = conn.execute(
+        _SLOT_ROWS,
+        {
+            "codes": [s[0] for s in slots],
+            "years": [s[1] for s in slots],
+            "sectors": [s[2] for s in slots],
+            "subsectors": [s[3] for s in slots],
+            "vintages": [s[4] for s in slots],
+        },
+    ).mappings()
+    return [
+        stored_identity("co2_account", r["event_id"], r["payload_sha256"], _account(r))
+        for r in rows
+    ]
+
+
 def store_co2_accounts(
     conn: Connection, events: Sequence[dict[str, Any]]
 ) -> list[Judgement]:
     """Judge and insert account events; one judgement per event, in order."""
-    return insert_new_events(conn, "co2_account", Co2AccountRow, events, _row)
+    return insert_new_events(conn, "co2_account", Co2AccountRow, events, _row, _rivals)
+
+
+def _account(r: Mapping[Any, Any]) -> Co2Account:
+    return Co2Account(
+        event_id=r["event_id"],
+        municipality_code=r["municipality_code"],
+        year=r["year"],
+        sector=r["sector"],
+        subsector=r["subsector"],
+        tonnes_co2e=float(r["tonnes_co2e"]),
+        vintage=r["vintage"],
+        source=r["source"],
+        reported_at=r["reported_at"],
+        producer=r["producer"],
+    )
 
 
 def co2_accounts(conn: Connection) -> list[Co2Account]:
     """Every stored figure, every vintage (the core picks the newest)."""
-    a = Co2AccountRow
-    rows = conn.execute(
-        select(
-            a.event_id,
-            a.municipality_code,
-            a.year,
-            a.sector,
-            a.subsector,
-            a.tonnes_co2e,
-            a.vintage,
-            a.source,
-            a.reported_at,
-        )
-    )
-    return [
-        Co2Account(
-            event_id=r.event_id,
-            municipality_code=r.municipality_code,
-            year=r.year,
-            sector=r.sector,
-            subsector=r.subsector,
-            tonnes_co2e=float(r.tonnes_co2e),
-            vintage=r.vintage,
-            source=r.source,
-            reported_at=r.reported_at,
-        )
-        for r in rows
-    ]
+    rows = conn.execute(select(Co2AccountRow.__table__)).mappings()
+    return [_account(r) for r in rows]
 
 
 def lock_emission_series(conn: Connection) -> None:

@@ -15,18 +15,29 @@ from typing import Any
 from sqlalchemy import Connection, Text, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
-from klimapuls.core.identity import Identity, Judgement, Ledger, Verdict
+from klimapuls.core.identity import Identity, Judgement, Ledger, Verdict, resend_id
 
 __all__ = [
+    "RivalsOf",
     "RowOf",
     "exact",
     "insert_new_events",
     "judge_events",
+    "lookup_ids",
     "stored_identities",
 ]
 
 #: How a validated event becomes a row (without `event_id`/`payload_sha256`).
 RowOf = Callable[[dict[str, Any]], dict[str, Any]]
+#: The stored reports of the slots of these events (`klimapuls.core.identity`).
+RivalsOf = Callable[[Connection, Sequence[dict[str, Any]]], list[Identity]]
+
+
+def lookup_ids(events: Sequence[dict[str, Any]]) -> list[str]:
+    """The ids to look up for a batch: each event's, and its re-send's."""
+    ids = [e["event_id"] for e in events]
+    ids += [resend_id(e["event_id"], e["reported_at"]) for e in events]
+    return list(dict.fromkeys(ids))
 
 
 def stored_identities(
@@ -43,11 +54,23 @@ def stored_identities(
 
 
 def judge_events(
-    conn: Connection, kind: str, table: Any, events: Sequence[dict[str, Any]]
+    conn: Connection,
+    kind: str,
+    table: Any,
+    events: Sequence[dict[str, Any]],
+    rivals_of: RivalsOf | None = None,
 ) -> list[Judgement]:
-    """Judge events keyed by `event_id` against the stored ones, in order."""
-    known = stored_identities(conn, kind, table, [e["event_id"] for e in events])
-    ledger = Ledger.of(kind, known)
+    """Judge events keyed by `event_id` against the stored ones, in order.
+
+    Events whose id is already stored may be re-sends of a superseded fact:
+    for those, `rivals_of` loads the stored reports of their slots, so the
+    ledger can tell (only then: a batch of new facts costs one query).
+    """
+    known = stored_identities(conn, kind, table, lookup_ids(events))
+    stored = {identity.event_id for identity in known}
+    again = [e for e in events if e["event_id"] in stored]
+    rivals = rivals_of(conn, again) if rivals_of is not None and again else []
+    ledger = Ledger.of(kind, known, rivals)
     return [ledger.judge(event) for event in events]
 
 
@@ -57,13 +80,15 @@ def insert_new_events(
     table: Any,
     events: Sequence[dict[str, Any]],
     row_of: RowOf,
+    rivals_of: RivalsOf | None = None,
 ) -> list[Judgement]:
     """Judge events and insert the new ones; one judgement per event, in order.
 
     A new event another writer stored in the meantime (the insert found its
-    key taken) is reported as a duplicate.
+    key taken) is reported as a duplicate. A re-sent fact that wins back its
+    slot is inserted under its `resend_id` with its new `reported_at`.
     """
-    judgements = judge_events(conn, kind, table, events)
+    judgements = judge_events(conn, kind, table, events, rivals_of)
     rows = [
         {
             **row_of(event),

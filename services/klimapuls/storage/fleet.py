@@ -9,7 +9,7 @@ accumulated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.fleet import PROPULSIONS, BusCounts, FleetShare, FleetSnapshot
-from klimapuls.core.identity import Judgement
+from klimapuls.core.identity import Identity, Judgement, stored_identity
 from klimapuls.storage.events import insert_new_events
 from klimapuls.storage.models_fleet import FleetShareRow, FleetStatusRow
 
@@ -42,12 +42,44 @@ def _fleet_status_row(e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_SLOT_ROWS = text(
+    """
+    SELECT f.* FROM fleet_status f
+    JOIN unnest(CAST(:operators AS text[]), CAST(:contracts AS text[]),
+        CAST(:garages AS text[]), CAST(:dates AS date[]))
+        AS k(operator, contract, garage, date)
+    ON f.operator = k.operator AND coalesce(f.contract, '') = k.contract
+        AND coalesce(f.garage, '') = k.garage AND f.date = k.date
+    """
+)
+
+
+def _rivals(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
+    """Every stored snapshot of the units and dates of `events`."""
+    slots = sorted({FleetSnapshot.from_event(e).slot for e in events})
+    rows = conn.execute(
+        _SLOT_ROWS,
+        {
+            "operators": [unit[0] for unit, _ in slots],
+            "contracts": [unit[1] for unit, _ in slots],
+            "garages": [unit[2] for unit, _ in slots],
+            "dates": [day for _, day in slots],
+        },
+    ).mappings()
+    return [
+        stored_identity(
+            "fleet_status", r["event_id"], r["payload_sha256"], _snapshot(r)
+        )
+        for r in rows
+    ]
+
+
 def store_fleet_status(
     conn: Connection, events: Sequence[dict[str, Any]]
 ) -> list[Judgement]:
     """Judge and insert fleet events; one judgement per event, in order."""
     return insert_new_events(
-        conn, "fleet_status", FleetStatusRow, events, _fleet_status_row
+        conn, "fleet_status", FleetStatusRow, events, _fleet_status_row, _rivals
     )
 
 
@@ -58,22 +90,24 @@ def lock_fleet_shares(conn: Connection) -> None:
     )
 
 
+def _snapshot(r: Mapping[Any, Any]) -> FleetSnapshot:
+    return FleetSnapshot(
+        event_id=r["event_id"],
+        producer=r["producer"],
+        operator=r["operator"],
+        contract=r["contract"],
+        garage=r["garage"],
+        municipality_code=r["municipality_code"],
+        date=r["date"],
+        reported_at=r["reported_at"],
+        buses=BusCounts(**{name: r[name] for name in PROPULSIONS}),
+    )
+
+
 def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:
     """Every stored snapshot, restatements included (the core folds them)."""
     table = FleetStatusRow.__table__
-    return [
-        FleetSnapshot(
-            event_id=r["event_id"],
-            operator=r["operator"],
-            contract=r["contract"],
-            garage=r["garage"],
-            municipality_code=r["municipality_code"],
-            date=r["date"],
-            reported_at=r["reported_at"],
-            buses=BusCounts(**{name: r[name] for name in PROPULSIONS}),
-        )
-        for r in conn.execute(select(table)).mappings()
-    ]
+    return [_snapshot(r) for r in conn.execute(select(table)).mappings()]
 
 
 def write_fleet_shares(

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from klimapuls.core.identity import Judgement
+from klimapuls.core.identity import Identity, Judgement, stored_identity
 from klimapuls.core.initiatives import (
     PROGRAMME_INFRASTRUCTURE,
     REGION_TOVHOLDER,
@@ -214,7 +214,39 @@ def store_status_reports(
         InitiativeStatusReportRow,
         events,
         _status_report_row,
+        _rivals,
     )
+
+
+def _report(r: Any) -> StatusReport:
+    return StatusReport(
+        event_id=r.event_id,
+        initiative_id=r.initiative_id,
+        round=r.round,
+        status=r.status,
+        tovholdere=tuple(r.tovholdere),
+        reported_at=r.reported_at,
+        effective_date=r.effective_date,
+    )
+
+
+def _rivals(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
+    """Every stored report of the initiatives and rounds of `events`."""
+    r = InitiativeStatusReportRow
+    slots = {(e["initiative_id"], e["round"]) for e in events}
+    rows = conn.execute(
+        select(r).where(
+            r.initiative_id.in_(sorted({i for i, _ in slots}))
+            & r.round.in_(sorted({round_ for _, round_ in slots}))
+        )
+    )
+    return [
+        stored_identity(
+            "initiative_status", row.event_id, row.payload_sha256, _report(row)
+        )
+        for row in rows
+        if (row.initiative_id, row.round) in slots
+    ]
 
 
 def _reports(conn: Connection, ids: Collection[str]) -> dict[str, list[StatusReport]]:
@@ -224,17 +256,7 @@ def _reports(conn: Connection, ids: Collection[str]) -> dict[str, list[StatusRep
             InitiativeStatusReportRow.initiative_id.in_(list(ids))
         )
     ):
-        found.setdefault(r.initiative_id, []).append(
-            StatusReport(
-                event_id=r.event_id,
-                initiative_id=r.initiative_id,
-                round=r.round,
-                status=r.status,
-                tovholdere=tuple(r.tovholdere),
-                reported_at=r.reported_at,
-                effective_date=r.effective_date,
-            )
-        )
+        found.setdefault(r.initiative_id, []).append(_report(r))
     return found
 
 

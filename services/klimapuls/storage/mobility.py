@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -36,7 +36,13 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.dialects.postgresql import insert
 
-from klimapuls.core.identity import Identity, Judgement, Ledger, Verdict
+from klimapuls.core.identity import (
+    Identity,
+    Judgement,
+    Ledger,
+    Verdict,
+    stored_identity,
+)
 from klimapuls.core.mobility import (
     LOCAL_TIME,
     MobilityCount,
@@ -44,6 +50,8 @@ from klimapuls.core.mobility import (
     YearTrips,
     wins_over,
 )
+from klimapuls.core.validation import REPORT_HORIZON
+from klimapuls.storage.events import lookup_ids
 from klimapuls.storage.models_mobility import (
     MobilityCountRow,
     MobilityModalSplitRow,
@@ -127,11 +135,25 @@ def _next_month(start: datetime) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
 
-def ensure_partitions(conn: Connection, starts: Iterable[datetime]) -> list[str]:
+def ensure_partitions(
+    conn: Connection, starts: Iterable[datetime], now: datetime
+) -> list[str]:
     """Create the monthly (UTC) partitions holding `starts`; return new ones.
 
-    A hypertable makes its chunks itself, so this does nothing there.
+    Only inside the horizon: a start after `now` plus
+    `klimapuls.core.validation.REPORT_HORIZON` raises `ValueError` (the
+    validators refuse such counts, so it would be a bug), and no partition
+    for a far future month is ever made. A hypertable makes its chunks
+    itself, so this does nothing there.
     """
+    starts = list(starts)
+    latest = now + REPORT_HORIZON
+    beyond = [s for s in starts if s > latest]
+    if beyond:
+        raise ValueError(
+            f"interval_start {beyond[0].isoformat()} is beyond the horizon "
+            f"({latest.isoformat()}): no partition is created for it"
+        )
     if _relkind(conn, "mobility_count") != "p":
         return []
     created = []
@@ -163,8 +185,7 @@ def _stored(conn: Connection, ids: list[str]) -> list[Identity]:
 
 _CURRENT_OF_KEYS = text(
     """
-    SELECT c.event_id, c.interval_start, c.site_id, c.mode, c.direction,
-        c.interval_end, c.revision, c.reported_at
+    SELECT c.*
     FROM unnest(CAST(:sites AS text[]), CAST(:modes AS text[]),
         CAST(:directions AS text[]), CAST(:starts AS timestamptz[]),
         CAST(:ends AS timestamptz[])) AS k(site_id, mode, direction,
@@ -177,30 +198,74 @@ _CURRENT_OF_KEYS = text(
 )
 
 
-def store_counts(conn: Connection, events: Sequence[dict[str, Any]]) -> StoredCounts:
+def _rivals(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
+    """The current stored count of the count keys of `events`."""
+    keys = sorted({MobilityCount.from_event(e).key for e in events})
+    rows = conn.execute(
+        _CURRENT_OF_KEYS,
+        {
+            "sites": [k[0] for k in keys],
+            "modes": [k[1] for k in keys],
+            "directions": [k[2] for k in keys],
+            "starts": [k[3] for k in keys],
+            "ends": [k[4] for k in keys],
+        },
+    ).mappings()
+    return [
+        stored_identity(_KIND, r["event_id"], r["payload_sha256"], _count_of(r))
+        for r in rows
+    ]
+
+
+def _count_of(r: Mapping[Any, Any]) -> MobilityCount:
+    return MobilityCount(
+        event_id=r["event_id"],
+        producer=r["producer"],
+        site_id=r["site_id"],
+        municipality_code=r["municipality_code"],
+        mode=r["mode"],
+        direction=r["direction"],
+        interval_start=r["interval_start"],
+        interval_end=r["interval_end"],
+        count=int(r["count"]),
+        reported_at=r["reported_at"],
+        revision=int(r["revision"]),
+        delay_hours=r["delay_hours"],
+        site_kind=r["site_kind"],
+    )
+
+
+def store_counts(
+    conn: Connection, events: Sequence[dict[str, Any]], now: datetime
+) -> StoredCounts:
     """Insert count events idempotently and move `is_current` to restatements.
 
-    Takes the count lock (see `lock_counts`) for the rest of the transaction.
+    `now` is the caller's clock: partitions are made only inside the horizon
+    (`ensure_partitions`). Takes the count lock (see `lock_counts`) for the
+    rest of the transaction.
     """
     result = StoredCounts()
     if not events:
         return result
     lock_counts(conn)
-    ids = list(dict.fromkeys(e["event_id"] for e in events))
-    ledger = Ledger.of(_KIND, _stored(conn, ids))
+    known = _stored(conn, lookup_ids(events))
+    stored = {identity.event_id for identity in known}
+    again = [e for e in events if e["event_id"] in stored]
+    ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
     result.judgements = [ledger.judge(event) for event in events]
     new: list[dict[str, Any]] = []
     digests: dict[str, str] = {}
     for event, judgement in zip(events, result.judgements, strict=True):
         if judgement.verdict is Verdict.NEW:
-            digests[event["event_id"]] = judgement.identity.digest
-            new.append(event)
+            digests[judgement.identity.event_id] = judgement.identity.digest
+            # A re-sent fact is stored under the id of its new report.
+            new.append({**event, "event_id": judgement.identity.event_id})
         elif judgement.verdict is Verdict.DUPLICATE:
             result.duplicates += 1
     if not new:
         return result
     counts = [MobilityCount.from_event(e) for e in new]
-    result.partitions = ensure_partitions(conn, (c.interval_start for c in counts))
+    result.partitions = ensure_partitions(conn, [c.interval_start for c in counts], now)
 
     by_key: dict[tuple[Any, ...], list[MobilityCount]] = defaultdict(list)
     for count in counts:
