@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from klimapuls.core.authorisation import Grants, authorisation_issue
 from klimapuls.core.deadletter import DeadLetter, clip
 from klimapuls.core.errors import EventValidationError
 from klimapuls.core.identity import Judgement, Verdict
@@ -112,9 +113,14 @@ def decode_batch(
     rejected_by: str,
     now: datetime,
     result_type: type[R],
+    *,
+    grants: Grants,
 ) -> tuple[R, dict[str, list[Decoded]]]:
     """Validate every message; invalid ones become dead letters at once.
 
+    An event whose producer may not write its scope
+    (`core.authorisation`) is refused too, as a dead letter on `producer`:
+    so a direct write to a topic cannot bypass the gateway's check.
     Returns the result to fill (a `result_type`) and the valid messages by
     family, in order.
     """
@@ -123,6 +129,7 @@ def decode_batch(
     for index, message in enumerate(batch):
         try:
             event = decode_event(message.kind, message.value)
+            _authorise(grants, message.kind, event)
         except EventValidationError as exc:
             letter = reject(message, exc, rejected_by, now)
             result.dead_letters.append(letter)
@@ -132,3 +139,10 @@ def decode_batch(
         result.event_ids[index] = event["event_id"]
         valid.setdefault(message.kind, []).append(Decoded(index, message, event))
     return result, valid
+
+
+def _authorise(grants: Grants, kind: str, event: dict[str, Any]) -> None:
+    """Raise `EventValidationError` when the producer may not write the event."""
+    issue = authorisation_issue(grants, kind, event)
+    if issue is not None:
+        raise EventValidationError([issue])
