@@ -91,6 +91,10 @@ class Grants:
             for kind, scope in sorted(self._pairs.get(producer, ()))
         ]
 
+    def producers(self) -> list[str]:
+        """Every producer holding a grant, sorted."""
+        return sorted(self._pairs)
+
     def __contains__(self, producer: object) -> bool:
         return producer in self._pairs
 
