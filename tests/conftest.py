@@ -20,8 +20,8 @@ from klimapuls.producer import EventProducer
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from klimapuls.stack.runner import Stack
-from klimapuls.storage import prepare_database
-from klimapuls.storage.db import create_db_engine
+from klimapuls.storage import grants, prepare_database
+from klimapuls.storage.db import create_db_engine, in_transaction
 
 TEMPLATE_DB = "klimapuls_template"
 
@@ -40,8 +40,23 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
     server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", TEMPLATE_DB)
     server.start()
     prepare_database(server.url(TEMPLATE_DB))
+    grant_test_producer(server.url(TEMPLATE_DB))
     yield server
     server.stop()
+
+
+def grant_test_producer(url: str) -> None:
+    """Tests send as producer `pytest`: grant it every scope, as `db upgrade`
+    grants the platform's own producers (production databases never trust it).
+    """
+    db_engine = create_db_engine(url)
+    try:
+        in_transaction(
+            db_engine,
+            lambda conn: grants.grant(conn, "pytest", ["*"], granted_by="tests"),
+        )
+    finally:
+        db_engine.dispose()
 
 
 def _admin_uri(postgres: EmbeddedPostgres) -> str:
@@ -65,6 +80,21 @@ def engine(database_url: str) -> Iterator[Engine]:
     db_engine = create_db_engine(database_url)
     yield db_engine
     db_engine.dispose()
+
+
+@pytest.fixture
+def grant(engine: Engine) -> Callable[..., None]:
+    """Grant a producer scopes in this test's database (`grant("movia", "movia")`)."""
+
+    def add(producer: str, *scopes: str, kinds: tuple[str, ...] = ("*",)) -> None:
+        in_transaction(
+            engine,
+            lambda conn: grants.grant(
+                conn, producer, scopes, kinds, granted_by="tests"
+            ),
+        )
+
+    return add
 
 
 @pytest.fixture

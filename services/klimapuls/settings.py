@@ -25,10 +25,21 @@ Variables (the README has the same list):
 - `KLIMAPULS_LOG_LEVEL` (`info`): services' log level.
 - `KLIMAPULS_REFRESH_SECONDS` (3600): how often services recompute target
   progress without new events (statuses also change with time).
+- `KLIMAPULS_GATEWAY_HOST` (`127.0.0.1`), `KLIMAPULS_GATEWAY_PORT` (8080 for
+  `klimapuls gateway`; `up` picks a free port when unset): where the HTTP
+  gateway listens (`0.0.0.0` inside containers).
+- `KLIMAPULS_GATEWAY_MAX_BODY_BYTES` (1 MiB): larger request bodies get 413.
+- `KLIMAPULS_GATEWAY_RATE_LIMIT` (`20/second`): requests one token may send,
+  in the `limits` notation (`100/minute`, `5 per second`); more get 429.
+- `KLIMAPULS_GATEWAY_SEND_TIMEOUT_S` (10): longest wait for the broker's
+  acknowledgement before the gateway answers 503.
+- `KLIMAPULS_GATEWAY_REFRESH_SECONDS` (5): how often the gateway reloads
+  tokens and grants (a revoked token is refused within this time).
 """
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +79,28 @@ class KafkaSettings(BaseSettings):
             )
         if self.ssl_cafile:
             options["ssl_cafile"] = str(self.ssl_cafile)
+        return options
+
+    def aiokafka_options(self) -> dict[str, object]:
+        """The same connection options in aiokafka's spelling (the gateway's).
+
+        TLS gets a default context trusting `ssl_cafile` (or the system's
+        CAs), as the services' faust credentials do.
+        """
+        options: dict[str, object] = {
+            "bootstrap_servers": (self.bootstrap_servers or "").split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
         return options
 
 
@@ -172,6 +205,12 @@ class Settings(BaseSettings):
     kafka_heartbeat_s: float | None = None
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
     refresh_seconds: float = Field(default=3600.0, gt=0)
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int | None = Field(default=None, ge=0, le=65535)
+    gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    gateway_rate_limit: str = "20/second"
+    gateway_send_timeout_s: float = Field(default=10.0, gt=0)
+    gateway_refresh_seconds: float = Field(default=5.0, gt=0)
 
     @property
     def topics(self) -> Topics:

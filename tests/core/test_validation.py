@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from klimapuls.core.errors import EventValidationError
 from klimapuls.core.validation import decode_event, validate_event
 from tests.helpers import co2_event, target_event
+
+EXAMPLES = Path(__file__).parent.parent.parent / "schemas" / "examples"
 
 
 def _issues(kind: str, event: object) -> list[tuple[str, str]]:
@@ -85,3 +90,19 @@ def test_a_body_that_is_not_json_is_reported_as_the_whole_event() -> None:
 
 def test_a_json_list_is_not_an_event() -> None:
     assert _issues("co2_account", [1, 2]) == [("$", "an event must be a JSON object")]
+
+
+def test_a_round_in_year_0_is_an_issue_not_a_crash() -> None:
+    # Found by schemathesis through the gateway: `date(0, 1, 1)` raised.
+    event = json.loads(
+        (EXAMPLES / "initiative_status.v1.json").read_text(encoding="utf-8")
+    )
+    for round_, effective in (("0000-01", "2024-01-01"), ("0000-01", None)):
+        with pytest.raises(EventValidationError) as caught:
+            validate_event(
+                "initiative_status",
+                {**event, "round": round_, "effective_date": effective},
+            )
+        assert caught.value.field == "round"
+    late = {**event, "round": "9999-12", "effective_date": "9999-12-01"}
+    assert validate_event("initiative_status", late) is late

@@ -29,6 +29,7 @@ from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from klimapuls.stack.runner import Stack
 from klimapuls.storage import prepare_database
+from tests.conftest import grant_test_producer
 from tests.helpers import co2_event, wait_for
 from tests.mobility.factories import count_event
 
@@ -119,6 +120,7 @@ def own_stack(
     database = EmbeddedPostgres(tmp_path / "pg", "faults")
     url = database.start()
     prepare_database(url)
+    grant_test_producer(url)  # the events say producer `pytest`
     settings = Settings(
         database_url=SecretStr(url),
         kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers),

@@ -59,8 +59,11 @@ def _versions(engine: Engine) -> dict[str, int]:
 
 
 def test_an_identical_redeclaration_of_a_seeded_target_is_a_duplicate(
-    engine: Engine,
+    engine: Engine, grant: Callable[..., None]
 ) -> None:
+    # Both producers may write the region's targets (issue 9: grants).
+    grant("region-hovedstaden", "1084")
+    grant("someone", "1084")
     example = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     seed = next(e for e in seed_target_events() if e["target_id"] == "region-co2-2030")
     assert example["event_id"] != seed["event_id"]  # another envelope ...
@@ -80,7 +83,10 @@ def test_an_identical_redeclaration_of_a_seeded_target_is_a_duplicate(
     assert fold.add("target", validate_event("target", example)) is Verdict.DUPLICATE
 
 
-def test_another_definition_under_a_used_version_is_refused(engine: Engine) -> None:
+def test_another_definition_under_a_used_version_is_refused(
+    engine: Engine, grant: Callable[..., None]
+) -> None:
+    grant("region-hovedstaden", "1084")
     example = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     changed = {**example, "event_id": "changed", "reduction_pct": 80}
     result = TargetsHandler(engine, lambda: NOW).handle(_batch(changed))

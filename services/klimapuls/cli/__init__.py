@@ -169,9 +169,9 @@ def grafana_push() -> None:
 
 def _register_commands() -> None:
     # Each command family lives in its own module and adds itself here.
-    from klimapuls.cli import bench, importers, progress, simulate
+    from klimapuls.cli import bench, gateway, importers, progress, simulate, tokens
 
-    for module in (progress, importers, simulate, bench):
+    for module in (progress, importers, simulate, tokens, gateway, bench):
         module.register(app)
 
 

@@ -196,6 +196,10 @@ def run_up(
             f"[green]✓[/] services started: {', '.join(stack.processes)} "
             f"(logs in {stack.log_dir})"
         )
+        console.print(
+            f"[green]✓[/] gateway at http://{settings.gateway_host}:"
+            f"{settings.gateway_port}/v1/events (tokens: klimapuls tokens create)"
+        )
         engine = create_db_engine(settings.require_database_url())
         try:
             if demo:

@@ -23,6 +23,7 @@ from klimapuls.core.model import REGION_CODE
 from klimapuls.core.progress import EMISSION_INDICATOR, emission_series_by_scope
 from klimapuls.storage import accounts
 from klimapuls.storage.db import in_transaction
+from klimapuls.storage.grants import grant_cache
 
 __all__ = ["CO2_ACCOUNT", "Co2Handler", "write_series"]
 
@@ -47,11 +48,14 @@ class Co2Handler:
         self.engine = engine
         self.clock = clock
         self.name = name
+        self.grants = grant_cache(engine)
 
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
-        result, valid = decode_batch(batch, (CO2_ACCOUNT,), self.name, now, BatchResult)
+        result, valid = decode_batch(
+            batch, (CO2_ACCOUNT,), self.name, now, BatchResult, grants=self.grants.get()
+        )
         decoded = valid[CO2_ACCOUNT]
         if not decoded:
             return result

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from klimapuls.core.authorisation import Grants, authorisation_issue
 from klimapuls.core.deadletter import DeadLetter, clip
 from klimapuls.core.errors import EventValidationError
 from klimapuls.core.identity import Judgement, Verdict
@@ -112,18 +113,24 @@ def decode_batch(
     rejected_by: str,
     now: datetime,
     result_type: type[R],
+    *,
+    grants: Grants,
 ) -> tuple[R, dict[str, list[Decoded]]]:
     """Validate every message; invalid ones become dead letters at once.
 
     `now` is the handler's clock: it also bounds `reported_at` (see
-    `klimapuls.core.validation.REPORT_HORIZON`). Returns the result to fill
-    (a `result_type`) and the valid messages by family, in order.
+    `klimapuls.core.validation.REPORT_HORIZON`). An event whose producer may
+    not write its scope (`core.authorisation`) is refused too, as a dead
+    letter on `producer`: so a direct write to a topic cannot bypass the
+    gateway's check. Returns the result to fill (a `result_type`) and the
+    valid messages by family, in order.
     """
     result = result_type(verdicts=[None] * len(batch), event_ids=[None] * len(batch))
     valid: dict[str, list[Decoded]] = {kind: [] for kind in kinds}
     for index, message in enumerate(batch):
         try:
             event = decode_event(message.kind, message.value, now=now)
+            _authorise(grants, message.kind, event)
         except EventValidationError as exc:
             letter = reject(message, exc, rejected_by, now)
             result.dead_letters.append(letter)
@@ -133,3 +140,10 @@ def decode_batch(
         result.event_ids[index] = event["event_id"]
         valid.setdefault(message.kind, []).append(Decoded(index, message, event))
     return result, valid
+
+
+def _authorise(grants: Grants, kind: str, event: dict[str, Any]) -> None:
+    """Raise `EventValidationError` when the producer may not write the event."""
+    issue = authorisation_issue(grants, kind, event)
+    if issue is not None:
+        raise EventValidationError([issue])

@@ -115,10 +115,15 @@ def initiative_issues(event: Mapping[str, Any]) -> list[FieldIssue]:
         for i, name in enumerate(event.get("tovholdere", []))
         if name not in known_tovholdere()
     ]
+    try:
+        start = round_start(event["round"])
+    except ValueError:
+        # The schema's pattern lets `0000-01` through; no date has year 0.
+        return [*issues, FieldIssue("round", "year 0 is not a reporting round")]
     effective = event.get("effective_date")
     if effective is not None:
-        start = round_start(event["round"])
-        if date.fromisoformat(effective) > date(start.year + 1, start.month, 1):
+        latest = date(min(start.year + 1, date.max.year), start.month, 1)
+        if date.fromisoformat(effective) > latest:
             issues.append(
                 FieldIssue(
                     "effective_date", "more than a year after the reporting round"

@@ -20,6 +20,7 @@ from klimapuls.core.messages import SeriesChange
 from klimapuls.core.model import REGION_CODE
 from klimapuls.storage import fleet
 from klimapuls.storage.db import in_transaction
+from klimapuls.storage.grants import grant_cache
 
 __all__ = ["FLEET_STATUS", "FleetHandler", "write_shares"]
 
@@ -45,12 +46,18 @@ class FleetHandler:
         self.engine = engine
         self.clock = clock
         self.name = name
+        self.grants = grant_cache(engine)
 
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
         result, valid = decode_batch(
-            batch, (FLEET_STATUS,), self.name, now, BatchResult
+            batch,
+            (FLEET_STATUS,),
+            self.name,
+            now,
+            BatchResult,
+            grants=self.grants.get(),
         )
         decoded = valid[FLEET_STATUS]
         if not decoded:

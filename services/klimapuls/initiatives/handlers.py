@@ -21,6 +21,7 @@ from klimapuls.core.batch import BatchResult, Incoming, decode_batch
 from klimapuls.core.identity import Verdict
 from klimapuls.storage import initiatives
 from klimapuls.storage.db import in_transaction
+from klimapuls.storage.grants import grant_cache
 
 __all__ = ["KIND", "InitiativeBatchResult", "InitiativeHandler"]
 
@@ -45,12 +46,18 @@ class InitiativeHandler:
         self.engine = engine
         self.clock = clock
         self.name = name
+        self.grants = grant_cache(engine)
 
     def handle(self, batch: Sequence[Incoming]) -> InitiativeBatchResult:
         """Validate, store and derive, all in one transaction."""
         now = self.clock()
         result, valid = decode_batch(
-            batch, (KIND,), self.name, now, InitiativeBatchResult
+            batch,
+            (KIND,),
+            self.name,
+            now,
+            InitiativeBatchResult,
+            grants=self.grants.get(),
         )
         decoded = valid[KIND]
         if not decoded:

@@ -23,6 +23,7 @@ from klimapuls.core.model import REGION_CODE
 from klimapuls.core.progress import MOBILITY_INDICATORS
 from klimapuls.storage import mobility as counts
 from klimapuls.storage.db import in_transaction
+from klimapuls.storage.grants import grant_cache
 
 __all__ = [
     "MOBILITY_COUNT",
@@ -60,6 +61,7 @@ class MobilityHandler:
         self.engine = engine
         self.clock = clock
         self.name = name
+        self.grants = grant_cache(engine)
         self._backend_name: counts.Backend | None = None
 
     def _backend(self, conn: Connection) -> counts.Backend:
@@ -71,7 +73,12 @@ class MobilityHandler:
         """Validate, store, roll up and derive, all in one transaction."""
         now = self.clock()
         result, valid = decode_batch(
-            batch, (MOBILITY_COUNT,), self.name, now, MobilityBatchResult
+            batch,
+            (MOBILITY_COUNT,),
+            self.name,
+            now,
+            MobilityBatchResult,
+            grants=self.grants.get(),
         )
         decoded = valid[MOBILITY_COUNT]
         if not decoded:

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.settings import Settings
-from klimapuls.stack.broker import EmbeddedBroker
+from klimapuls.stack.broker import EmbeddedBroker, free_port
 from klimapuls.stack.database import EmbeddedPostgres
 from klimapuls.stack.topics import ensure_topics
 from klimapuls.storage import prepare_database
@@ -26,6 +26,7 @@ SERVICES: tuple[str, ...] = (
     "co2",
     "deadletter",
     "fleet",
+    "gateway",
     "initiatives",
     "mobility",
     "targets",
@@ -64,6 +65,9 @@ class Stack:
         if self.settings.database_url is None:
             self.database = EmbeddedPostgres(self.settings.data_dir / "postgres")
             updates["database_url"] = SecretStr(self.database.start())
+        if self.settings.gateway_port is None:
+            # A free port, so `up` never clashes with another gateway.
+            updates["gateway_port"] = free_port()
         self.settings = self.settings.model_copy(update=updates)
         return self.settings
 
@@ -86,8 +90,16 @@ class Stack:
                 "KLIMAPULS_DATA_DIR": str(s.data_dir.resolve()),
                 "KLIMAPULS_BATCH_SIZE": str(s.batch_size),
                 "KLIMAPULS_BATCH_SECONDS": str(s.batch_seconds),
+                # The gateway's settings (see README, Gateway).
+                "KLIMAPULS_GATEWAY_HOST": s.gateway_host,
+                "KLIMAPULS_GATEWAY_MAX_BODY_BYTES": str(s.gateway_max_body_bytes),
+                "KLIMAPULS_GATEWAY_RATE_LIMIT": s.gateway_rate_limit,
+                "KLIMAPULS_GATEWAY_SEND_TIMEOUT_S": str(s.gateway_send_timeout_s),
+                "KLIMAPULS_GATEWAY_REFRESH_SECONDS": str(s.gateway_refresh_seconds),
             }
         )
+        if s.gateway_port is not None:
+            env["KLIMAPULS_GATEWAY_PORT"] = str(s.gateway_port)
         if s.kafka_session_timeout_s is not None:
             env["KLIMAPULS_KAFKA_SESSION_TIMEOUT_S"] = str(s.kafka_session_timeout_s)
         if s.kafka_heartbeat_s is not None:

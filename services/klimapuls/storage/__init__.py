@@ -3,13 +3,15 @@
 One module per concern, each naming the one service that writes its tables
 (`accounts`: co2; `targets`, `progress`, `outbox`: targets; `fleet`: fleet;
 `mobility`: mobility; `initiatives`: initiatives; `deadletters`:
-deadletter). `facts` only reads, for target progress; `events` is the
-identity-backed insert they share; `seed` loads reference data through the
-owners' functions. No application logic lives here: services orchestrate
-load (storage) -> evaluate (core) -> write (storage).
+deadletter; `grants`: the `klimapuls tokens` command and `db upgrade`).
+`facts` only reads, for target progress; `events` is the identity-backed
+insert they share; `seed` loads reference data through the owners'
+functions. No application logic lives here: services orchestrate load
+(storage) -> evaluate (core) -> write (storage).
 """
 
 from klimapuls.storage.db import create_db_engine, in_transaction, migrate
+from klimapuls.storage.grants import seed_builtin_grants
 from klimapuls.storage.initiatives import seed_initiative_reference
 from klimapuls.storage.seed import seed_reference_data
 
@@ -29,5 +31,6 @@ def prepare_database(url: str) -> None:
         migrate(engine)
         seed_reference_data(engine)
         seed_initiative_reference(engine)
+        seed_builtin_grants(engine)
     finally:
         engine.dispose()

@@ -25,6 +25,7 @@ from klimapuls.core.progress import evaluate_all, status_changes, trajectories
 from klimapuls.storage import progress, targets
 from klimapuls.storage.db import in_transaction
 from klimapuls.storage.facts import load_facts
+from klimapuls.storage.grants import grant_cache
 
 __all__ = ["SERIES_CHANGE", "TARGET", "TargetsHandler", "recompute"]
 
@@ -55,6 +56,7 @@ class TargetsHandler:
         self.engine = engine
         self.clock = clock
         self.name = name
+        self.grants = grant_cache(engine)
         # Recompute on the first batch even if it brings nothing new, so a
         # restarted service brings progress up to date at once.
         self._recomputed_once = False
@@ -63,7 +65,12 @@ class TargetsHandler:
         """Validate, store and recompute, all in one transaction."""
         now = self.clock()
         result, valid = decode_batch(
-            batch, (TARGET, SERIES_CHANGE), self.name, now, BatchResult
+            batch,
+            (TARGET, SERIES_CHANGE),
+            self.name,
+            now,
+            BatchResult,
+            grants=self.grants.get(),
         )
         decoded = valid[TARGET]
         if not decoded and not valid[SERIES_CHANGE] and self._recomputed_once:

@@ -1,0 +1,36 @@
+"""Run the gateway app on uvicorn, bound where the settings say."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from klimapuls.gateway.app import create_app
+from klimapuls.settings import Settings
+
+__all__ = ["DEFAULT_PORT", "serve"]
+
+#: The port of `klimapuls gateway` when `KLIMAPULS_GATEWAY_PORT` is unset.
+DEFAULT_PORT = 8080
+
+_UVICORN_LEVELS = {
+    "crit": "critical",
+    "error": "error",
+    "warn": "warning",
+    "info": "info",
+    "debug": "debug",
+}
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or Ctrl-C (uvicorn finishes open requests first)."""
+    port = settings.gateway_port if settings.gateway_port is not None else DEFAULT_PORT
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=port,
+        log_level=_UVICORN_LEVELS[settings.log_level],
+        access_log=settings.log_level == "debug",
+        # Producers on a shared network see no server banner to fingerprint.
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
