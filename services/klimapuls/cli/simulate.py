@@ -160,7 +160,6 @@ def run_simulate(
 
     Returns after every sent event is acknowledged by the broker.
     """
-    settings.require_bootstrap_servers()
     report = SimulationReport(seed=seed, start=start)
     budget = int(rate * duration_s)
     stream = simulate(seed, start)
@@ -270,7 +269,10 @@ def register(app: typer.Typer) -> None:
             datetime,
             typer.Option(
                 formats=["%Y-%m-%d"],
-                help="First day of the simulated clock (history up to it is sent).",
+                metavar="DATE",
+                show_default=DEFAULT_START.isoformat(),
+                help="First day of the simulated clock, YYYY-MM-DD (history up "
+                "to it is sent).",
             ),
         ] = datetime.combine(DEFAULT_START, datetime.min.time()),  # noqa: B008
     ) -> None:
@@ -283,9 +285,10 @@ def register(app: typer.Typer) -> None:
         Paced at --rate events per second; stops after --duration seconds.
         """
         from klimapuls.cli import console, err_console
+        from klimapuls.cli.common import command_settings
 
         report = run_simulate(
-            Settings(),
+            command_settings(),
             rate=rate,
             duration_s=duration,
             seed=seed,
