@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated
@@ -179,7 +180,11 @@ def run_simulate(
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     with (
         EventProducer(settings, name="klimapuls-simulator") as producer,
-        Live(Group(bar, mix), console=console, refresh_per_second=8),
+        (
+            Live(Group(bar, mix), console=console, refresh_per_second=8)
+            if console.is_terminal
+            else nullcontext()
+        ),
     ):
         started = time.monotonic()
         deadline = started + duration_s

@@ -8,6 +8,7 @@ its topic; it goes to the dead-letter topic with the reason (unless
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from klimapuls.core.validation import validate_event
 from klimapuls.producer.connect import BrokerUnavailableError, check_reachable
 from klimapuls.producer.readers import read_events
 from klimapuls.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EventProducer", "LineIssue", "ProduceReport", "event_key", "produce_file"]
 
@@ -67,6 +70,7 @@ class EventProducer:
         self.settings = settings
         self.name = name
         self.servers = check_reachable(settings)
+        self.delivery_timeout_s = delivery_timeout_s
         self._failure: BaseException | None = None
         try:
             self._producer = KafkaProducer(
@@ -85,11 +89,11 @@ class EventProducer:
             raise self._unavailable(exc) from None
 
     def _unavailable(self, exc: BaseException) -> BrokerUnavailableError:
-        reason = str(exc) or type(exc).__name__
+        log.debug("broker failure: %r", exc)
         return BrokerUnavailableError(
             f"the Kafka broker at {self.servers} stopped acknowledging events "
-            f"({reason.splitlines()[0][:200]}); events not acknowledged were "
-            "not delivered"
+            f"(no answer within {self.delivery_timeout_s:g} s); events not "
+            "acknowledged were not delivered"
         )
 
     def _check(self) -> None:
@@ -141,7 +145,13 @@ class EventProducer:
             if self._failure is None:
                 self.flush()
         finally:
-            self._producer.close(timeout=0 if self._failure is not None else 10)
+            self._close(0 if self._failure is not None else 10)
+
+    def _close(self, timeout_s: float) -> None:
+        try:
+            self._producer.close(timeout=timeout_s)
+        except KafkaError:
+            pass  # unacknowledged events are reported by `_check`, not here
 
     def __enter__(self) -> EventProducer:
         return self
@@ -157,7 +167,7 @@ class EventProducer:
             return
         # Already failing: do not wait on the broker, do not hide the error.
         self._failure = self._failure or exc
-        self._producer.close(timeout=0)
+        self._close(0)
 
 
 @dataclass(frozen=True)
