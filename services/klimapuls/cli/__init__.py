@@ -254,9 +254,10 @@ def grafana_push() -> None:
     except KlimapulsError:
         raise
     except Exception as exc:  # grafana-client and requests raise many kinds
+        logging.getLogger(__name__).debug("grafana push failed: %r", exc)
         raise KlimapulsError(
-            f"Grafana at {settings.grafana.url} (GRAFANA_URL) refused or did not "
-            f"answer: {str(exc).splitlines()[0][:200] if str(exc) else 'no answer'}"
+            f"Grafana at {settings.grafana.url} (GRAFANA_URL) did not answer or "
+            "refused the request; check the address and GRAFANA_TOKEN"
         ) from None
     console.print(f"pushed {plural(len(uids), 'dashboard')}: {', '.join(uids)}")
 

@@ -167,6 +167,10 @@ def run_progress(
         _print_issues(report, err_console)
         if report.issues:
             exit_code = EXIT_INVALID_INPUT
+        if report.events == 0 and not report.issues:
+            names = ", ".join(str(f) for f in files)
+            err_console.print(f"no events in {names}", markup=False)
+            exit_code = EXIT_INVALID_INPUT
         day = as_of or date.today()
         rows = [p.as_json() for p in evaluate_all(report.facts, day)]
         source = f"{len(files)} file(s), offline"
