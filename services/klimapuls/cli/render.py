@@ -147,7 +147,8 @@ def print_progress(
     """The progress table if it fits the width, else one block per target."""
     out = _output(console)
     table = progress_table(rows, title)
-    needed = Measurement.get(out, out.options, table).maximum
+    unbounded = out.options.update(max_width=10_000)
+    needed = Measurement.get(out, unbounded, table).maximum
     if needed <= out.width:
         out.print(table)
         return
