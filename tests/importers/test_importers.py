@@ -200,7 +200,7 @@ def test_a_bad_row_makes_the_exit_code_1(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(app, ["import", "co2-account", str(bad), "--dry-run"])
     assert result.exit_code == 1
-    assert "1 events valid" in result.output and "1 rows rejected" in result.output
+    assert "1 event valid" in result.output and "1 row rejected" in result.output
 
 
 def test_danish_thousands_separators_without_decimals_are_read() -> None:

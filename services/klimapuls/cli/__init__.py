@@ -1,20 +1,37 @@
-"""The `klimapuls` command: run the platform, produce events, inspect progress."""
+"""The `klimapuls` command: run the platform, produce events, inspect progress.
+
+A user's mistake never ends in a traceback: `main` turns every Klimapuls
+error (bad configuration, unreachable servers, unreadable files) into one
+line naming the problem and exit code 1; usage errors exit 2. New command
+families live in their own modules and add themselves in
+`_register_commands`; `tests/cli/test_bad_input.py` runs every command
+against a battery of bad inputs and fails on a command it has no entry for.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+import typer.main
 
+from klimapuls.cli.common import (
+    KlimapulsConsole,
+    check_database,
+    command_settings,
+    escape,
+    normalize_kind,
+    plural,
+)
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.core.validation import EVENT_KINDS
-from klimapuls.settings import Settings
 
-__all__ = ["app", "main"]
+__all__ = ["app", "cli_command", "console", "err_console", "main"]
 
 app = typer.Typer(
     name="klimapuls",
@@ -35,15 +52,31 @@ app.add_typer(topics_app, name="topics")
 grafana_app = typer.Typer(help="Grafana dashboards.", no_args_is_help=True)
 app.add_typer(grafana_app, name="grafana")
 
-console = Console()
-err_console = Console(stderr=True)
+console = KlimapulsConsole()
+err_console = KlimapulsConsole(stderr=True)
+
+_DEFAULT_DATA_DIR = Path(".klimapuls")
 
 
-def _settings(data_dir: Path | None = None) -> Settings:
-    settings = Settings()
-    if data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": data_dir})
-    return settings
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"klimapuls {metadata.version('klimapuls')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Klimapuls: climate and mobility monitoring for Region Hovedstaden."""
 
 
 @app.command()
@@ -60,33 +93,61 @@ def up(
         ),
     ] = False,
     data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Folder of the embedded stack [default: ./.klimapuls]."),
-    ] = None,
+        Path,
+        typer.Option(
+            envvar="KLIMAPULS_DATA_DIR",
+            file_okay=False,
+            help="Folder of the embedded stack (data, logs, stack.json).",
+        ),
+    ] = _DEFAULT_DATA_DIR,
     seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 2045,
     demo_days: Annotated[
-        int, typer.Option(help="Days of hourly mobility counts in the demo data.")
+        int,
+        typer.Option(
+            min=1, max=366, help="Days of hourly mobility counts in the demo data."
+        ),
     ] = 1,
     timeout: Annotated[
-        float, typer.Option(help="With --once: give up after this many seconds.")
+        float,
+        typer.Option(min=1, help="With --once: give up after this many seconds (> 0)."),
     ] = 600.0,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="On Ctrl-C/SIGTERM: wait at most this long for the services to "
+            "process what is in the embedded broker's topics.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Start the platform: broker, database, topics, schema and services.
 
     Without KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL it starts an embedded Tansu
     broker and PostgreSQL under the data folder; with them, it uses those.
-    Runs until Ctrl-C, or with --once until the demo data are processed.
+    Services are supervised (restarted when they stop). Runs until Ctrl-C or
+    SIGTERM (it then drains the topics and stops everything), or with --once
+    until the demo data are processed.
     """
     from klimapuls.cli.up import run_up
 
+    if data_dir.exists() and not data_dir.is_dir():
+        raise typer.BadParameter(f"{data_dir} is not a folder", param_hint="--data-dir")
+    settings = command_settings(data_dir, quiet=True, discover=False)
+    if settings.database_url is not None:
+        check_database(settings.require_database_url())
+    if settings.kafka.bootstrap_servers:
+        from klimapuls.producer import check_reachable
+
+        check_reachable(settings)
     raise typer.Exit(
         run_up(
-            _settings(data_dir),
+            settings,
             demo=demo,
             once=once,
             seed=seed,
             demo_days=demo_days,
             timeout_s=timeout,
+            drain_timeout_s=drain_timeout,
             console=console,
         )
     )
@@ -96,11 +157,21 @@ def up(
 def produce(
     kind: Annotated[
         str,
-        typer.Argument(help=f"Event family: {', '.join(EVENT_KINDS)}."),
+        typer.Argument(
+            metavar="KIND",
+            help=f"Event family: {', '.join(EVENT_KINDS)} (- or _ alike).",
+            show_default=False,
+        ),
     ],
     file: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, help="A .csv or .jsonl file."),
+        typer.Argument(
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="A .csv, .jsonl or .json file.",
+            show_default=False,
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only validate; send nothing.")
@@ -114,18 +185,16 @@ def produce(
 
     Each invalid line is reported with its line number, field and reason and
     sent to the dead-letter topic; valid lines are still sent. The exit code
-    is 1 when any line was invalid.
+    is 1 when any line was invalid or the file holds no events.
     """
     from klimapuls.cli.produce import run_produce
+    from klimapuls.producer.readers import check_file_type
 
-    if kind not in EVENT_KINDS:
-        err_console.print(
-            f"[red]unknown kind {kind!r}[/]; one of {', '.join(EVENT_KINDS)}"
-        )
-        raise typer.Exit(2)
+    kind = _usage(lambda: normalize_kind(kind, EVENT_KINDS, "kind"), "KIND")
+    _usage(lambda: check_file_type(file), "FILE")
     raise typer.Exit(
         run_produce(
-            _settings(),
+            command_settings(),
             kind,
             file,
             dry_run=dry_run,
@@ -136,26 +205,41 @@ def produce(
     )
 
 
+def _usage(check: Any, hint: str) -> Any:
+    """Run `check`; a Klimapuls error becomes a usage error (exit 2) on `hint`."""
+    try:
+        return check()
+    except KlimapulsError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate DATABASE_URL's schema to the newest revision and load seed data."""
     from klimapuls.storage import prepare_database
 
-    prepare_database(_settings().require_database_url())
+    url = check_database(command_settings().require_database_url())
+    prepare_database(url)
     console.print("database schema is up to date; seed data loaded")
 
 
 @topics_app.command("create")
 def topics_create(
     replication_factor: Annotated[
-        int, typer.Option(help="Replicas per partition (3 on a production cluster).")
+        int,
+        typer.Option(min=1, help="Replicas per partition (3 on a production cluster)."),
     ] = 1,
 ) -> None:
     """Create every Klimapuls topic on KAFKA_BOOTSTRAP_SERVERS that is missing."""
+    from klimapuls.producer import check_reachable
     from klimapuls.stack.topics import ensure_topics
 
-    created = ensure_topics(_settings(), replication_factor=replication_factor)
-    console.print(f"{len(created)} topics created: {', '.join(created) or 'none'}")
+    settings = command_settings()
+    check_reachable(settings)
+    created = ensure_topics(settings, replication_factor=replication_factor)
+    console.print(
+        f"{plural(len(created), 'topic')} created: {', '.join(created) or 'none'}"
+    )
 
 
 @grafana_app.command("push")
@@ -163,8 +247,34 @@ def grafana_push() -> None:
     """Create or update every dashboard on GRAFANA_URL (GRAFANA_TOKEN or user)."""
     from klimapuls.dashboards import grafana_api, push_dashboards
 
-    uids = push_dashboards(grafana_api(_settings().grafana))
-    console.print(f"pushed {len(uids)} dashboards: {', '.join(uids)}")
+    settings = command_settings(quiet=True, discover=False)
+    _check_grafana_url(settings.grafana.url)
+    try:
+        uids = push_dashboards(grafana_api(settings.grafana))
+    except KlimapulsError:
+        raise
+    except Exception as exc:  # grafana-client and requests raise many kinds
+        logging.getLogger(__name__).debug("grafana push failed: %r", exc)
+        raise KlimapulsError(
+            f"Grafana at {settings.grafana.url} (GRAFANA_URL) did not answer or "
+            "refused the request; check the address and GRAFANA_TOKEN"
+        ) from None
+    console.print(f"pushed {plural(len(uids), 'dashboard')}: {', '.join(uids)}")
+
+
+def _check_grafana_url(url: str | None) -> None:
+    from klimapuls.core.errors import ConfigurationError
+
+    if not url:
+        raise ConfigurationError(
+            "GRAFANA_URL is not set: give the address of a Grafana, "
+            "e.g. http://localhost:3000"
+        )
+    if not re.match(r"^https?://[^\s/:]+(:\d+)?(/\S*)?$", url):
+        raise ConfigurationError(
+            f"GRAFANA_URL {url[:80]!r} is not an http(s) address "
+            "(e.g. http://localhost:3000)"
+        )
 
 
 def _register_commands() -> None:
@@ -178,13 +288,58 @@ def _register_commands() -> None:
 _register_commands()
 
 
+# -- help that reads well ---------------------------------------------------
+
+
+def _polish(command: Any) -> None:
+    """Help without `<bool>` on flags, and `KIND FILE` rather than `{kind} {file}`.
+
+    Duck-typed: typer builds its commands on its own copy of click.
+    """
+    for param in command.params:
+        kind = getattr(param, "param_type_name", "")
+        if kind == "option" and getattr(param, "is_flag", False):
+            param.metavar = param.metavar or ""
+        if kind == "argument" and param.metavar is None:
+            param.metavar = (param.name or "").upper()
+    help_option = command.get_help_option(command.context_class(command))
+    if help_option is not None:
+        help_option.metavar = ""
+    original = command.collect_usage_pieces
+
+    def usage_pieces(ctx: Any) -> list[str]:
+        return [re.sub(r"\{([^}]*)\}", r"\1", piece) for piece in original(ctx)]
+
+    command.collect_usage_pieces = usage_pieces
+    for sub in getattr(command, "commands", {}).values():
+        _polish(sub)
+
+
+def cli_command() -> Any:
+    """The click command behind `klimapuls`, with the help polished."""
+    command = typer.main.get_command(app)
+    _polish(command)
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    # Connection trouble is reported once, by us, not as 30 s of client warnings.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    command = cli_command()
     try:
-        app(args=argv if argv is not None else sys.argv[1:], prog_name="klimapuls")
+        command.main(
+            args=argv if argv is not None else sys.argv[1:], prog_name="klimapuls"
+        )
     except KlimapulsError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(1)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(
+            f"[red]error:[/] {escape(where + (exc.strerror or str(exc)))}"
+        )
         sys.exit(1)

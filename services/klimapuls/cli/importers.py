@@ -10,6 +10,7 @@ with the `EventProducer`, and sends invalid rows to the dead-letter topic.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from klimapuls.cli.common import escape, normalize_kind, plural
 from klimapuls.core.deadletter import DeadLetter
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.core.reference import municipalities
@@ -30,7 +32,7 @@ from klimapuls.importers import (
     ImportOptions,
     convert,
 )
-from klimapuls.settings import Settings
+from klimapuls.importers.table import decode_table, delimiter_of
 
 if TYPE_CHECKING:
     from klimapuls.producer import EventProducer
@@ -48,6 +50,10 @@ class ImportReport:
     rows_rejected: set[int] = field(default_factory=set)
     issues: list[ImportIssue] = field(default_factory=list)
     rounds: dict[str, int] = field(default_factory=dict)
+    #: `utf-8`, or `cp1252` for a Windows/Latin-1 export.
+    encoding: str = "utf-8"
+    #: False when the file holds no data rows at all.
+    has_rows: bool = True
 
 
 def _read_sites(path: Path) -> dict[str, str]:
@@ -55,11 +61,9 @@ def _read_sites(path: Path) -> dict[str, str]:
     codes = {m.name.lower(): m.code for m in municipalities()}
     codes.update({m.code: m.code for m in municipalities()})
     result: dict[str, str] = {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        sample = handle.readline()
-        handle.seek(0)
-        delimiter = ";" if sample.count(";") > sample.count(",") else ","
-        reader = csv.DictReader(handle, delimiter=delimiter)
+    text = decode_table(path.read_bytes(), str(path)).text
+    with io.StringIO(text, newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter_of(text.split("\n", 1)[0]))
         for row in reader:
             site = (row.get("site") or "").strip()
             town = (row.get("kommune") or "").strip()
@@ -94,7 +98,12 @@ def import_file(
     now = now or datetime.now(UTC)
     kind = IMPORT_KINDS[import_kind]
     report = ImportReport(kind)
-    text = path.read_text(encoding="utf-8-sig")
+    decoded = decode_table(path.read_bytes(), str(path))
+    text = decoded.text
+    report.encoding = decoded.encoding
+    if len([line for line in text.splitlines() if line.strip()]) < 2:
+        report.has_rows = False
+        return report
 
     def envelope(event_kind: str, event: dict[str, Any]) -> dict[str, Any]:
         return complete_envelope(event_kind, event, producer_name, now)
@@ -140,9 +149,12 @@ def _run(
     console: Console,
     err_console: Console,
 ) -> int:
+    from klimapuls.cli.common import command_settings
     from klimapuls.producer import EventProducer
 
-    producer = None if dry_run else EventProducer(Settings(), name=producer_name)
+    producer = (
+        None if dry_run else EventProducer(command_settings(), name=producer_name)
+    )
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -150,9 +162,14 @@ def _run(
         TimeElapsedColumn(),
     )
     try:
-        with Progress(*columns, console=err_console, transient=True) as bar:
+        with Progress(
+            *columns,
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        ) as bar:
             verb = "checking" if dry_run else "importing"
-            task = bar.add_task(f"{verb} {file.name} ({import_kind})")
+            task = bar.add_task(f"{verb} {escape(file.name)} ({import_kind})")
             report = import_file(
                 import_kind,
                 file,
@@ -164,12 +181,15 @@ def _run(
     finally:
         if producer is not None:
             producer.close()
-    for issue in report.issues:
+    if not report.has_rows:
+        err_console.print(f"no events in {file} (no data rows)", markup=False)
+        return 1
+    if report.encoding != "utf-8":
         err_console.print(
-            f"{file}: row {issue.row}, column [bold]{issue.column}[/]: {issue.reason}",
-            highlight=False,
-            soft_wrap=True,
+            f"{file}: not UTF-8; read as Windows-1252/Latin-1", markup=False
         )
+    for issue in report.issues:
+        err_console.print(_issue_line(file, issue), markup=False, soft_wrap=True)
     verb = "valid (dry run, nothing sent)" if dry_run else "sent"
     count = report.valid if dry_run else report.sent
     per_round = (
@@ -179,13 +199,23 @@ def _run(
     )
     bad = len(report.rows_rejected)
     console.print(
-        f"{import_kind} -> {report.kind}: {count} events {verb}{per_round}, "
-        f"{bad} rows rejected"
+        f"{import_kind} -> {report.kind}: {plural(count, 'event')} {verb}{per_round}, "
+        f"{plural(bad, 'row')} rejected"
         + ("" if dry_run or not bad else " (sent to the dead-letter topic)"),
-        highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return 1 if bad else 0
+
+
+def _issue_line(file: Path, issue: ImportIssue) -> str:
+    """`FILE: row 9, column tonnes: reason` (a row-wide issue names no column)."""
+    if issue.column == "$":
+        return f"{file}: row {issue.row}: {issue.reason}"
+    column = issue.column
+    if not column.startswith("column "):
+        column = f"column {column}"
+    return f"{file}: row {issue.row}, {column}: {issue.reason}"
 
 
 def register(app: typer.Typer) -> None:
@@ -194,10 +224,22 @@ def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_command(
         kind: Annotated[
-            str, typer.Argument(help=f"File layout: {', '.join(IMPORT_KINDS)}.")
+            str,
+            typer.Argument(
+                metavar="KIND",
+                help=f"File layout: {', '.join(IMPORT_KINDS)} (- or _ alike).",
+                show_default=False,
+            ),
         ],
         file: Annotated[
-            Path, typer.Argument(exists=True, dir_okay=False, help="A .csv file.")
+            Path,
+            typer.Argument(
+                metavar="FILE",
+                exists=True,
+                dir_okay=False,
+                help="A .csv file (UTF-8, or a Windows-1252/Latin-1 export).",
+                show_default=False,
+            ),
         ],
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Only convert and validate.")
@@ -238,11 +280,15 @@ def register(app: typer.Typer) -> None:
         """
         from klimapuls.cli import console, err_console
 
-        if kind not in IMPORT_KINDS:
-            err_console.print(
-                f"[red]unknown kind {kind!r}[/]; one of {', '.join(IMPORT_KINDS)}"
+        if file.suffix.lower() not in (".csv", ".txt"):
+            raise typer.BadParameter(
+                f"{file}: expected a .csv file (got {file.suffix or 'no ending'!r})",
+                param_hint="FILE",
             )
-            raise typer.Exit(2)
+        try:
+            kind = normalize_kind(kind, tuple(IMPORT_KINDS), "layout")
+        except KlimapulsError as exc:
+            raise typer.BadParameter(str(exc), param_hint="KIND") from None
         try:
             options = ImportOptions(
                 vintage=date.fromisoformat(vintage) if vintage else None,
@@ -250,8 +296,9 @@ def register(app: typer.Typer) -> None:
                 sites=_read_sites(sites) if sites else {},
             )
         except ValueError as exc:
-            err_console.print(f"[red]bad option:[/] {exc}")
-            raise typer.Exit(2) from exc
+            raise typer.BadParameter(
+                f"{exc} (dates are YYYY-MM-DD)", param_hint="--vintage/--date"
+            ) from None
         raise typer.Exit(
             _run(
                 kind,

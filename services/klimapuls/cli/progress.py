@@ -26,11 +26,14 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from klimapuls.cli.render import progress_table
+from klimapuls.cli.common import escape, plural
+from klimapuls.cli.render import print_progress
+from klimapuls.core.errors import ConfigurationError
 from klimapuls.core.fold import EventFold, read_jsonl
 from klimapuls.core.identity import Verdict
 from klimapuls.core.progress import Facts, evaluate_all
 from klimapuls.core.reference import scope_codes
+from klimapuls.importers.table import FileEncodingError, text_lines
 from klimapuls.storage.db import in_transaction
 from klimapuls.storage.facts import load_facts
 
@@ -45,7 +48,6 @@ __all__ = [
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
 EXIT_USAGE = 2
-_FILE_WIDTH = 160
 
 
 @dataclass(frozen=True)
@@ -74,21 +76,25 @@ def read_offline(files: Sequence[Path]) -> OfflineReport:
     issues: list[LineIssue] = []
     events = duplicates = 0
     for path in files:
-        with path.open(encoding="utf-8-sig") as handle:
-            for line in read_jsonl(handle):
-                error = line.error
-                if error is None and line.kind is not None and line.event is not None:
-                    judgement = fold.judge(line.kind, line.event)
-                    if judgement.verdict is not Verdict.REJECTED:
-                        events += 1
-                        duplicates += judgement.verdict is Verdict.DUPLICATE
-                        continue
-                    error = judgement.error
-                if error is not None:
-                    issues.extend(
-                        LineIssue(path, line.number, i.field, i.reason)
-                        for i in error.issues
-                    )
+        lines = text_lines(path.read_bytes(), str(path))
+        for bad in lines:
+            if bad.problem is not None:
+                issues.append(LineIssue(path, bad.number, "$", bad.problem))
+        # Undecodable lines stay as blank ones, so line numbers still match.
+        for line in read_jsonl(t.text or "" for t in lines):
+            error = line.error
+            if error is None and line.kind is not None and line.event is not None:
+                judgement = fold.judge(line.kind, line.event)
+                if judgement.verdict is not Verdict.REJECTED:
+                    events += 1
+                    duplicates += judgement.verdict is Verdict.DUPLICATE
+                    continue
+                error = judgement.error
+            if error is not None:
+                issues.extend(
+                    LineIssue(path, line.number, i.field, i.reason)
+                    for i in error.issues
+                )
     return OfflineReport(fold.facts(), events, duplicates, issues)
 
 
@@ -103,6 +109,13 @@ def _parse_as_of(text: str | None) -> date | None:
         ) from None
 
 
+_NO_DATABASE = (
+    "DATABASE_URL is not set, and no `klimapuls up` runs for the data folder "
+    "{data_dir}: start `klimapuls up` (in this folder), set DATABASE_URL, or "
+    "read event files with `klimapuls progress --offline FILE...`"
+)
+
+
 def database_rows(engine: Engine, as_of: date | None) -> list[dict[str, Any]]:
     """Every target's progress, recomputed from the stored facts."""
     facts = in_transaction(engine, load_facts)
@@ -110,17 +123,20 @@ def database_rows(engine: Engine, as_of: date | None) -> list[dict[str, Any]]:
 
 
 def _print_issues(report: OfflineReport, err_console: Console) -> None:
-    for issue in report.issues:
+    for issue in sorted(report.issues, key=lambda i: (str(i.file), i.line)):
         err_console.print(
-            f"{issue.file}:{issue.line}: [bold]{issue.field}[/]: {issue.reason}",
-            highlight=False,
+            f"{issue.file}:{issue.line}: {issue.field}: {issue.reason}",
+            markup=False,
             soft_wrap=True,
         )
     skipped = sorted({(i.file, i.line) for i in report.issues})
-    note = f"{report.events} events read, {len(skipped)} invalid lines skipped"
+    note = (
+        f"{plural(report.events, 'event')} read, "
+        f"{plural(len(skipped), 'invalid line')} skipped"
+    )
     if report.duplicates:
-        note += f", {report.duplicates} duplicates counted once"
-    err_console.print(note, highlight=False, soft_wrap=True)
+        note += f", {plural(report.duplicates, 'duplicate')} counted once"
+    err_console.print(note, markup=False, soft_wrap=True)
 
 
 def run_progress(
@@ -137,23 +153,35 @@ def run_progress(
     """Evaluate, filter and print; return the exit code."""
     if scope is not None and scope not in scope_codes():
         err_console.print(
-            f"[red]unknown scope {scope!r}[/]; one of {', '.join(scope_codes())}"
+            f"[red]error:[/] unknown scope {escape(repr(scope))}; one of "
+            f"{', '.join(scope_codes())}"
         )
         return EXIT_USAGE
     exit_code = EXIT_OK
     if offline:
-        report = read_offline(files)
+        try:
+            report = read_offline(files)
+        except FileEncodingError as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            return EXIT_USAGE
         _print_issues(report, err_console)
         if report.issues:
+            exit_code = EXIT_INVALID_INPUT
+        if report.events == 0 and not report.issues:
+            names = ", ".join(str(f) for f in files)
+            err_console.print(f"no events in {names}", markup=False)
             exit_code = EXIT_INVALID_INPUT
         day = as_of or date.today()
         rows = [p.as_json() for p in evaluate_all(report.facts, day)]
         source = f"{len(files)} file(s), offline"
     else:
-        from klimapuls.settings import Settings
+        from klimapuls.cli.common import check_database, command_settings
         from klimapuls.storage.db import create_db_engine
 
-        engine = create_db_engine(Settings().require_database_url())
+        settings = command_settings()
+        if settings.database_url is None:
+            raise ConfigurationError(_NO_DATABASE.format(data_dir=settings.data_dir))
+        engine = create_db_engine(check_database(settings.require_database_url()))
         try:
             rows = database_rows(engine, as_of)
         finally:
@@ -162,7 +190,9 @@ def run_progress(
     if target_id is not None:
         rows = [r for r in rows if r["target_id"] == target_id]
         if not rows:
-            err_console.print(f"[red]unknown target {target_id!r}[/]")
+            err_console.print(
+                f"[red]error:[/] unknown target {escape(repr(target_id))}"
+            )
             return EXIT_USAGE
     if scope is not None:
         rows = [r for r in rows if r["scope"] == scope]
@@ -170,10 +200,7 @@ def run_progress(
         sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     else:
         day_text = (as_of or date.today()).isoformat()
-        table = progress_table(rows, f"Target progress as of {day_text} ({source})")
-        # A pipe or file gets room for the whole table, not 80 columns.
-        out = console if console.is_terminal else Console(width=_FILE_WIDTH)
-        out.print(table)
+        print_progress(console, rows, f"Target progress as of {day_text} ({source})")
     return exit_code
 
 
@@ -240,7 +267,10 @@ def register(app: typer.Typer) -> None:
             )
         for path in paths:
             if not path.is_file():
-                raise typer.BadParameter(f"{path} is not a readable file")
+                what = "a folder" if path.is_dir() else "not found"
+                raise typer.BadParameter(
+                    f"{path}: {what}; give JSONL event files", param_hint="FILE"
+                )
         raise typer.Exit(
             run_progress(
                 files=paths,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated
@@ -160,7 +161,6 @@ def run_simulate(
 
     Returns after every sent event is acknowledged by the broker.
     """
-    settings.require_bootstrap_servers()
     report = SimulationReport(seed=seed, start=start)
     budget = int(rate * duration_s)
     stream = simulate(seed, start)
@@ -180,7 +180,11 @@ def run_simulate(
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     with (
         EventProducer(settings, name="klimapuls-simulator") as producer,
-        Live(Group(bar, mix), console=console, refresh_per_second=8),
+        (
+            Live(Group(bar, mix), console=console, refresh_per_second=8)
+            if console.is_terminal
+            else nullcontext()
+        ),
     ):
         started = time.monotonic()
         deadline = started + duration_s
@@ -270,7 +274,10 @@ def register(app: typer.Typer) -> None:
             datetime,
             typer.Option(
                 formats=["%Y-%m-%d"],
-                help="First day of the simulated clock (history up to it is sent).",
+                metavar="DATE",
+                show_default=DEFAULT_START.isoformat(),
+                help="First day of the simulated clock, YYYY-MM-DD (history up "
+                "to it is sent).",
             ),
         ] = datetime.combine(DEFAULT_START, datetime.min.time()),  # noqa: B008
     ) -> None:
@@ -283,9 +290,10 @@ def register(app: typer.Typer) -> None:
         Paced at --rate events per second; stops after --duration seconds.
         """
         from klimapuls.cli import console, err_console
+        from klimapuls.cli.common import command_settings
 
         report = run_simulate(
-            Settings(),
+            command_settings(),
             rate=rate,
             duration_s=duration,
             seed=seed,

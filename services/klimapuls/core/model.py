@@ -225,6 +225,39 @@ class Progress:
     counted_years: tuple[int, ...] = field(default=())
     coverage_by_year: tuple[Coverage, ...] = field(default=())
 
+    @property
+    def goal_achieved_pct(self) -> float | None:
+        """Share of the way from the baseline to the goal covered, in percent.
+
+        Reads the same for falling and rising targets: 0 at the baseline, 100
+        at the goal, negative when the figure moved away from the goal.
+        (`reduction_achieved_pct` is kept for existing readers; it is the fall
+        since the baseline, which is negative for a rising target.)
+        """
+        base, goal, latest = self.baseline_value, self.target_value, self.latest_value
+        if base is None or goal is None or latest is None or goal == base:
+            return None
+        return 100.0 * (latest - base) / (goal - base)
+
+    @property
+    def required_annual_change(self) -> float | None:
+        """Change a year still needed to reach the goal by the deadline.
+
+        Signed in the target's unit: negative for a figure that must fall
+        (tonnes), positive for one that must rise (a share); 0 once the goal
+        is reached. (`required_annual_reduction` is kept for existing
+        readers.)
+        """
+        goal, latest = self.target_value, self.latest_value
+        year, deadline = self.latest_year, self.target_year
+        if goal is None or latest is None or year is None or deadline is None:
+            return None
+        if deadline <= year:
+            return None
+        if self.status == "achieved":
+            return 0.0
+        return (goal - latest) / (deadline - year)
+
     def as_json(self) -> dict[str, Any]:
         """The public JSON shape (`klimapuls progress --json`)."""
         return {
@@ -245,6 +278,8 @@ class Progress:
             "gap_to_path": self.gap_to_path,
             "forecast_value": self.forecast_value,
             "required_annual_reduction": self.required_annual_reduction,
+            "goal_achieved_pct": self.goal_achieved_pct,
+            "required_annual_change": self.required_annual_change,
             "status": self.status,
             "stale": self.stale,
             "coverage": self.coverage.as_json(),

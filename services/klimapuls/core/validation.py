@@ -125,10 +125,40 @@ def _alternatives(error: ValidationError) -> list[str]:
         return []
     names: list[str] = []
     for branch in error.validator_value:
-        if not isinstance(branch, dict) or set(branch) != {"required"}:
+        # {"required": [x]} or {"required": [x], "properties": {x: ...}}
+        if not isinstance(branch, dict) or "required" not in branch:
+            return []
+        if not set(branch) <= {"required", "properties"}:
             return []
         names.extend(branch["required"])
     return names
+
+
+_TYPE_WORDS = {
+    "number": "a number",
+    "integer": "a whole number",
+    "string": "text",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def _json_text(value: Any) -> str:
+    """A value as JSON spells it (`true`, `null`, `"x"`), cut short."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return preview(value)
+    return text if len(text) <= _PREVIEW_CHARS else preview(value)
+
+
+def _type_message(error: ValidationError) -> str:
+    wanted = error.validator_value
+    types = wanted if isinstance(wanted, list) else [wanted]
+    words = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+    return f"{_json_text(error.instance)} is not {words}"
 
 
 def _path(error: ValidationError) -> str:
@@ -158,6 +188,8 @@ def _message(error: ValidationError) -> str:
         return "unknown field (not in the schema)"
     if error.validator == "required":
         return "is required"
+    if error.validator == "type":
+        return _type_message(error)
     alternatives = _alternatives(error)
     if alternatives:
         return f"give at least one of {', '.join(alternatives)}"
@@ -395,7 +427,8 @@ def validate_event(
     if values:
         raise EventValidationError(values)
     errors = [] if _fast_check(name)(event) else schema_errors(name, event)
-    issues = [FieldIssue(_path(e), _reason(e)) for e in errors]
+    # One issue per field and reason: `if`/`then` branches can repeat one.
+    issues = list(dict.fromkeys(FieldIssue(_path(e), _reason(e)) for e in errors))
     if issues:
         raise EventValidationError(issues)
     domain = _domain_issues(kind, event)

@@ -20,16 +20,22 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from klimapuls.core.errors import EventValidationError, FieldIssue
+from klimapuls.core.errors import EventValidationError, FieldIssue, KlimapulsError
 from klimapuls.core.reference import municipalities
 from klimapuls.core.validation import validate_event
 
 __all__ = [
     "COPENHAGEN",
+    "DecodedText",
     "Envelope",
+    "FileEncodingError",
     "ImportIssue",
     "ImportOptions",
     "ImportedEvent",
+    "TextLine",
+    "decode_table",
+    "delimiter_of",
+    "text_lines",
 ]
 
 #: Local time of naive timestamps in traffic counts.
@@ -94,6 +100,116 @@ class _RowError(Exception):
 # -- reading ---------------------------------------------------------------
 
 
+class FileEncodingError(KlimapulsError):
+    """A file is not text in an encoding we can tell (binary, or not UTF-8)."""
+
+
+@dataclass(frozen=True)
+class DecodedText:
+    """A file's text and the encoding it was read in."""
+
+    text: str
+    #: `utf-8`, or `cp1252` for a Windows/Latin-1 export (Danish letters as
+    #: single bytes, as older spreadsheet exports write them).
+    encoding: str
+
+
+#: Control characters that do not occur in a text table (tab, CR, LF, FF do).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
+    start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - start + 1
+
+
+def _binary_error(source: str, data: bytes, offset: int) -> FileEncodingError:
+    line, _ = _line_and_column(data, offset)
+    return FileEncodingError(
+        f"{source}: line {line}: binary data (byte 0x{data[offset]:02X}): "
+        "this is not a text file"
+    )
+
+
+def decode_table(data: bytes, source: str) -> DecodedText:
+    """A CSV file's text: UTF-8 (with or without BOM), else Windows-1252.
+
+    Danish municipal exports are often Windows-1252 or Latin-1 ("København" with ø
+    as one byte): a file that is not UTF-8 but reads as Windows-1252 text
+    without control characters is taken as such (Latin-1 letters are the same
+    bytes there). Anything else is a `FileEncodingError` naming the line, the
+    column and the byte.
+    """
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise _binary_error(source, data, nul)
+    try:
+        return DecodedText(data.decode("utf-8-sig"), "utf-8")
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    try:
+        legacy = data.decode("cp1252")
+    except UnicodeDecodeError:
+        legacy = None
+    if legacy is not None:
+        control = _CONTROL.search(legacy)
+        if control is None:
+            return DecodedText(legacy, "cp1252")
+        raise _binary_error(source, data, control.start())
+    line, column = _line_and_column(data, first_bad)
+    raise FileEncodingError(
+        f"{source}: line {line}, column {column}: byte 0x{data[first_bad]:02X} "
+        "is not UTF-8 (nor Windows-1252 text); save the file as UTF-8"
+    )
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of a UTF-8 file: its text, or why it could not be decoded."""
+
+    number: int
+    text: str | None
+    problem: str | None = None
+
+
+def text_lines(data: bytes, source: str) -> list[TextLine]:
+    """The lines of a UTF-8 text file (JSON Lines must be UTF-8).
+
+    A line that is not UTF-8 gets a problem naming the byte and column, the
+    other lines are still read; binary data (a NUL or control byte) is a
+    `FileEncodingError` for the whole file.
+    """
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise _binary_error(source, data, nul)
+    lines: list[TextLine] = []
+    offset = 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        start, offset = offset, offset + len(raw) + 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = (
+                f"byte 0x{raw[exc.start]:02X} at column {exc.start + 1} is not "
+                "UTF-8 (JSON must be UTF-8; save the file as UTF-8)"
+            )
+            lines.append(TextLine(number, None, problem))
+            continue
+        control = _CONTROL.search(text)
+        if control is not None:
+            raise _binary_error(
+                source, data, start + len(text[: control.start()].encode())
+            )
+        lines.append(TextLine(number, text))
+    return lines
+
+
+def delimiter_of(first_line: str) -> str:
+    """`;` when the header has more semicolons than commas, else `,`."""
+    return ";" if first_line.count(";") > first_line.count(",") else ","
+
+
 @dataclass(frozen=True)
 class _Row:
     number: int
@@ -121,8 +237,7 @@ def _norm(name: str) -> str:
 
 
 def _read(text: str) -> tuple[list[str], Iterator[_Row]]:
-    first = text.splitlines()[0] if text else ""
-    delimiter = ";" if first.count(";") > first.count(",") else ","
+    delimiter = delimiter_of(text.splitlines()[0] if text else "")
     # newline="": the csv module itself reads CR, LF and CRLF line ends
     # (and quoted line breaks); a bare CR inside a cell is then a line end,
     # not an error that stops the whole file.

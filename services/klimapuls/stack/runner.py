@@ -1,4 +1,15 @@
-"""Start the platform: embedded servers where no URL is given, then services."""
+"""Start the platform: embedded servers where no URL is given, then services.
+
+`SERVICES` is the one list of processes `klimapuls up` starts and
+supervises, each as `python -m klimapuls.NAME`; a new service (or any other
+long-running process, such as an HTTP gateway) is added there by name, and
+to `CONSUMES` if it reads topics, so a user's stop also drains them.
+
+Supervision: a process that dies is restarted with back-off (1 s, 2 s, 4 s,
+... at most 30 s; the count resets once it has run a minute), and each
+death and restart is reported. A dead embedded broker is restarted on the
+same address. Only the user stops the stack.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,13 +27,16 @@ from pydantic import SecretStr
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.settings import Settings
 from klimapuls.stack.broker import EmbeddedBroker, free_port
+from klimapuls.stack.children import child_setup, describe_exit
 from klimapuls.stack.database import EmbeddedPostgres
+from klimapuls.stack.drain import DrainReport, drain_topics
+from klimapuls.stack.state import StackState, process_matches
 from klimapuls.stack.topics import ensure_topics
 from klimapuls.storage import prepare_database
 
-__all__ = ["SERVICES", "Stack"]
+__all__ = ["CONSUMES", "SERVICES", "Stack"]
 
-#: The services `klimapuls up` runs, each as `python -m klimapuls.NAME`.
+#: The processes `klimapuls up` runs and supervises, each as `python -m klimapuls.NAME`.
 SERVICES: tuple[str, ...] = (
     "co2",
     "deadletter",
@@ -32,9 +47,35 @@ SERVICES: tuple[str, ...] = (
     "targets",
 )
 
+#: The topics (`Topics` attribute names) each service's consumer group reads;
+#: a user's stop waits until every group has committed past all of them.
+CONSUMES: dict[str, tuple[str, ...]] = {
+    "co2": ("co2_account",),
+    "deadletter": ("dead_letter",),
+    "fleet": ("fleet_status",),
+    "initiatives": ("initiative_status",),
+    "mobility": ("mobility_count",),
+    "targets": ("target", "series_change"),
+}
+
 # Tansu's JoinGroup waits half the session timeout: keep it short, dev only.
 _DEV_SESSION_TIMEOUT_S = 6
 _DEV_HEARTBEAT_S = 1
+_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+_STABLE_S = 60.0
+
+Note = Callable[[str], None]
+
+
+@dataclass
+class _Supervised:
+    """One supervised process and its restart bookkeeping."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    started: float
+    restarts: int = 0
+    restart_at: float | None = None
 
 
 @dataclass
@@ -44,31 +85,88 @@ class Stack:
     settings: Settings
     broker: EmbeddedBroker | None = None
     database: EmbeddedPostgres | None = None
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    supervised: dict[str, _Supervised] = field(default_factory=dict)
+    stopping: bool = False
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The current process of every supervised service."""
+        return {name: s.process for name, s in self.supervised.items()}
 
     @property
     def log_dir(self) -> Path:
         """Where the embedded servers and services write their logs."""
         return self.settings.data_dir / "logs"
 
-    def start_servers(self) -> Settings:
+    # -- starting -------------------------------------------------------------
+
+    def reclaim_leftovers(self, note: Note) -> None:
+        """Find what a crashed `up` of this data folder left, and deal with it.
+
+        A running `up` for the same folder is an error; a broker or services
+        of a dead one are stopped (found by pid and command line); a
+        PostgreSQL left running is reused by `start_servers`.
+        """
+        state = StackState.read(self.settings.data_dir)
+        if state is None:
+            return
+        if state.up_alive and state.up_pid != os.getpid():
+            raise KlimapulsError(
+                f"klimapuls up already runs for {self.settings.data_dir} "
+                f"(pid {state.up_pid}); stop it first (Ctrl-C there, or "
+                f"kill -TERM {state.up_pid})"
+            )
+        leftovers = [
+            (f"service {n}", pid, f"klimapuls.{n}") for n, pid in state.services.items()
+        ]
+        if state.broker_pid:
+            leftovers.append(("broker", state.broker_pid, "tansu"))
+        for what, pid, marker in leftovers:
+            if process_matches(pid, marker):
+                _terminate_pid(pid)
+                extra = (
+                    "; the events it held in memory are lost"
+                    if what == "broker"
+                    else ""
+                )
+                note(
+                    f"stopped a {what} left running by an earlier up (pid {pid}){extra}"
+                )
+
+    def start_servers(self, note: Note | None = None) -> Settings:
         """Start what is not configured; return settings pointing at both servers."""
+        say = note or (lambda _text: None)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.reclaim_leftovers(say)
+        previous = StackState.read(self.settings.data_dir)
         updates: dict[str, object] = {}
         kafka = self.settings.kafka
         if not kafka.bootstrap_servers:
-            self.broker = EmbeddedBroker(self.log_dir / "tansu.log")
+            port = previous.broker_port if previous is not None else None
+            self.broker = EmbeddedBroker(self.log_dir / "tansu.log", port=port)
             kafka = kafka.model_copy(update={"bootstrap_servers": self.broker.start()})
+            if port is not None and self.broker.port != port:
+                say(
+                    f"broker port {port} of the earlier run is taken; using "
+                    f"{self.broker.port} (producers need the new address)"
+                )
             updates["kafka"] = kafka
             updates["kafka_session_timeout_s"] = _DEV_SESSION_TIMEOUT_S
             updates["kafka_heartbeat_s"] = _DEV_HEARTBEAT_S
         if self.settings.database_url is None:
             self.database = EmbeddedPostgres(self.settings.data_dir / "postgres")
+            leftover = self.database.running_pid()
+            if leftover is not None:
+                say(
+                    f"PostgreSQL left running by an earlier up (pid {leftover}) "
+                    "found; reusing it"
+                )
             updates["database_url"] = SecretStr(self.database.start())
         if self.settings.gateway_port is None:
             # A free port, so `up` never clashes with another gateway.
             updates["gateway_port"] = free_port()
         self.settings = self.settings.model_copy(update=updates)
+        self.write_state()
         return self.settings
 
     def prepare(self) -> list[str]:
@@ -106,21 +204,98 @@ class Stack:
             env["KLIMAPULS_KAFKA_HEARTBEAT_S"] = str(s.kafka_heartbeat_s)
         return env
 
-    def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
-        """Start each service as its own process, logging to the data folder."""
-        env = self.service_env()
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            log = open(self.log_dir / f"{name}.log", "ab")
-            self.processes[name] = subprocess.Popen(  # noqa: S603 - our own module
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            return subprocess.Popen(  # noqa: S603 - our own module
                 [sys.executable, "-m", f"klimapuls.{name}"],
-                env=env,
+                env=self.service_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Ctrl-C reaches `up` alone, which drains before stopping them.
+                start_new_session=True,
+                preexec_fn=child_setup(),  # only prctl: safe between fork and exec
             )
 
+    def start_services(self, names: Sequence[str] = SERVICES) -> None:
+        """Start each service as its own process, logging to the data folder."""
+        for name in names:
+            self.supervised[name] = _Supervised(
+                name, self._spawn(name), time.monotonic()
+            )
+        self.write_state()
+
+    def write_state(self, *, running: bool = True) -> None:
+        """Write `DATA_DIR/stack.json` (addresses and pids) for other commands."""
+        s = self.settings
+        StackState(
+            up_pid=os.getpid(),
+            database_url=(
+                s.database_url.get_secret_value() if s.database_url else None
+            ),
+            bootstrap_servers=s.kafka.bootstrap_servers,
+            broker_port=self.broker.port if self.broker is not None else None,
+            broker_pid=self.broker.pid if self.broker is not None else None,
+            embedded_database=self.database is not None,
+            services={n: p.process.pid for n, p in self.supervised.items()},
+            running=running,
+        ).write(s.data_dir)
+
+    # -- supervising ------------------------------------------------------------
+
+    def supervise(self, note: Note) -> None:
+        """Restart what died (with back-off), reporting each death and restart."""
+        if self.stopping:
+            return
+        now = time.monotonic()
+        self._supervise_broker(note)
+        changed = False
+        for item in self.supervised.values():
+            code = item.process.poll()
+            if code is None:
+                if item.restarts and now - item.started > _STABLE_S:
+                    item.restarts = 0
+                continue
+            if item.restart_at is None:
+                delay = _BACKOFF_S[min(item.restarts, len(_BACKOFF_S) - 1)]
+                item.restart_at = now + delay
+                note(
+                    f"service {item.name} stopped ({describe_exit(code)}); "
+                    f"restarting in {delay:.0f} s (log: "
+                    f"{self.log_dir / (item.name + '.log')})"
+                )
+            elif now >= item.restart_at:
+                item.process = self._spawn(item.name)
+                item.started, item.restart_at = now, None
+                item.restarts += 1
+                changed = True
+                note(
+                    f"service {item.name} restarted (pid {item.process.pid}, "
+                    f"restart {item.restarts})"
+                )
+        if changed:
+            self.write_state()
+
+    def _supervise_broker(self, note: Note) -> None:
+        broker = self.broker
+        if broker is None:
+            return
+        code = broker.exit_code()
+        if code is None:
+            return
+        port = broker.port
+        broker.preferred_port = port
+        broker.stop()
+        broker.start()
+        ensure_topics(self.settings)
+        self.write_state()
+        note(
+            f"embedded broker stopped ({describe_exit(code)}); restarted at "
+            f"127.0.0.1:{broker.port}; the events it held in memory are lost"
+        )
+
     def check_services(self) -> None:
-        """Raise if a service process has died."""
+        """Raise if a service process has died (for callers that do not supervise)."""
         for name, process in self.processes.items():
             code = process.poll()
             if code is not None:
@@ -129,22 +304,64 @@ class Stack:
                     f"service {name} exited with code {code}; see {log}"
                 )
 
+    # -- stopping ---------------------------------------------------------------
+
+    def consumer_groups(self) -> Mapping[str, tuple[str, ...]]:
+        """Group id -> topic names, for every running service that reads topics."""
+        s = self.settings
+        return {
+            f"{s.group_prefix}-{s.topic_prefix}{name}": tuple(
+                s.topics.for_kind(kind) for kind in CONSUMES.get(name, ())
+            )
+            for name in self.supervised
+            if CONSUMES.get(name)
+        }
+
+    def drain(
+        self, timeout_s: float, on_progress: Callable[[int, float], None] | None = None
+    ) -> DrainReport:
+        """Wait (at most `timeout_s`) until the services took all in their topics."""
+        return drain_topics(
+            self.settings, self.consumer_groups(), timeout_s, on_progress
+        )
+
     def stop(self, timeout_s: float = 20.0) -> None:
         """Stop services (SIGTERM, then wait), then the embedded servers."""
-        for process in self.processes.values():
+        self.stopping = True
+        processes = list(self.processes.values())
+        for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for process in self.processes.values():
+        for process in processes:
             try:
                 process.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        self.processes.clear()
+        self.supervised.clear()
         if self.broker is not None:
             self.broker.stop()
-            self.broker = None
         if self.database is not None:
             self.database.stop()
             self.database = None
+        if self.broker is not None or StackState.read(self.settings.data_dir):
+            self.write_state(running=False)
+        self.broker = None
+
+
+def _terminate_pid(pid: int, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout_s`, a process that is not our child."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not process_matches(pid, ""):
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return

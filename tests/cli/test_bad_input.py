@@ -1,0 +1,238 @@
+"""Every `klimapuls` command against a battery of bad inputs (issue 10).
+
+Missing servers, bad URLs, bad files (missing, a folder, empty, not UTF-8,
+binary, a wrong ending) and bad options: each must end with a short error
+naming the problem, exit code 1 or 2, and no traceback or Python exception
+name. The battery is a table, command -> bad invocations; a command that has
+no entry (say, one added later) fails `test_every_command_has_a_battery_entry`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from klimapuls.cli import cli_command, main
+from tests.helpers import co2_event
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad invocation: arguments, environment, what the error must name."""
+
+    args: tuple[str, ...]
+    names: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+DEAD = _dead_port()
+NO_BROKER = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{DEAD}"}
+BAD_BROKER = {"KAFKA_BOOTSTRAP_SERVERS": "not a url"}
+BAD_PORT = {"KAFKA_BOOTSTRAP_SERVERS": "localhost:notaport"}
+NO_DB = {"DATABASE_URL": f"postgresql+psycopg://u:p@127.0.0.1:{DEAD}/klimapuls"}
+BAD_DB = {"DATABASE_URL": "not-a-url"}
+SQLITE_DB = {"DATABASE_URL": "sqlite:///x.db"}
+
+
+def _file_cases(command: tuple[str, ...], ending: str) -> list[Bad]:
+    """The bad files every file-reading command must name (checked, not sent)."""
+    return [
+        Bad((*command, "{missing}", "--dry-run"), "missing"),
+        Bad((*command, "{folder}", "--dry-run"), "folder"),
+        Bad((*command, "{empty}" + ending, "--dry-run"), "no events in"),
+        Bad((*command, "{binary}" + ending, "--dry-run"), "binary"),
+    ]
+
+
+#: Command path -> bad invocations. Add an entry with every new command.
+BATTERY: dict[str, list[Bad]] = {
+    "up": [
+        Bad(("up", "--timeout", "-1"), "--timeout"),
+        Bad(("up", "--timeout", "0"), "--timeout"),
+        Bad(("up", "--demo-days", "0"), "--demo-days"),
+        Bad(("up", "--demo-days", "-2"), "--demo-days"),
+        Bad(("up", "--demo-days", "100000"), "--demo-days"),
+        Bad(("up", "--drain-timeout", "-5"), "--drain-timeout"),
+        Bad(("up", "--data-dir", "{empty}.jsonl"), "data-dir"),
+        Bad(("up",), "cannot reach the Kafka broker", NO_BROKER),
+        Bad(("up",), "is not host:port", BAD_BROKER),
+        Bad(("up",), "is not a database URL", BAD_DB),
+        Bad(("up",), "cannot reach the database", NO_DB),
+    ],
+    "produce": [
+        Bad(("produce", "weather", "{good}.jsonl", "--dry-run"), "unknown kind"),
+        *_file_cases(("produce", "co2_account"), ".jsonl"),
+        Bad(("produce", "co2_account", "{latin1}.jsonl", "--dry-run"), "not UTF-8"),
+        Bad(("produce", "co2_account", "{binary}.csv", "--dry-run"), "binary"),
+        Bad(("produce", "co2_account", "{good}.txt"), "unknown file type"),
+        Bad(("produce", "co2_account", "{good}.jsonl"), "KAFKA_BOOTSTRAP_SERVERS"),
+        Bad(("produce", "co2_account", "{good}.jsonl"), "cannot reach", NO_BROKER),
+        Bad(("produce", "co2_account", "{good}.jsonl"), "host:port", BAD_BROKER),
+        Bad(("produce", "co2_account", "{good}.jsonl"), "host:port", BAD_PORT),
+        Bad(("produce", "co2_account", "{good}.jsonl", "--bogus"), "--bogus"),
+    ],
+    "progress": [
+        Bad(("progress",), "--offline"),
+        Bad(("progress",), "is not a database URL", BAD_DB),
+        Bad(("progress",), "cannot reach the database", NO_DB),
+        Bad(("progress",), "needs PostgreSQL", SQLITE_DB),
+        Bad(("progress", "--offline", "{missing}"), "not found"),
+        Bad(("progress", "--offline", "{folder}"), "folder"),
+        Bad(("progress", "--offline", "{empty}.jsonl"), "no events in"),
+        Bad(("progress", "--offline", "{binary}.jsonl"), "binary"),
+        Bad(("progress", "--offline", "{latin1}.jsonl"), "not UTF-8"),
+        Bad(("progress", "--offline", "{csv}.csv"), "not valid JSON"),
+        Bad(("progress", "--offline"), "give at least one"),
+        Bad(("progress", "--offline", "{good}.jsonl", "--as-of", "soon"), "not a date"),
+        Bad(("progress", "--offline", "{good}.jsonl", "--scope", "999"), "scope"),
+        Bad(("progress", "--offline", "{good}.jsonl", "--target", "nope"), "target"),
+        Bad(("progress", "{good}.jsonl"), "--offline"),
+    ],
+    "import": [
+        Bad(("import", "weather", "{csv}.csv", "--dry-run"), "unknown layout"),
+        *_file_cases(("import", "co2-account"), ".csv"),
+        Bad(("import", "co2-account", "{good}.jsonl"), "expected a .csv"),
+        Bad(("import", "co2-account", "{csv}.csv", "--vintage", "soon"), "YYYY-MM-DD"),
+        Bad(("import", "co2-account", "{csv}.csv"), "KAFKA_BOOTSTRAP_SERVERS"),
+        Bad(("import", "co2-account", "{csv}.csv"), "cannot reach", NO_BROKER),
+        Bad(("import", "traffic-count", "{csv}.csv", "--sites", "{missing}"), "sites"),
+        Bad(
+            ("import", "traffic-count", "{csv}.csv", "--sites", "{binary}.csv"),
+            "binary",
+        ),
+    ],
+    "simulate": [
+        Bad(("simulate", "--rate", "0"), "--rate"),
+        Bad(("simulate", "--duration", "-1"), "--duration"),
+        Bad(("simulate", "--start", "soon"), "--start"),
+        Bad(("simulate", "--seed", "x"), "--seed"),
+        Bad(("simulate", "--duration", "1"), "KAFKA_BOOTSTRAP_SERVERS"),
+        Bad(("simulate", "--duration", "1"), "cannot reach", NO_BROKER),
+        Bad(("simulate", "--duration", "1"), "host:port", BAD_BROKER),
+    ],
+    "db upgrade": [
+        Bad(("db", "upgrade"), "DATABASE_URL"),
+        Bad(("db", "upgrade"), "is not a database URL", BAD_DB),
+        Bad(("db", "upgrade"), "cannot reach the database", NO_DB),
+        Bad(("db", "upgrade"), "needs PostgreSQL", SQLITE_DB),
+    ],
+    "topics create": [
+        Bad(("topics", "create"), "KAFKA_BOOTSTRAP_SERVERS"),
+        Bad(("topics", "create"), "cannot reach", NO_BROKER),
+        Bad(("topics", "create"), "host:port", BAD_BROKER),
+        Bad(("topics", "create", "--replication-factor", "0"), "--replication-factor"),
+    ],
+    "grafana push": [
+        Bad(("grafana", "push"), "GRAFANA_URL"),
+        Bad(("grafana", "push"), "not an http", {"GRAFANA_URL": "not a url"}),
+        Bad(
+            ("grafana", "push"),
+            "did not answer",
+            {"GRAFANA_URL": f"http://127.0.0.1:{DEAD}"},
+        ),
+    ],
+}
+
+#: Python spellings a user must never see.
+_PYTHON = re.compile(r"Traceback|\b[A-Z]\w*(Error|Exception|Interrupt|Exit)\b")
+
+
+def _commands(command: object, prefix: tuple[str, ...] = ()) -> list[str]:
+    subs = getattr(command, "commands", None)
+    if not subs:
+        return [" ".join(prefix)]
+    paths: list[str] = []
+    for name, sub in subs.items():
+        if getattr(sub, "hidden", False):
+            continue
+        paths.extend(_commands(sub, (*prefix, name)))
+    return paths
+
+
+def test_every_command_has_a_battery_entry() -> None:
+    commands = set(_commands(cli_command()))
+    missing = sorted(commands - set(BATTERY))
+    assert not missing, f"add bad-input cases to BATTERY for: {', '.join(missing)}"
+    assert all(BATTERY[c] for c in commands)
+
+
+def _files(folder: Path) -> dict[str, str]:
+    good = json.dumps(co2_event("101", 2022, "energy", 10.0)) + "\n"
+    (folder / "good.jsonl").write_text(good)
+    (folder / "good.txt").write_text(good)
+    (folder / "empty.jsonl").write_text("")
+    (folder / "empty.csv").write_text("")
+    (folder / "latin1.jsonl").write_bytes('{"source": "København"}\n'.encode("latin-1"))
+    binary = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    (folder / "binary.jsonl").write_bytes(binary)
+    (folder / "binary.csv").write_bytes(binary)
+    (folder / "csv.csv").write_text("kommune;aar;sektor;ton\nKøbenhavn;2022;energi;1\n")
+    (folder / "a folder").mkdir()
+    return {
+        "good": str(folder / "good"),
+        "empty": str(folder / "empty"),
+        "latin1": str(folder / "latin1"),
+        "binary": str(folder / "binary"),
+        "csv": str(folder / "csv"),
+        "missing": str(folder / "missing.jsonl"),
+        "folder": str(folder / "a folder"),
+    }
+
+
+CASES = [
+    pytest.param(command, bad, id=f"{command}:{' '.join(bad.args)}:{bad.names}")
+    for command, cases in BATTERY.items()
+    for bad in cases
+] + [
+    pytest.param(
+        command,
+        Bad((*command.split(), "--no-such-option"), "--no-such-option"),
+        id=f"{command}:unknown option",
+    )
+    for command in BATTERY
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("command", "bad"), CASES)
+def test_bad_input_gets_one_clear_line_and_exit_1_or_2(
+    command: str,
+    bad: Bad,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    for name in list(os.environ):
+        if (
+            name.startswith(("KAFKA_", "GRAFANA_", "KLIMAPULS_"))
+            or name == "DATABASE_URL"
+        ):
+            monkeypatch.delenv(name)
+    for name, value in bad.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no stack of `klimapuls up` to find here
+    files = _files(tmp_path)
+    args = [a.format(**files) for a in bad.args]
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    out, err = capsys.readouterr()
+    output = out + err
+    assert exited.value.code in (1, 2), output
+    assert bad.names.lower() in output.lower(), output
+    assert not _PYTHON.search(output), output
+    assert err.strip(), "the error goes to stderr"
+    assert not err.startswith("\n"), "no blank first line"
+    assert len(err.strip().splitlines()) <= 8, err
