@@ -48,6 +48,7 @@ __all__ = [
     "message_key",
     "parse_contacts",
     "recipients",
+    "route",
     "step",
 ]
 
@@ -404,6 +405,17 @@ def parse_contacts(data: Any) -> list[Contact]:
                     )
                 )
     return found
+
+
+def route(
+    notices: Iterable[tuple[int, Notice]], contacts: Sequence[Contact]
+) -> list[tuple[int, Contact]]:
+    """(notice id, contact) for every contact that must hear of each notice."""
+    return [
+        (notice_id, person)
+        for notice_id, notice in notices
+        for person in recipients(notice.parties, notice.alert.topic, contacts)
+    ]
 
 
 def recipients(

@@ -76,6 +76,7 @@ __all__ = [
     "inhibit",
     "initiative_conditions",
     "observe",
+    "observe_all",
     "party_of_scope",
     "producer_of",
     "target_conditions",
@@ -294,6 +295,24 @@ def observe(
     elif change.previous_status == "achieved":
         lost = True
     return TargetObservation(change, reference, lost)
+
+
+def observe_all(
+    observations: dict[str, TargetObservation],
+    changes: Iterable[TargetStatusChange],
+    rules: AlertRules,
+) -> list[TargetObservation]:
+    """Fold logged evaluations (any order, repeats allowed) into `observations`.
+
+    Updates the mapping in place and returns the observations that changed.
+    """
+    touched: dict[str, TargetObservation] = {}
+    for change in sorted(changes, key=lambda c: c.id or 0):
+        previous = observations.get(change.target_id)
+        seen = observe(previous, change, rules)
+        if seen is not previous:
+            observations[change.target_id] = touched[change.target_id] = seen
+    return list(touched.values())
 
 
 def _target_facts(

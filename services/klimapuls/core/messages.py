@@ -68,7 +68,7 @@ class TargetStatusChange:
     @classmethod
     def between(
         cls,
-        previous: LastEvaluation | None,
+        previous: LastEvaluation | tuple[Status, bool] | None,
         progress: Progress,
         changed_at: datetime,
     ) -> TargetStatusChange:
@@ -93,7 +93,10 @@ class TargetStatusChange:
             forecast_value=progress.forecast_value,
             required_annual_reduction=progress.required_annual_reduction,
             changed_at=changed_at,
-            previous_forecast_value=previous[2] if previous else None,
+            # A (status, stale) pair (no forecast known) is accepted too.
+            previous_forecast_value=(
+                previous[2] if previous is not None and len(previous) > 2 else None
+            ),
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def initiatives_and_reports(
     tovholdere: dict[str, list[str]] = {}
     for link in conn.execute(
         select(InitiativeTovholderRow).order_by(InitiativeTovholderRow.position)
-    ).scalars():
+    ):
         tovholdere.setdefault(link.initiative_id, []).append(link.tovholder)
     listed = [
         Initiative(
@@ -137,7 +137,7 @@ def initiatives_and_reports(
         )
         for r in conn.execute(
             select(InitiativeRow).order_by(InitiativeRow.initiative_id)
-        ).scalars()
+        )
     ]
     reports = [
         StatusReport(
@@ -149,6 +149,6 @@ def initiatives_and_reports(
             reported_at=r.reported_at,
             effective_date=r.effective_date,
         )
-        for r in conn.execute(select(InitiativeStatusReportRow)).scalars()
+        for r in conn.execute(select(InitiativeStatusReportRow))
     ]
     return listed, reports

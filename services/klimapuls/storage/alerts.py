@@ -152,7 +152,7 @@ def open_alerts(conn: Connection) -> list[Alert]:
         select(AlertRow)
         .where(AlertRow.state.in_(OPEN_STATES))
         .order_by(AlertRow.alert_id)
-    ).scalars()
+    )
     return [_alert(r) for r in rows]
 
 
@@ -319,7 +319,7 @@ def claim_message(conn: Connection, now: datetime) -> Claimed | None:
         .order_by(AlertMessageRow.message_id)
         .limit(1)
         .with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
+    ).first()
     return None if row is None else Claimed(row)
 
 
@@ -357,7 +357,7 @@ def alert_rows(conn: Connection, everything: bool = False) -> list[Alert]:
     query = select(AlertRow).order_by(AlertRow.alert_id.desc())
     if not everything:
         query = query.where(AlertRow.state.in_(OPEN_STATES))
-    return [_alert(r) for r in conn.execute(query).scalars()]
+    return [_alert(r) for r in conn.execute(query)]
 
 
 def deliveries_of(conn: Connection, alert_ids: Sequence[int]) -> dict[int, list[str]]:
