@@ -96,7 +96,7 @@ def webhook() -> Iterator[WebhookServer]:
     state = WebhookServer("")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if state.status == 200:
                 state.received.append((dict(self.headers), json.loads(body)))

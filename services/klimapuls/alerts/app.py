@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import faust
 
@@ -57,7 +57,13 @@ def create_app(settings: Settings) -> faust.App:
     """Build the app; settings come from the entry point."""
     engine = create_db_engine(settings.require_database_url())
     rules = settings.alert_rules()
-    handler = AlertsHandler(engine, _now, rules, SERVICE)
+    handler = AlertsHandler(
+        engine,
+        _now,
+        rules,
+        SERVICE,
+        min_interval=timedelta(seconds=settings.alert_evaluate_seconds),
+    )
     sender = AlertSender(engine, _now, channels_of(settings), rules, settings.board_url)
     # The evaluation timer is the service's refresh.
     timed = settings.model_copy(

@@ -29,7 +29,13 @@ from sqlalchemy import Connection, Engine
 
 from klimapuls.core.alert_state import digests, message_key, route, step
 from klimapuls.core.alert_text import render_message
-from klimapuls.core.alerting import AlertInputs, AlertRules, conditions, observe_all
+from klimapuls.core.alerting import (
+    AlertInputs,
+    AlertRules,
+    TargetObservation,
+    conditions,
+    observe_all,
+)
 from klimapuls.core.batch import BatchResult, Incoming, decode_batch
 from klimapuls.core.identity import Verdict
 from klimapuls.core.messages import TargetStatusChange
@@ -37,11 +43,28 @@ from klimapuls.notify import Channel, ChannelError
 from klimapuls.storage import alert_inputs, alerts, contacts
 from klimapuls.storage.db import in_transaction
 
-__all__ = ["TARGET_STATUS", "AlertSender", "AlertsHandler", "SendReport", "evaluate"]
+__all__ = [
+    "TARGET_STATUS",
+    "AlertSender",
+    "AlertsHandler",
+    "SendReport",
+    "evaluate",
+    "fold",
+]
 
 log = logging.getLogger(__name__)
 
 TARGET_STATUS = "target_status"
+
+
+def fold(
+    conn: Connection, rules: AlertRules, changes: Sequence[TargetStatusChange]
+) -> dict[str, TargetObservation]:
+    """Fold logged target evaluations into what is remembered; all of it."""
+    alerts.lock_alerts(conn)
+    observations = alerts.load_observations(conn)
+    alerts.write_observations(conn, observe_all(observations, changes, rules))
+    return observations
 
 
 def evaluate(
@@ -51,9 +74,7 @@ def evaluate(
     changes: Sequence[TargetStatusChange] = (),
 ) -> int:
     """Fold `changes`, evaluate every rule as of `now`, write; returns notices."""
-    alerts.lock_alerts(conn)
-    observations = alerts.load_observations(conn)
-    alerts.write_observations(conn, observe_all(observations, changes, rules))
+    observations = fold(conn, rules, changes)
     listed, reports = alert_inputs.initiatives_and_reports(conn)
     inputs = AlertInputs(
         observations=list(observations.values()),
@@ -93,7 +114,12 @@ def evaluate(
 
 
 class AlertsHandler:
-    """Keeps alerts current from target evaluations, feeds and the clock."""
+    """Keeps alerts current from target evaluations, feeds and the clock.
+
+    A batch is always folded in; the rules run after it unless they ran less
+    than `min_interval` ago (the timer's `refresh` then runs them), so a burst
+    of evaluations does not re-run every rule for each batch.
+    """
 
     def __init__(
         self,
@@ -101,11 +127,17 @@ class AlertsHandler:
         clock: Callable[[], datetime],
         rules: AlertRules,
         name: str = "alerts",
+        min_interval: timedelta = timedelta(0),
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.rules = rules
         self.name = name
+        self.min_interval = min_interval
+        self._evaluated: datetime | None = None
+
+    def _due(self, now: datetime) -> bool:
+        return self._evaluated is None or now - self._evaluated >= self.min_interval
 
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Fold a batch of `target_status.v1` messages and evaluate."""
@@ -115,9 +147,13 @@ class AlertsHandler:
         )
         decoded = valid[TARGET_STATUS]
         changes = [TargetStatusChange.from_json(json.dumps(d.event)) for d in decoded]
-        in_transaction(
-            self.engine, lambda conn: evaluate(conn, now, self.rules, changes)
-        )
+        if self._due(now):
+            in_transaction(
+                self.engine, lambda conn: evaluate(conn, now, self.rules, changes)
+            )
+            self._evaluated = now
+        else:
+            in_transaction(self.engine, lambda conn: fold(conn, self.rules, changes))
         for d in decoded:
             result.verdicts[d.index] = Verdict.NEW
         result.stored = len(decoded)
@@ -127,6 +163,7 @@ class AlertsHandler:
         """Evaluate as of now without new messages (hold times, stale feeds)."""
         now = self.clock()
         in_transaction(self.engine, lambda conn: evaluate(conn, now, self.rules))
+        self._evaluated = now
         return BatchResult()
 
 

@@ -16,6 +16,11 @@ from rich.progress import (
 )
 from sqlalchemy import Engine, bindparam, text
 
+from klimapuls.cli.alerts_demo import (
+    alerts_summary,
+    seed_demo_contacts,
+    start_demo_alerting,
+)
 from klimapuls.cli.progress import database_rows
 from klimapuls.cli.render import progress_table
 from klimapuls.cli.simulate import send_event
@@ -25,6 +30,7 @@ from klimapuls.settings import Settings
 from klimapuls.simulator import (
     SimulatedEvent,
     demo_events,
+    dk2020_demo_targets,
     ids_by_kind,
     kind_counts,
 )
@@ -179,6 +185,7 @@ def run_up(
     """Start everything; return the exit code."""
     started = time.monotonic()
     stack = Stack(settings)
+    catcher = None
     try:
         with console.status("starting broker and database"):
             settings = stack.start_servers()
@@ -191,6 +198,8 @@ def run_up(
         with console.status("migrating the database, creating topics"):
             created = stack.prepare()
         console.print(f"[green]✓[/] schema at head, {len(created)} topics created")
+        if demo:
+            stack.settings, catcher = start_demo_alerting(stack.settings)
         stack.start_services()
         console.print(
             f"[green]✓[/] services started: {', '.join(stack.processes)} "
@@ -199,10 +208,13 @@ def run_up(
         engine = create_db_engine(settings.require_database_url())
         try:
             if demo:
-                data = demo_events(seed, days=demo_days)
+                seed_demo_contacts(engine)
+                data = demo_events(seed, days=demo_days) + dk2020_demo_targets()
                 _feed_demo(settings, data, console)
                 _wait_processed(stack, engine, data, timeout_s, console)
                 _summary(engine, console, data, time.monotonic() - started)
+                if catcher is not None:
+                    alerts_summary(engine, console, catcher)
             if once:
                 return 0
             console.print("running; Ctrl-C to stop")
@@ -217,6 +229,8 @@ def run_up(
     finally:
         with console.status("shutting down"):
             stack.stop()
+            if catcher is not None:
+                catcher.stop()
         if once:
             console.print(
                 f"[green]✓[/] stack shut down cleanly "

@@ -23,6 +23,7 @@ __all__ = ["SERVICES", "Stack"]
 
 #: The services `klimapuls up` runs, each as `python -m klimapuls.NAME`.
 SERVICES: tuple[str, ...] = (
+    "alerts",
     "co2",
     "deadletter",
     "fleet",
@@ -92,6 +93,7 @@ class Stack:
             env["KLIMAPULS_KAFKA_SESSION_TIMEOUT_S"] = str(s.kafka_session_timeout_s)
         if s.kafka_heartbeat_s is not None:
             env["KLIMAPULS_KAFKA_HEARTBEAT_S"] = str(s.kafka_heartbeat_s)
+        env.update(s.alert_env())
         return env
 
     def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
