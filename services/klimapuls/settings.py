@@ -35,17 +35,31 @@ Variables (the README has the same list):
   acknowledgement before the gateway answers 503.
 - `KLIMAPULS_GATEWAY_REFRESH_SECONDS` (5): how often the gateway reloads
   tokens and grants (a revoked token is refused within this time).
+- Alerts (the README lists defaults and meaning): `KLIMAPULS_SMTP_HOST`
+  (unset: e-mails wait, unsent, until it is set), `KLIMAPULS_SMTP_PORT`,
+  `KLIMAPULS_SMTP_USER`, `KLIMAPULS_SMTP_PASSWORD`, `KLIMAPULS_SMTP_STARTTLS`,
+  `KLIMAPULS_ALERT_FROM`, `KLIMAPULS_BOARD_URL` (the link base of the
+  Grafana boards in notices), `KLIMAPULS_ALERT_HOLD_SECONDS`,
+  `KLIMAPULS_ALERT_ESCALATE_SECONDS`, `KLIMAPULS_ALERT_DIGEST_SECONDS`,
+  `KLIMAPULS_ALERT_FORECAST_WORSEN_PCT`, `KLIMAPULS_ALERT_CO2_MAX_LAG_YEARS`,
+  `KLIMAPULS_ALERT_SITE_MAX_SILENCE_HOURS`,
+  `KLIMAPULS_ALERT_FLEET_MAX_SILENCE_DAYS`,
+  `KLIMAPULS_ALERT_DEAD_LETTER_MAX_PCT`,
+  `KLIMAPULS_ALERT_DEAD_LETTER_MIN_EVENTS`,
+  `KLIMAPULS_ALERT_EVALUATE_SECONDS`, `KLIMAPULS_ALERT_SEND_SECONDS`.
 """
 
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from klimapuls.core.alerting import AlertRules
 from klimapuls.core.errors import ConfigurationError
 
 __all__ = ["GrafanaSettings", "KafkaSettings", "Settings", "Topics"]
@@ -211,6 +225,60 @@ class Settings(BaseSettings):
     gateway_rate_limit: str = "20/second"
     gateway_send_timeout_s: float = Field(default=10.0, gt=0)
     gateway_refresh_seconds: float = Field(default=5.0, gt=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    alert_from: str = "Klimapuls <klimapuls@localhost>"
+    board_url: str = "http://localhost:3000"
+    alert_hold_seconds: float = Field(default=3600.0, ge=0)
+    alert_escalate_seconds: float = Field(default=3 * 86400.0, gt=0)
+    alert_digest_seconds: float = Field(default=300.0, ge=0)
+    alert_forecast_worsen_pct: float = Field(default=10.0, gt=0)
+    alert_co2_max_lag_years: int = Field(default=2, ge=0)
+    alert_site_max_silence_hours: float = Field(default=48.0, gt=0)
+    alert_fleet_max_silence_days: float = Field(default=45.0, gt=0)
+    alert_dead_letter_max_pct: float = Field(default=5.0, ge=0, le=100)
+    alert_dead_letter_min_events: int = Field(default=20, ge=1)
+    alert_evaluate_seconds: float = Field(default=60.0, gt=0)
+    alert_send_seconds: float = Field(default=5.0, gt=0)
+
+    def alert_rules(self) -> AlertRules:
+        """The alert rules' thresholds and timings from these settings."""
+        return AlertRules(
+            hold=timedelta(seconds=self.alert_hold_seconds),
+            escalate_after=timedelta(seconds=self.alert_escalate_seconds),
+            digest_window=timedelta(seconds=self.alert_digest_seconds),
+            forecast_worsen_pct=self.alert_forecast_worsen_pct,
+            co2_max_lag_years=self.alert_co2_max_lag_years,
+            site_max_silence=timedelta(hours=self.alert_site_max_silence_hours),
+            fleet_max_silence=timedelta(days=self.alert_fleet_max_silence_days),
+            dead_letter_max_pct=self.alert_dead_letter_max_pct,
+            dead_letter_min_events=self.alert_dead_letter_min_events,
+        )
+
+    def alert_env(self) -> dict[str, str]:
+        """The alert and SMTP settings that differ from the defaults, as variables.
+
+        `klimapuls up` passes them to the service processes it starts.
+        """
+        names = [
+            n for n in type(self).model_fields if n.startswith(("smtp_", "alert_"))
+        ]
+        names.append("board_url")
+        env = {}
+        defaults = type(self).model_fields
+        for name in names:
+            value = getattr(self, name)
+            if value == defaults[name].default:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, bool):
+                value = str(value).lower()
+            env[f"KLIMAPULS_{name.upper()}"] = str(value)
+        return env
 
     @property
     def topics(self) -> Topics:

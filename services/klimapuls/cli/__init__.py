@@ -279,9 +279,17 @@ def _check_grafana_url(url: str | None) -> None:
 
 def _register_commands() -> None:
     # Each command family lives in its own module and adds itself here.
-    from klimapuls.cli import bench, gateway, importers, progress, simulate, tokens
+    from klimapuls.cli import (
+        alerts,
+        bench,
+        gateway,
+        importers,
+        progress,
+        simulate,
+        tokens,
+    )
 
-    for module in (progress, importers, simulate, tokens, gateway, bench):
+    for module in (progress, importers, simulate, tokens, gateway, alerts, bench):
         module.register(app)
 
 

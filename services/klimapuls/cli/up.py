@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
@@ -26,6 +26,11 @@ from rich.progress import (
 )
 from sqlalchemy import Engine, text
 
+from klimapuls.cli.alerts_demo import (
+    alerts_summary,
+    seed_demo_contacts,
+    start_demo_alerting,
+)
 from klimapuls.cli.common import escape, masked, plural
 from klimapuls.cli.progress import database_rows
 from klimapuls.cli.render import print_progress
@@ -36,6 +41,7 @@ from klimapuls.settings import Settings
 from klimapuls.simulator import (
     SimulatedEvent,
     demo_events,
+    dk2020_demo_targets,
     ids_by_kind,
     kind_counts,
 )
@@ -316,6 +322,7 @@ def _run(
     timeout_s: float,
     console: Console,
     started: float,
+    cleanup: list[Callable[[], None]],
 ) -> int:
     with console.status("starting broker and database"):
         settings = stack.start_servers(lambda note: _note(console, note))
@@ -325,6 +332,11 @@ def _run(
     console.print(
         f"[green]✓[/] schema at head, {plural(len(created), 'topic')} created"
     )
+    catcher = None
+    if demo:
+        # The demo's alerts go to an SMTP catcher under the data folder.
+        stack.settings, catcher = start_demo_alerting(stack.settings)
+        cleanup.append(catcher.stop)
     stack.start_services()
     console.print(
         f"[green]✓[/] services started: {', '.join(stack.processes)} "
@@ -339,10 +351,13 @@ def _run(
     try:
         if demo:
             with console.status(f"making the demo data ({demo_days} days of counts)"):
-                data = demo_events(seed, days=demo_days)
+                data = demo_events(seed, days=demo_days) + dk2020_demo_targets()
+            seed_demo_contacts(engine)
             _feed_demo(settings, data, console)
             _wait_processed(stack, engine, data, timeout_s, console)
             _summary(engine, console, data, time.monotonic() - started)
+            if catcher is not None:
+                alerts_summary(engine, console, catcher)
         if once:
             return 0
         console.print("running; Ctrl-C (or SIGTERM) drains the topics and stops")
@@ -367,6 +382,7 @@ def run_up(
     """Start everything, supervise until done or stopped; return the exit code."""
     started = time.monotonic()
     stack = Stack(settings)
+    cleanup: list[Callable[[], None]] = []
     code = 1
     with _stop_signals():
         try:
@@ -379,6 +395,7 @@ def run_up(
                 timeout_s=timeout_s,
                 console=console,
                 started=started,
+                cleanup=cleanup,
             )
         except StopRequestedError as stop:
             name = signal.Signals(stop.signum).name
@@ -401,6 +418,8 @@ def run_up(
             try:
                 with console.status("shutting down"):
                     stack.stop()
+                    for step in cleanup:
+                        step()
                 console.print(
                     f"[green]✓[/] stack shut down cleanly "
                     f"({time.monotonic() - started:.1f} s in all)"

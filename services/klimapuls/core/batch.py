@@ -137,7 +137,8 @@ def decode_batch(
             result.verdicts[index] = Verdict.REJECTED
             result.event_ids[index] = letter.event_id
             continue
-        result.event_ids[index] = event["event_id"]
+        # Outbound messages read back (`target_status.v1`) are keyed by `id`.
+        result.event_ids[index] = event.get("event_id")
         valid.setdefault(message.kind, []).append(Decoded(index, message, event))
     return result, valid
 

@@ -13,14 +13,20 @@ numbers on both.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.fleet import FleetSnapshot
 from klimapuls.core.identity import Judgement, Ledger, Verdict
-from klimapuls.core.initiatives import StatusReport
+from klimapuls.core.initiatives import (
+    PROGRAMME_INFRASTRUCTURE,
+    Initiative,
+    StatusReport,
+    reference_initiatives,
+    round_start,
+)
 from klimapuls.core.mobility import MobilityCount, yearly_trips
 from klimapuls.core.model import Co2Account, Target
 from klimapuls.core.progress import Facts
@@ -45,6 +51,9 @@ class EventFold:
     fleet: list[FleetSnapshot] = field(default_factory=list)
     counts: list[MobilityCount] = field(default_factory=list)
     reports: list[StatusReport] = field(default_factory=list)
+    #: Initiatives first seen in reports (not in the reference data), as the
+    #: initiatives service registers them: the first report names them.
+    registered: dict[str, Initiative] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.seed_targets:
@@ -78,6 +87,35 @@ class EventFold:
             self.counts.append(MobilityCount.from_event(event))
         elif kind == "initiative_status":
             self.reports.append(StatusReport.from_event(event))
+            self._register(event)
+
+    def _register(self, event: Mapping[str, Any]) -> None:
+        known = {i.initiative_id for i in reference_initiatives()}
+        initiative = event["initiative_id"]
+        if initiative in known or initiative in self.registered:
+            return
+        self.registered[initiative] = Initiative(
+            initiative_id=initiative,
+            name=event.get("initiative_name") or initiative,
+            programme=event.get("programme")
+            or event.get("group")
+            or PROGRAMME_INFRASTRUCTURE,
+            group=event.get("group") or "",
+            tovholdere=(),
+        )
+
+    def initiatives(self) -> list[Initiative]:
+        """Every listed initiative: the reference ones and those first seen here.
+
+        One known only from reports is expected from its first reported round
+        (as the initiatives service records it).
+        """
+        listed = list(reference_initiatives())
+        for initiative, item in self.registered.items():
+            rounds = [r.round for r in self.reports if r.initiative_id == initiative]
+            since = round_start(min(rounds)) if rounds else None
+            listed.append(replace(item, since=since))
+        return sorted(listed, key=lambda i: i.initiative_id)
 
     def facts(self) -> Facts:
         """The facts folded so far."""

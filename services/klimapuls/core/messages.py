@@ -4,9 +4,11 @@ Each class is the contract of one topic, with a JSON Schema in `schemas/`
 (checked in the schema tests like the inbound families):
 
 - `TargetStatusChange` (`target_status.v1`, topic `target-status`): a
-  target's status or staleness changed. Published by the targets service
-  from its outbox, in order, for alerts and other consumers. `id` is the
-  outbox row: a consumer that keys on it drops the rare repeat.
+  target's status or staleness changed, or its forecast moved (by more than
+  `klimapuls.core.progress.FORECAST_EPSILON`; `previous_forecast_value`
+  then says from where). Published by the targets service from its outbox,
+  in order, for alerts and other consumers. `id` is the outbox row: a
+  consumer that keys on it drops the rare repeat.
 - `SeriesChange` (`series_change.v1`, topic `series-change`): a service
   that owns a measured series (emissions, fleet shares, trips) stored new
   figures; the targets service recomputes progress when it hears it. Sent
@@ -27,12 +29,15 @@ from typing import Any
 
 from klimapuls.core.model import Progress, Status
 
-__all__ = ["SeriesChange", "TargetStatusChange"]
+__all__ = ["LastEvaluation", "SeriesChange", "TargetStatusChange"]
+
+#: What was logged last of a target: (status, stale, forecast).
+LastEvaluation = tuple[Status, bool, float | None]
 
 
 @dataclass(frozen=True)
 class TargetStatusChange:
-    """A target's status (or staleness) changed at `changed_at`."""
+    """A target's status, staleness or forecast changed at `changed_at`."""
 
     target_id: str
     version: int
@@ -53,6 +58,8 @@ class TargetStatusChange:
     forecast_value: float | None
     required_annual_reduction: float | None
     changed_at: datetime
+    #: The forecast of the evaluation logged before this one (None: none).
+    previous_forecast_value: float | None = None
     #: The outbox row; None until the change is stored.
     id: int | None = None
 
@@ -61,11 +68,11 @@ class TargetStatusChange:
     @classmethod
     def between(
         cls,
-        previous: tuple[Status, bool] | None,
+        previous: LastEvaluation | tuple[Status, bool] | None,
         progress: Progress,
         changed_at: datetime,
     ) -> TargetStatusChange:
-        """The change from `previous` (status, stale) to where `progress` stands."""
+        """The change from `previous` (status, stale, forecast) to `progress`."""
         return cls(
             target_id=progress.target_id,
             version=progress.version,
@@ -86,6 +93,10 @@ class TargetStatusChange:
             forecast_value=progress.forecast_value,
             required_annual_reduction=progress.required_annual_reduction,
             changed_at=changed_at,
+            # A (status, stale) pair (no forecast known) is accepted too.
+            previous_forecast_value=(
+                previous[2] if previous is not None and len(previous) > 2 else None
+            ),
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from klimapuls.core.fleet import (
     fleet_shares,
     share_series,
 )
-from klimapuls.core.messages import TargetStatusChange
+from klimapuls.core.messages import LastEvaluation, TargetStatusChange
 from klimapuls.core.mobility import (
     BIKE_TRIPS,
     SUSTAINABLE_TRIP_SHARE,
@@ -52,12 +52,13 @@ from klimapuls.core.mobility import (
     mobility_series,
     modal_splits,
 )
-from klimapuls.core.model import REGION_CODE, Co2Account, Progress, Status, Target
+from klimapuls.core.model import REGION_CODE, Co2Account, Progress, Target
 from klimapuls.core.reference import municipality_codes
 from klimapuls.core.targets import evaluate, trajectory
 
 __all__ = [
     "EMISSION_INDICATOR",
+    "FORECAST_EPSILON",
     "MOBILITY_INDICATORS",
     "Facts",
     "MeasuredSeries",
@@ -65,6 +66,7 @@ __all__ = [
     "current_targets",
     "emission_series_by_scope",
     "evaluate_all",
+    "forecast_moved",
     "series_key",
     "status_changes",
     "trajectories",
@@ -178,20 +180,42 @@ def evaluate_all(
     ]
 
 
+#: A forecast that moves by more than this share of its size is logged as an
+#: evaluation of its own (the alert rules compare forecasts between them).
+FORECAST_EPSILON = 0.001
+
+
+def forecast_moved(before: float | None, after: float | None) -> bool:
+    """Whether a forecast moved by more than `FORECAST_EPSILON` (or came or went)."""
+    if before is None or after is None:
+        return before != after
+    return abs(after - before) > FORECAST_EPSILON * max(abs(before), abs(after))
+
+
+def _changed(last: LastEvaluation | None, progress: Progress) -> bool:
+    if last is None:
+        return True
+    status, stale, forecast = last
+    return (status, stale) != (progress.status, progress.stale) or forecast_moved(
+        forecast, progress.forecast_value
+    )
+
+
 def status_changes(
-    last: Mapping[str, tuple[Status, bool]],
+    last: Mapping[str, LastEvaluation],
     evaluated: Iterable[Progress],
     now: datetime,
 ) -> list[TargetStatusChange]:
-    """The targets whose (status, stale) differs from the last logged one.
+    """The targets whose status, staleness or forecast moved since last logged.
 
-    Recomputing the same figures therefore logs nothing, and a target's
-    first evaluation is a change from nothing.
+    Recomputing the same figures therefore logs nothing, a forecast that
+    moves logs an evaluation (so alerts can compare forecasts), and a
+    target's first evaluation is a change from nothing.
     """
     return [
         TargetStatusChange.between(last.get(p.target_id), p, now)
         for p in evaluated
-        if last.get(p.target_id) != (p.status, p.stale)
+        if _changed(last.get(p.target_id), p)
     ]
 
 

@@ -22,7 +22,9 @@ of the domain brief, and labelled synthetic (`producer` is
 - **Initiative status**: the October 2022 and 2023 rounds as in the status
   table, then synthetic rounds (completions, delays, a tovholder hand-over,
   Klimaalliancen sharing the role); the VIP climate projects from 2020.
-- **Targets**: the seed targets (same event ids as the seed data).
+- **Targets**: the seed targets (same event ids as the seed data); for
+  the demo also synthetic DK2020 targets of all 29 municipalities
+  (`targets.dk2020_demo_targets`, labelled "syntetisk").
 - **Malformed events**: a small share, each with the field a validator must
   name (unknown municipality, negative count, missing field, not JSON).
 
@@ -51,10 +53,12 @@ from klimapuls.simulator.stream import (
     kind_counts,
     simulate,
 )
+from klimapuls.simulator.targets import DEMO_TARGET_SOURCE, dk2020_demo_targets
 
 __all__ = [
     "DEFAULT_SEED",
     "DEFAULT_START",
+    "DEMO_TARGET_SOURCE",
     "MIX",
     "SIMULATOR_PRODUCER",
     "CountingSite",
@@ -63,6 +67,7 @@ __all__ = [
     "co2_events",
     "counting_sites",
     "demo_events",
+    "dk2020_demo_targets",
     "fleet_events",
     "ids_by_kind",
     "initiative_events",

@@ -38,6 +38,7 @@ __all__ = ["CONSUMES", "SERVICES", "Stack"]
 
 #: The processes `klimapuls up` runs and supervises, each as `python -m klimapuls.NAME`.
 SERVICES: tuple[str, ...] = (
+    "alerts",
     "co2",
     "deadletter",
     "fleet",
@@ -202,6 +203,7 @@ class Stack:
             env["KLIMAPULS_KAFKA_SESSION_TIMEOUT_S"] = str(s.kafka_session_timeout_s)
         if s.kafka_heartbeat_s is not None:
             env["KLIMAPULS_KAFKA_HEARTBEAT_S"] = str(s.kafka_heartbeat_s)
+        env.update(s.alert_env())
         return env
 
     def _spawn(self, name: str) -> subprocess.Popen[bytes]:

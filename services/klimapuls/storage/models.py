@@ -158,7 +158,7 @@ class TargetStatusChangeRow(Base):
     """A target's status changed; also the outbox of the `target-status` topic.
 
     One row is one `klimapuls.core.messages.TargetStatusChange` (revision
-    0007 added the figures alerts need).
+    0007 added the figures alerts need; 0009 logs forecast moves too).
     """
 
     __tablename__ = "target_status_change"
@@ -184,6 +184,8 @@ class TargetStatusChangeRow(Base):
     required_annual_reduction: Mapped[float | None] = mapped_column(Double)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The forecast logged before this row (revision 0009: forecast moves log).
+    previous_forecast_value: Mapped[float | None] = mapped_column(Double)
 
     __table_args__ = (
         Index(None, "target_id", "changed_at"),

@@ -2,7 +2,8 @@
 
 `target_progress` holds where each target stands (its newest version),
 `target_trajectory` the path P(t) of each year for the boards, and
-`target_status_change` every change of status or staleness; the latter is
+`target_status_change` every change of status or staleness and every move
+of the forecast (an evaluation the alert rules compare); the latter is
 also the outbox of the `target-status` topic (`klimapuls.storage.outbox`).
 All three are derived: recomputing the same facts changes nothing and logs
 nothing.
@@ -18,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
-from klimapuls.core.messages import TargetStatusChange
+from klimapuls.core.messages import LastEvaluation, TargetStatusChange
 from klimapuls.core.model import Progress, Status
 from klimapuls.storage.models import (
     TargetProgressRow,
@@ -43,16 +44,17 @@ def lock_progress(conn: Connection) -> None:
     )
 
 
-def last_statuses(conn: Connection) -> dict[str, tuple[Status, bool]]:
-    """The last logged (status, stale) of every target."""
+def last_statuses(conn: Connection) -> dict[str, LastEvaluation]:
+    """The last logged (status, stale, forecast) of every target."""
     c = TargetStatusChangeRow
     rows = conn.execute(
-        select(c.target_id, c.status, c.stale)
+        select(c.target_id, c.status, c.stale, c.forecast_value)
         .ext(distinct_on(c.target_id))
         .order_by(c.target_id, c.id.desc())
     )
     return {
-        target_id: (cast("Status", status), stale) for target_id, status, stale in rows
+        target_id: (cast("Status", status), stale, forecast)
+        for target_id, status, stale, forecast in rows
     }
 
 

@@ -1,0 +1,170 @@
+"""The alerts part of `klimapuls up --demo`: contacts, the mail catcher, a summary.
+
+`start_demo_alerting` starts the embedded SMTP catcher (mails land in
+`<data folder>/mail/`), points the alerts service at it with demo timings
+(a short hold time, so the demo shows alerts within seconds) and stores
+demo contacts with example addresses (example.org / example.com) for every
+municipality, the regional coordinators and the Klimaalliancen secretariat.
+`alerts_summary` waits until the alerts service has settled and prints how
+many alerts went to whom, and where the mails are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from rich.console import Console
+from sqlalchemy import Engine, text
+
+from klimapuls.core.alert_state import Contact
+from klimapuls.core.initiatives import (
+    REGION_TOVHOLDER,
+    SECRETARIAT_TOVHOLDER,
+    initiative_id,
+)
+from klimapuls.core.reference import municipalities
+from klimapuls.settings import Settings
+from klimapuls.stack.mailcatcher import MailCatcher
+from klimapuls.storage import contacts as contact_store
+from klimapuls.storage.db import in_transaction
+
+__all__ = [
+    "DEMO_HOLD_SECONDS",
+    "alerts_summary",
+    "demo_contacts",
+    "seed_demo_contacts",
+    "start_demo_alerting",
+]
+
+#: How long a condition must hold in the demo before it fires.
+DEMO_HOLD_SECONDS = 8.0
+_POLL_S = 0.5
+
+
+def demo_contacts() -> list[Contact]:
+    """A demo contact (example address) for every municipality and the region."""
+    people = [
+        Contact(
+            f"Klimakoordinator {m.name} (demo)",
+            m.name,
+            "all",
+            "email",
+            f"klima@{initiative_id(m.name)}.example.org",
+        )
+        for m in municipalities()
+    ]
+    people.append(
+        Contact(
+            "Regional klimakoordinator (demo)",
+            REGION_TOVHOLDER,
+            "all",
+            "email",
+            "klima@regionh.example.org",
+        )
+    )
+    people.append(
+        Contact(
+            "Klimaalliancens sekretariat (demo)",
+            SECRETARIAT_TOVHOLDER,
+            "all",
+            "email",
+            "sekretariat@klimaalliancen.example.com",
+        )
+    )
+    return people
+
+
+def seed_demo_contacts(engine: Engine) -> int:
+    """Store the demo contacts (idempotent); returns how many were new."""
+    people = demo_contacts()
+    return in_transaction(engine, lambda conn: contact_store.add_contacts(conn, people))
+
+
+def start_demo_alerting(settings: Settings) -> tuple[Settings, MailCatcher]:
+    """Start the mail catcher; settings that point the alerts service at it."""
+    catcher = MailCatcher(settings.data_dir / "mail")
+    host, port = catcher.start()
+    demo = settings.model_copy(
+        update={
+            "smtp_host": host,
+            "smtp_port": port,
+            "alert_from": "Klimapuls demo <klimapuls@example.org>",
+            "alert_hold_seconds": DEMO_HOLD_SECONDS,
+            "alert_digest_seconds": 2.0,
+            "alert_evaluate_seconds": 3.0,
+            "alert_send_seconds": 1.0,
+        }
+    )
+    return demo, catcher
+
+
+_SETTLED_SQL = """
+SELECT
+    (SELECT evaluated_at FROM alert_evaluation WHERE id = 1),
+    (SELECT coalesce(max(observed_id), 0) FROM alert_evaluation),
+    (SELECT coalesce(max(id), 0) FROM target_status_change),
+    (SELECT count(*) FROM alert_delivery WHERE message_id IS NULL),
+    (SELECT count(*) FROM alert_message WHERE state = 'pending'),
+    (SELECT now())
+"""
+
+
+def _wait_settled(engine: Engine, timeout_s: float) -> bool:
+    """Wait until the alerts service saw every change, past the hold, and sent."""
+    with engine.connect() as conn:
+        start = conn.execute(text("SELECT now()")).scalar_one()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            evaluated, seen, newest, waiting, pending, _ = conn.execute(
+                text(_SETTLED_SQL)
+            ).one()
+        held = evaluated is not None and (
+            (evaluated - start).total_seconds() > DEMO_HOLD_SECONDS + 2
+        )
+        if held and seen >= newest and waiting == 0 and pending == 0:
+            return True
+        time.sleep(_POLL_S)
+    return False
+
+
+def alerts_summary(
+    engine: Engine, console: Console, catcher: MailCatcher, timeout_s: float = 90.0
+) -> None:
+    """Wait for the alerts to settle; print how many went to whom, and where."""
+    with console.status("waiting for the alerts service (hold time, sending)"):
+        settled = _wait_settled(engine, timeout_s)
+    with engine.connect() as conn:
+        firing = conn.execute(
+            text(
+                "SELECT rule, count(*) FROM alert WHERE state IN "
+                "('firing', 'acknowledged') GROUP BY rule ORDER BY rule"
+            )
+        ).all()
+        held = conn.execute(
+            text(
+                "SELECT count(*) FROM alert WHERE inhibited_by IS NOT NULL "
+                "AND state = 'pending'"
+            )
+        ).scalar_one()
+        sent = conn.execute(
+            text(
+                "SELECT recipient, address, count(DISTINCT alert_key) "
+                "FROM board.alerts_sent GROUP BY recipient, address "
+                "ORDER BY 3 DESC, 1"
+            )
+        ).all()
+    rules = ", ".join(f"{n} {rule}" for rule, n in firing) or "none"
+    note = "" if settled else " [yellow](still settling)[/]"
+    console.print(
+        f"\n[bold]Alerts[/]{note}: firing {rules}; {held} held back by a stale "
+        f"feed; {sum(n for *_, n in sent)} alerts sent to {len(sent)} recipients "
+        f"in {catcher.received} mails, stored in {catcher.folder}"
+    )
+    by_count = Counter({f"{name} <{address}>": n for name, address, n in sent})
+    for who, n in by_count.most_common(8):
+        console.print(f"  {n:3d} alerts to {who}", markup=False, highlight=False)
+    if len(by_count) > 8:
+        console.print(f"  ... and {len(by_count) - 8} more recipients", highlight=False)
+    console.print("  see them with: klimapuls alerts list", highlight=False)

@@ -1,0 +1,154 @@
+"""What the alert rules read from other owners' tables (read-only).
+
+Readers only: `co2_account` (co2), `mobility_count` (mobility),
+`fleet_status` (fleet), `initiative*` (initiatives), `dead_letter`
+(deadletter) and the event tables' producers. The alerts service hands
+these to `klimapuls.core.alerting`, as `alerts --offline` does with the same
+inputs folded from event files.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import Connection, select, text
+
+from klimapuls.core.alerting import (
+    FEED_CO2,
+    FEED_FLEET,
+    FEED_SITE,
+    DeadLetterCount,
+    FeedStatus,
+    producer_of,
+)
+from klimapuls.core.initiatives import Initiative, StatusReport
+from klimapuls.storage.models_initiatives import (
+    InitiativeRow,
+    InitiativeStatusReportRow,
+    InitiativeTovholderRow,
+)
+
+__all__ = [
+    "dead_letter_counts",
+    "feeds",
+    "initiatives_and_reports",
+    "newest_vintages",
+]
+
+
+def _day(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def feeds(conn: Connection) -> list[FeedStatus]:
+    """When every CO2 account, counting site and fleet operator last reported."""
+    found = [
+        FeedStatus(FEED_CO2, code, code, _day(vintage), year)
+        for code, year, vintage in conn.execute(
+            text(
+                "SELECT municipality_code, max(year), max(vintage) "
+                "FROM co2_account GROUP BY municipality_code"
+            )
+        )
+    ]
+    found += [
+        FeedStatus(FEED_SITE, site, code, seen)
+        for site, code, seen in conn.execute(
+            text(
+                "SELECT site_id, min(municipality_code), max(interval_end) "
+                "FROM mobility_count GROUP BY site_id"
+            )
+        )
+    ]
+    found += [
+        FeedStatus(FEED_FLEET, operator, operator, _day(day))
+        for operator, day in conn.execute(
+            text("SELECT operator, max(date) FROM fleet_status GROUP BY operator")
+        )
+    ]
+    return found
+
+
+def newest_vintages(conn: Connection) -> list[tuple[str, int, date]]:
+    """(municipality, year, newest vintage) of every account year."""
+    rows = conn.execute(
+        text(
+            "SELECT municipality_code, year, max(vintage) FROM co2_account "
+            "GROUP BY municipality_code, year"
+        )
+    )
+    return [(code, year, vintage) for code, year, vintage in rows]
+
+
+_EVENT_TABLES = (
+    "co2_account",
+    "target_version",
+    "fleet_status",
+    "mobility_count",
+    "initiative_status_report",
+)
+
+
+def dead_letter_counts(conn: Connection, since: datetime) -> list[DeadLetterCount]:
+    """Accepted and rejected events of every producer received since `since`."""
+    accepted: dict[str, int] = {}
+    for table in _EVENT_TABLES:
+        for producer, n in conn.execute(
+            text(
+                f"SELECT producer, count(*) FROM {table} "
+                "WHERE received_at >= :since GROUP BY producer"
+            ),
+            {"since": since},
+        ):
+            accepted[producer] = accepted.get(producer, 0) + n
+    rejected: dict[str, int] = {}
+    for payload, encoding in conn.execute(
+        text(
+            "SELECT payload, payload_encoding FROM dead_letter "
+            "WHERE received_at >= :since"
+        ),
+        {"since": since},
+    ):
+        producer = producer_of(payload if encoding == "utf-8" else "")
+        rejected[producer] = rejected.get(producer, 0) + 1
+    return [
+        DeadLetterCount(p, accepted.get(p, 0), rejected.get(p, 0))
+        for p in sorted(accepted.keys() | rejected.keys())
+    ]
+
+
+def initiatives_and_reports(
+    conn: Connection,
+) -> tuple[list[Initiative], list[StatusReport]]:
+    """Every listed initiative (reference and first seen in reports) and report."""
+    tovholdere: dict[str, list[str]] = {}
+    for link in conn.execute(
+        select(InitiativeTovholderRow).order_by(InitiativeTovholderRow.position)
+    ):
+        tovholdere.setdefault(link.initiative_id, []).append(link.tovholder)
+    listed = [
+        Initiative(
+            initiative_id=r.initiative_id,
+            name=r.name,
+            programme=r.programme,
+            group=r.group_name,
+            tovholdere=tuple(tovholdere.get(r.initiative_id, ())),
+            since=r.since,
+        )
+        for r in conn.execute(
+            select(InitiativeRow).order_by(InitiativeRow.initiative_id)
+        )
+    ]
+    reports = [
+        StatusReport(
+            event_id=r.event_id,
+            initiative_id=r.initiative_id,
+            round=r.round,
+            status=r.status,
+            tovholdere=tuple(r.tovholdere),
+            reported_at=r.reported_at,
+            effective_date=r.effective_date,
+        )
+        for r in conn.execute(select(InitiativeStatusReportRow))
+    ]
+    return listed, reports

@@ -1,0 +1,280 @@
+"""`alerts --offline` and the services raise the same alerts on the same events.
+
+The same event files go (a) through the real handlers of every service on a
+real PostgreSQL, one file per delivery, with the alerts service evaluating
+after each, and (b) through `klimapuls alerts --offline`. Every family
+feeds a rule: CO2 accounts and targets (a slipping target, a forecast that
+worsens, a target held back by a stale CO2 account), a silent counting site,
+a silent fleet operator, initiative reports (a missing report), and a
+producer whose events are rejected too often.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from klimapuls.alerts.handlers import AlertsHandler
+from klimapuls.cli.alerts import database_alerts, offline_alerts
+from klimapuls.co2.handlers import Co2Handler
+from klimapuls.core.batch import BatchResult, Incoming
+from klimapuls.deadletter.handlers import DeadLetterHandler
+from klimapuls.fleet.handlers import FleetHandler
+from klimapuls.initiatives.handlers import InitiativeHandler
+from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.targets.handlers import TargetsHandler
+from tests.alerts.conftest import NO_HOLD, add_contacts, status_messages
+from tests.fleet.factories import fleet_event
+from tests.helpers import co2_event, rows, target_event
+from tests.mobility.factories import count_event
+
+NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
+CONTACTS_YAML = """
+contacts:
+  - name: Klimakoordinator Ballerup
+    party: "151"
+    topics: [co2, initiatives]
+    email: klima@ballerup.example.org
+  - name: Regionens koordinatorer
+    party: Region Hovedstaden
+    topics: all
+    email: klima@regionh.example.org
+    webhook: https://hooks.example.org/klimapuls
+  - name: Sekretariatet
+    party: Klimaalliancen
+    topics: [initiatives]
+    email: sekretariat@klimaalliancen.example.com
+"""
+
+
+def _series(code: str, values: dict[int, float]) -> list[dict[str, Any]]:
+    return [co2_event(code, y, "energy", t) for y, t in values.items()]
+
+
+def _report(initiative: str, round_: str, tovholdere: list[str]) -> dict[str, Any]:
+    return {
+        "schema": "initiative_status.v1",
+        "event_id": f"test:{initiative}:{round_}",
+        "producer": "pytest",
+        "reported_at": f"{round_}-15T09:00:00+00:00",
+        "initiative_id": initiative,
+        "initiative_name": initiative.replace("-", " ").title(),
+        "programme": "test-programme",
+        "round": round_,
+        "status": "on_track",
+        "tovholdere": tovholdere,
+    }
+
+
+def _files(tmp_path: Path) -> list[Path]:
+    first = [
+        *_series(
+            "151", {1990: 1000.0, 2020: 700.0, 2021: 690.0, 2022: 680.0, 2023: 670.0}
+        ),
+        *_series(
+            "101", {1990: 1000.0, 2020: 450.0, 2021: 430.0, 2022: 410.0, 2023: 400.0}
+        ),
+        # Gentofte's account stops in 2021: stale, so its slip is held back.
+        *_series("157", {1990: 1000.0, 2019: 800.0, 2020: 790.0, 2021: 780.0}),
+        *(
+            target_event(
+                f"dk2020-{c}-2030", scope=c, reduction_pct=70, name=f"DK2020 {c}"
+            )
+            for c in ("151", "101", "157")
+        ),
+        fleet_event("test-operator", "2025-01-31", garage="G", diesel=10),
+        count_event("site-old", "bike", "2025-05-01T08:00:00+00:00", 40),
+        count_event("site-live", "bike", "2025-06-01T08:00:00+00:00", 40),
+        _report("test-a", "2025-04", ["Ballerup"]),
+        _report("test-b", "2025-04", ["Gentofte"]),
+        _report("test-a", "2025-05", ["Ballerup"]),
+        # Three rejected events of the same producer: 3 of 24 is past 5 %.
+        *(co2_event("999", 2023, "energy", 1.0, event_id=f"bad-{n}") for n in range(3)),
+    ]
+    # A second delivery: København's 2023 figure is restated much higher.
+    second = [co2_event("101", 2023, "energy", 700.0, "2025-05-01")]
+    paths = []
+    for n, events in enumerate((first, second), start=1):
+        path = tmp_path / f"delivery-{n}.jsonl"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+        paths.append(path)
+    return paths
+
+
+def _incoming(kind: str, events: Sequence[dict[str, Any]]) -> list[Incoming]:
+    return [
+        Incoming(kind, json.dumps(e).encode(), f"{kind}:0:{i}")
+        for i, e in enumerate(events)
+    ]
+
+
+def _through_the_services(engine: Engine, paths: Sequence[Path]) -> None:
+    """Each file as one delivery to every service, as the topics would carry it."""
+    clock = lambda: NOW  # noqa: E731
+    handlers = {
+        "co2_account": Co2Handler(engine, clock),
+        "fleet_status": FleetHandler(engine, clock),
+        "mobility_count": MobilityHandler(engine, clock),
+        "initiative_status": InitiativeHandler(engine, clock),
+    }
+    targets = TargetsHandler(engine, clock)
+    alerts = AlertsHandler(engine, clock, NO_HOLD)
+    letters = DeadLetterHandler(engine, clock)
+    for path in paths:
+        events = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for e in events:
+            by_kind.setdefault(e["schema"].split(".")[0], []).append(e)
+        results: list[BatchResult] = [
+            handlers[kind].handle(_incoming(kind, found))
+            for kind, found in by_kind.items()
+            if kind in handlers
+        ]
+        notices = [
+            Incoming("series_change", n.to_json(), "series-change:0:0")
+            for r in results
+            for n in r.series_changes
+        ]
+        dead = [d.to_json() for r in results for d in r.dead_letters]
+        if dead:
+            letters.handle(dead)
+        changed = targets.handle(
+            _incoming("target", by_kind.get("target", [])) + notices
+        )
+        alerts.handle(status_messages(changed.status_changes))
+
+
+def _essence(rows_: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            r["key"],
+            r["state"],
+            r["severity"],
+            r["inhibited_by"],
+            tuple(
+                sorted((c["name"], c["channel"], c["address"]) for c in r["recipients"])
+            ),
+        )
+        for r in rows_
+    )
+
+
+def test_offline_and_database_paths_raise_the_same_alerts(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from klimapuls.cli.alerts import load_contact_file
+
+    contacts_file = tmp_path / "contacts.yaml"
+    contacts_file.write_text(CONTACTS_YAML, "utf-8")
+    people = load_contact_file(contacts_file)
+    add_contacts(engine, *people)
+    paths = _files(tmp_path)
+
+    _through_the_services(engine, paths)
+    in_db = database_alerts(engine)
+    offline, issues = offline_alerts(paths, NOW, NO_HOLD)
+    from klimapuls.core.alert_offline import alert_json
+
+    on_files = [alert_json(a, people) for a in offline.alerts()]
+
+    assert len(issues) == 3 and all("municipality_code" in i for i in issues)
+    assert _essence(in_db) == _essence(on_files)
+    keys = {r["key"]: r for r in on_files}
+    # Every family raised its rule.
+    assert keys["target_status:dk2020-151-2030:151:2030"]["severity"] == "off_track"
+    assert "forecast_worsened:dk2020-101-2030:101:2030" in keys
+    held = keys["target_status:dk2020-157-2030:157:2030"]
+    assert held["inhibited_by"] == "feed_stale:co2_account/157:157:-"
+    assert held["state"] == "pending"
+    assert "feed_stale:counting_site/site-old:147:-" in keys
+    assert "feed_stale:counting_site/site-live:147:-" not in keys
+    assert "feed_stale:fleet_report/test-operator:test-operator:-" in keys
+    missing = keys["missing_report:test-b:test-programme:2025-05"]
+    assert [c["name"] for c in missing["recipients"]] == []  # Gentofte: no contact
+    assert keys["dead_letter_rate:pytest:-:-"]["facts"]["rejected"] == 3
+    ballerup = keys["target_status:dk2020-151-2030:151:2030"]["recipients"]
+    assert [c["address"] for c in ballerup] == ["klima@ballerup.example.org"]
+    # The numbers match too, for every target alert.
+    db_facts = {r["key"]: r["facts"] for r in in_db if r["target_id"]}
+    assert db_facts == {k: r["facts"] for k, r in keys.items() if r["target_id"]}
+    # And the initiative views of the database agree with the core offline.
+    db_missing = rows(
+        engine,
+        "SELECT initiative_id, round FROM initiative_missing_report "
+        "WHERE programme = 'test-programme'",
+    )
+    assert [(r["initiative_id"], r["round"]) for r in db_missing] == [
+        ("test-b", "2025-05")
+    ]
+
+
+def test_alerts_offline_prints_json_with_recipients(tmp_path: Path) -> None:
+    contacts_file = tmp_path / "contacts.yaml"
+    contacts_file.write_text(CONTACTS_YAML, "utf-8")
+    paths = _files(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "klimapuls",
+            "alerts",
+            "--offline",
+            *map(str, paths),
+            "--json",
+            "--as-of",
+            date(2025, 6, 1).isoformat(),
+            "--contacts",
+            str(contacts_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr  # the three bad lines
+    assert "delivery-1.jsonl:" in result.stderr and "municipality_code" in result.stderr
+    printed = json.loads(result.stdout)
+    slip = next(
+        r for r in printed if r["key"] == "target_status:dk2020-151-2030:151:2030"
+    )
+    assert slip["recipients"][0]["address"] == "klima@ballerup.example.org"
+    assert (
+        slip["facts"]["latest_year"] == 2023
+        and slip["facts"]["vintage"] == "2024-05-01"
+    )
+
+
+def test_a_bad_contact_file_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "contacts:\n  - name: X\n    party: Atlantis\n    email: x@example.org\n"
+    )
+    data = tmp_path / "e.jsonl"
+    data.write_text("")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "klimapuls",
+            "alerts",
+            "--offline",
+            str(data),
+            "--contacts",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    line = " ".join(result.stderr.split())  # one message (rich wraps at 80)
+    assert line.startswith("error:") and line.count("error:") == 1
+    assert "contacts.0.party" in line and "Atlantis" in line
+    assert "Traceback" not in result.stderr
