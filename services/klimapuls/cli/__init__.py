@@ -32,8 +32,6 @@ db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help
 app.add_typer(db_app, name="db")
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
-grafana_app = typer.Typer(help="Grafana dashboards.", no_args_is_help=True)
-app.add_typer(grafana_app, name="grafana")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -158,20 +156,11 @@ def topics_create(
     console.print(f"{len(created)} topics created: {', '.join(created) or 'none'}")
 
 
-@grafana_app.command("push")
-def grafana_push() -> None:
-    """Create or update every dashboard on GRAFANA_URL (GRAFANA_TOKEN or user)."""
-    from klimapuls.dashboards import grafana_api, push_dashboards
-
-    uids = push_dashboards(grafana_api(_settings().grafana))
-    console.print(f"pushed {len(uids)} dashboards: {', '.join(uids)}")
-
-
 def _register_commands() -> None:
     # Each command family lives in its own module and adds itself here.
-    from klimapuls.cli import importers, progress, simulate
+    from klimapuls.cli import grafana, importers, progress, report, simulate
 
-    for module in (progress, importers, simulate):
+    for module in (progress, importers, simulate, grafana, report):
         module.register(app)
 
 

@@ -203,6 +203,9 @@ def run_up(
                 _feed_demo(settings, data, console)
                 _wait_processed(stack, engine, data, timeout_s, console)
                 _summary(engine, console, data, time.monotonic() - started)
+                from klimapuls.cli.report import write_demo_report
+
+                write_demo_report(engine, settings.data_dir, console)
             if once:
                 return 0
             console.print("running; Ctrl-C to stop")
