@@ -198,6 +198,11 @@ def _query_names() -> list[str]:
         for b in BOARDS
         for q in b.queries
     ]
+    names += [
+        f"{b.uid} variable ${v['name']}"
+        for b in BOARDS
+        for v in b.json.get("templating", {}).get("list", [])
+    ]
     return names + [f"alert rule {r.uid}" for r in alert_rules()]
 
 
@@ -216,6 +221,7 @@ def test_the_alerts_sent_panel_is_skipped_only_while_its_view_is_missing(
 ) -> None:
     with filled_engine.connect() as conn:
         exists = conn.execute(text("SELECT to_regclass('board.alerts_sent')")).scalar()
+    assert set(query_checks) == set(_query_names())
     skipped = [c for c in query_checks.values() if c.skipped]  # type: ignore[attr-defined]
     assert len(skipped) == (0 if exists else 1)
 
@@ -276,3 +282,37 @@ def test_validate_and_generate_check_pass_from_the_command_line() -> None:
     assert "6 boards" in result.output and "0 problems" in result.output
     result = runner.invoke(app, ["grafana", "generate", "--check"])
     assert result.exit_code == 0, result.output
+
+
+def test_the_readme_lists_every_board_and_panel_with_its_question() -> None:
+    from klimapuls.boards.catalogue import boards_markdown
+
+    readme = (GRAFANA.parent / "README.md").read_text(encoding="utf-8")
+    assert boards_markdown() in readme
+    for picture in ("docs/report-overview.png", "docs/report-kommune.png"):
+        assert f"({picture})" in readme and (GRAFANA.parent / picture).is_file()
+
+
+def test_the_alerts_sent_panel_reads_the_view_as_the_alert_service_defines_it(
+    engine: Engine,
+) -> None:
+    # The alert service's migration creates board.alerts_sent with these
+    # columns; a stand-in with one row shows the panel's query fits them.
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE VIEW board.alerts_sent AS SELECT now() AS sent_at, "
+                "'k1' AS alert_key, 'status_worsened' AS rule, "
+                "'region-co2-2030' AS target_id, NULL::text AS initiative_id, "
+                "'1084' AS scope, 'klima@example.org' AS recipient, "
+                "'email' AS channel, 'firing' AS state"
+            )
+        )
+    board = next(b for b in BOARDS if b.uid == "klimapuls-operations")
+    query = next(q for q in board.queries if q.panel_title == "Sendte varsler")
+    span = TimeRange.of(board.json, datetime.now(UTC))
+    with engine.connect() as conn:
+        result = conn.execute(text(expand(query.raw_sql, span, {})))
+        rows = result.all()
+    assert tuple(result.keys()) == query.columns
+    assert rows[0][1] == "status_worsened"

@@ -20,7 +20,13 @@ from klimapuls.boards.follow_up import initiatives, operations
 from klimapuls.boards.panels import Board
 from klimapuls.boards.transport import fleet, mobility
 
-__all__ = ["BOARD_FACTORIES", "all_boards", "generated_files", "write_generated"]
+__all__ = [
+    "BOARD_FACTORIES",
+    "all_boards",
+    "boards_markdown",
+    "generated_files",
+    "write_generated",
+]
 
 #: In the order the README lists them.
 BOARD_FACTORIES: tuple[Callable[[], Board], ...] = (
@@ -95,3 +101,19 @@ def write_generated(grafana_dir: Path) -> list[str]:
             old.unlink()
             changed.append(name)
     return changed
+
+
+def boards_markdown() -> str:
+    """Every board and panel with the question it answers (README "Dashboards")."""
+    from klimapuls.boards.panels import SYNTHETIC_NOTE
+
+    lines = []
+    for board in all_boards():
+        description = board.json["description"].replace(SYNTHETIC_NOTE, "").strip()
+        lines.append(f"**{board.title}** (`{board.uid}`): {description}")
+        lines.append("")
+        for panel in board.json["panels"]:
+            question = panel["description"].replace(SYNTHETIC_NOTE, "").strip()
+            lines.append(f"- *{panel['title']}*: {question}")
+        lines.append("")
+    return "\n".join(lines).strip() + "\n"

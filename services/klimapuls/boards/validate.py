@@ -276,6 +276,18 @@ def _queries(boards: Iterable[Board]) -> Iterator[tuple[str, str, tuple[str, ...
             )
 
 
+def _variable_queries(
+    boards: Iterable[Board],
+) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    for board in boards:
+        for variable in board.json.get("templating", {}).get("list", []):
+            yield (
+                f"{board.uid} variable ${variable['name']}",
+                str(variable["query"]),
+                ("__value", "__text"),
+            )
+
+
 def _rule_queries() -> Iterator[tuple[str, str, tuple[str, ...]]]:
     for rule in alert_rules():
         columns = (*rule.label_columns, rule.value_column)
@@ -294,7 +306,7 @@ def _missing_pending(conn: Connection, sql: str) -> str | None:
 def run_queries(
     conn: Connection, boards: Iterable[Board], now: datetime
 ) -> list[QueryCheck]:
-    """Run every panel and alert query with Grafana's macros expanded.
+    """Run every panel, variable and alert query with Grafana's macros expanded.
 
     A query passes when it returns the columns its panel expects and at
     least one row. A query on a view of `PENDING_VIEWS` that does not exist
@@ -303,7 +315,7 @@ def run_queries(
     boards = list(boards)
     spans = {board.uid: (TimeRange.of(board.json, now), board) for board in boards}
     checks = []
-    found = [*_queries(boards), *_rule_queries()]
+    found = [*_queries(boards), *_variable_queries(boards), *_rule_queries()]
     for where, sql, columns in found:
         span, variables = TimeRange(now - timedelta(hours=1), now), {}
         uid = where.split(" ", 1)[0]
