@@ -12,7 +12,10 @@ Variables (the README has the same list):
 - `DATABASE_URL`: `postgresql+psycopg://...`; required by services.
   `klimapuls up` starts an embedded PostgreSQL when it is unset.
 - `GRAFANA_URL`, `GRAFANA_TOKEN` (or `GRAFANA_USER` / `GRAFANA_PASSWORD`): a
-  Grafana for `klimapuls grafana push`.
+  Grafana for `klimapuls grafana provision` / `push`.
+- `GRAFANA_DATASOURCE_PASSWORD`: the password of the database user Grafana's
+  PostgreSQL datasource reads `board.*` with (provisioning file and
+  `klimapuls grafana provision`).
 - `KLIMAPULS_TOPIC_PREFIX` (empty): prefix of every topic name.
 - `KLIMAPULS_TOPIC_PARTITIONS` (3): partitions of topics `up` creates.
 - `KLIMAPULS_GROUP_PREFIX` (`klimapuls`): prefix of consumer group ids.
@@ -119,7 +122,7 @@ class KafkaSettings(BaseSettings):
 
 
 class GrafanaSettings(BaseSettings):
-    """A Grafana to publish dashboards to (`klimapuls grafana push`)."""
+    """A Grafana to provision boards and alert rules to (`klimapuls grafana`)."""
 
     model_config = SettingsConfigDict(env_prefix="GRAFANA_", extra="ignore")
 
@@ -127,6 +130,7 @@ class GrafanaSettings(BaseSettings):
     token: SecretStr | None = None
     user: str | None = None
     password: SecretStr | None = None
+    datasource_password: SecretStr | None = None
 
 
 class Topics:

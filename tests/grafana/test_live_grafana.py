@@ -6,19 +6,33 @@ import os
 
 import pytest
 
-from klimapuls.dashboards import grafana_api, load_dashboards, push_dashboards
+from klimapuls.boards import all_boards
+from klimapuls.boards.alert_rules import ALERT_FOLDER_UID, RULE_GROUP, alert_rules
+from klimapuls.boards.provisioning import grafana_api, provision
 from klimapuls.settings import Settings
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("GRAFANA_URL"), reason="GRAFANA_URL is not set"
-)
+pytestmark = [
+    pytest.mark.grafana,
+    pytest.mark.skipif(
+        not os.environ.get("GRAFANA_URL"), reason="GRAFANA_URL is not set"
+    ),
+]
 
 
-def test_push_creates_every_dashboard_with_all_its_panels() -> None:
-    api = grafana_api(Settings().grafana)
-    uids = push_dashboards(api)
-    for dashboard in load_dashboards():
-        stored = api.dashboard.get_dashboard(dashboard["uid"])["dashboard"]
-        assert stored["title"] == dashboard["title"]
-        assert len(stored["panels"]) == len(dashboard["panels"])
-    assert len(uids) == len(load_dashboards())
+def _api():  # type: ignore[no-untyped-def]
+    settings = Settings().grafana
+    token = settings.token.get_secret_value() if settings.token else None
+    return grafana_api(settings.url or "", token, settings)
+
+
+def test_provision_creates_everything_and_a_second_run_changes_nothing() -> None:
+    api = _api()
+    provision(api, all_boards())
+    second = provision(api, all_boards())
+    assert {c.action for c in second} == {"unchanged"}, second
+    for board in all_boards():
+        stored = api.dashboard.get_dashboard(board.uid)["dashboard"]
+        assert stored["title"] == board.title
+        assert len(stored["panels"]) == len(board.json["panels"])
+    group = api.alertingprovisioning.get_rule_group(ALERT_FOLDER_UID, RULE_GROUP)
+    assert {r["uid"] for r in group["rules"]} == {r.uid for r in alert_rules()}

@@ -49,8 +49,6 @@ db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help
 app.add_typer(db_app, name="db")
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
-grafana_app = typer.Typer(help="Grafana dashboards.", no_args_is_help=True)
-app.add_typer(grafana_app, name="grafana")
 
 console = KlimapulsConsole()
 err_console = KlimapulsConsole(stderr=True)
@@ -242,54 +240,31 @@ def topics_create(
     )
 
 
-@grafana_app.command("push")
-def grafana_push() -> None:
-    """Create or update every dashboard on GRAFANA_URL (GRAFANA_TOKEN or user)."""
-    from klimapuls.dashboards import grafana_api, push_dashboards
-
-    settings = command_settings(quiet=True, discover=False)
-    _check_grafana_url(settings.grafana.url)
-    try:
-        uids = push_dashboards(grafana_api(settings.grafana))
-    except KlimapulsError:
-        raise
-    except Exception as exc:  # grafana-client and requests raise many kinds
-        logging.getLogger(__name__).debug("grafana push failed: %r", exc)
-        raise KlimapulsError(
-            f"Grafana at {settings.grafana.url} (GRAFANA_URL) did not answer or "
-            "refused the request; check the address and GRAFANA_TOKEN"
-        ) from None
-    console.print(f"pushed {plural(len(uids), 'dashboard')}: {', '.join(uids)}")
-
-
-def _check_grafana_url(url: str | None) -> None:
-    from klimapuls.core.errors import ConfigurationError
-
-    if not url:
-        raise ConfigurationError(
-            "GRAFANA_URL is not set: give the address of a Grafana, "
-            "e.g. http://localhost:3000"
-        )
-    if not re.match(r"^https?://[^\s/:]+(:\d+)?(/\S*)?$", url):
-        raise ConfigurationError(
-            f"GRAFANA_URL {url[:80]!r} is not an http(s) address "
-            "(e.g. http://localhost:3000)"
-        )
-
-
 def _register_commands() -> None:
     # Each command family lives in its own module and adds itself here.
     from klimapuls.cli import (
         alerts,
         bench,
         gateway,
+        grafana,
         importers,
         progress,
+        report,
         simulate,
         tokens,
     )
 
-    for module in (progress, importers, simulate, tokens, gateway, alerts, bench):
+    for module in (
+        progress,
+        importers,
+        simulate,
+        tokens,
+        gateway,
+        alerts,
+        grafana,
+        report,
+        bench,
+    ):
         module.register(app)
 
 

@@ -34,6 +34,7 @@ from klimapuls.cli.alerts_demo import (
 from klimapuls.cli.common import escape, masked, plural
 from klimapuls.cli.progress import database_rows
 from klimapuls.cli.render import print_progress
+from klimapuls.cli.report import write_demo_report
 from klimapuls.cli.simulate import send_event
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.producer import EventProducer
@@ -358,6 +359,7 @@ def _run(
             _summary(engine, console, data, time.monotonic() - started)
             if catcher is not None:
                 alerts_summary(engine, console, catcher)
+            write_demo_report(engine, settings.data_dir, console)
         if once:
             return 0
         console.print("running; Ctrl-C (or SIGTERM) drains the topics and stops")
