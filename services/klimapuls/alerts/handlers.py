@@ -36,6 +36,7 @@ from klimapuls.core.alerting import (
     conditions,
     observe_all,
 )
+from klimapuls.core.authorisation import Grants
 from klimapuls.core.batch import BatchResult, Incoming, decode_batch
 from klimapuls.core.identity import Verdict
 from klimapuls.core.messages import TargetStatusChange
@@ -142,8 +143,10 @@ class AlertsHandler:
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
         """Fold a batch of `target_status.v1` messages and evaluate."""
         now = self.clock()
+        # Status changes are the targets service's own messages: they write no
+        # producer's scope, so no grants apply.
         result, valid = decode_batch(
-            batch, (TARGET_STATUS,), self.name, now, BatchResult
+            batch, (TARGET_STATUS,), self.name, now, BatchResult, grants=Grants()
         )
         decoded = valid[TARGET_STATUS]
         changes = [TargetStatusChange.from_json(json.dumps(d.event)) for d in decoded]
