@@ -118,7 +118,7 @@ def _json_text(value: Any) -> str:
 def _type_message(error: ValidationError) -> str:
     wanted = error.validator_value
     types = wanted if isinstance(wanted, list) else [wanted]
-    words = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+    words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in types)
     return f"{_json_text(error.instance)} is not {words}"
 
 
