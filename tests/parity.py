@@ -138,7 +138,7 @@ def _stored_reports(engine: Engine) -> list[StatusReport]:
             initiative_id=r["initiative_id"],
             round=r["round"],
             status=r["status"],
-            tovholdere=tuple(r["tovholdere"]),
+            tovholdere=None if r["tovholdere"] is None else tuple(r["tovholdere"]),
             reported_at=r["reported_at"],
             effective_date=r["effective_date"],
         )

@@ -99,3 +99,35 @@ def test_the_same_file_imported_twice_stores_nothing_new(
     assert set(offline[half : 2 * half]) == {Verdict.DUPLICATE}
     assert set(offline[3 * half :]) == {Verdict.DUPLICATE}
     assert database_view(engine) == fold_view(fold)
+
+
+RING4 = "Udvidelse af Motorring 4 ved København (sydlig)"
+RING4_ID = "udvidelse-af-motorring-4-ved-koebenhavn-sydlig"
+TABLE_2023 = (
+    "project,tovholdere,tovholder fra,status_oct_2022,status_oct_2023\n"
+    f"{RING4},Ishøj,2023-05-01,Modtaget,Ja\n"
+)
+TABLE_2024 = (
+    "project,tovholdere,tovholder fra,status_oct_2022,status_oct_2023,"
+    "status_oct_2024\n"
+    f"{RING4},Ishøj;Klimaalliancen,2024-09-01,Modtaget,Ja,På sporet\n"
+)
+
+
+def test_a_vip_table_with_more_rounds_keeps_the_dates_of_older_handovers(
+    engine: Engine,
+) -> None:
+    first = imported("vip-status", TABLE_2023, datetime(2023, 10, 20, tzinfo=UTC))
+    later = imported("vip-status", TABLE_2024, datetime(2024, 10, 20, tzinfo=UTC))
+    fold, offline = through_fold(first + later, NOW)
+    assert through_database(engine, first + later, NOW) == offline
+    assert database_view(engine) == fold_view(fold)
+    assert fold_view(fold)["handovers"][RING4_ID] == [
+        ("2023-10", "2023-05-01", ["Høje-Taastrup"], ["Ishøj"]),
+        ("2024-10", "2024-09-01", ["Ishøj"], ["Ishøj", "Klimaalliancen"]),
+    ]
+    # The first table alone dated its hand-over the same way.
+    alone, _ = through_fold(first, NOW)
+    assert fold_view(alone)["handovers"][RING4_ID] == [
+        ("2023-10", "2023-05-01", ["Høje-Taastrup"], ["Ishøj"])
+    ]
