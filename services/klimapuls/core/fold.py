@@ -21,9 +21,9 @@ from klimapuls.core.errors import EventValidationError, FieldIssue
 from klimapuls.core.fleet import FleetSnapshot
 from klimapuls.core.identity import Judgement, Ledger, Verdict
 from klimapuls.core.initiatives import StatusReport
-from klimapuls.core.mobility import MobilityCount, yearly_trips
+from klimapuls.core.mobility import MobilityCount, restated_counts, site_years
 from klimapuls.core.model import Co2Account, Target
-from klimapuls.core.progress import Facts
+from klimapuls.core.progress import Facts, MobilityYears
 from klimapuls.core.reference import seed_target_events
 from klimapuls.core.validation import EVENT_KINDS, parse_json, preview, validate_event
 
@@ -80,12 +80,16 @@ class EventFold:
             self.reports.append(StatusReport.from_event(event))
 
     def facts(self) -> Facts:
-        """The facts folded so far."""
+        """The facts folded so far, with every count (for known-on views)."""
+        mobility = MobilityYears.of_sites(site_years(self.counts))
         return Facts(
             targets=tuple(self.targets),
             accounts=tuple(self.accounts),
             fleet=tuple(self.fleet),
-            trips=tuple(yearly_trips(self.counts)),
+            trips=mobility.trips,
+            bike_sites=mobility.bike_sites,
+            counts=tuple(self.counts),
+            restated_counts=tuple(restated_counts(self.counts)),
         )
 
 
