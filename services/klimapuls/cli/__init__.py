@@ -169,9 +169,9 @@ def grafana_push() -> None:
 
 def _register_commands() -> None:
     # Each command family lives in its own module and adds itself here.
-    from klimapuls.cli import importers, progress, simulate
+    from klimapuls.cli import changes, importers, progress, simulate
 
-    for module in (progress, importers, simulate):
+    for module in (progress, changes, importers, simulate):
         module.register(app)
 
 
