@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from itertools import groupby
 from typing import Any
 
@@ -29,7 +29,7 @@ from klimapuls.core.initiatives import (
     reference_initiatives,
     tovholder_timeline,
 )
-from klimapuls.core.progress import Facts
+from klimapuls.core.progress import Facts, evaluate_all
 from klimapuls.core.validation import validate_event
 from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.importers import ImportOptions, convert
@@ -98,6 +98,17 @@ def through_fold(
     return fold, verdicts
 
 
+def database_progress(engine: Engine, as_of: date) -> list[dict[str, Any]]:
+    """Every target's progress from the database (as `klimapuls progress`)."""
+    facts = in_transaction(engine, load_facts)
+    return [p.as_json() for p in evaluate_all(facts, as_of)]
+
+
+def fold_progress(fold: EventFold, as_of: date) -> list[dict[str, Any]]:
+    """Every target's progress from the fold (as `progress --offline`)."""
+    return [p.as_json() for p in evaluate_all(fold.facts(), as_of)]
+
+
 def _handovers(initiative_id: str, reports: Iterable[StatusReport]) -> list[Any]:
     item = next(i for i in reference_initiatives() if i.initiative_id == initiative_id)
     timeline = tovholder_timeline(
@@ -138,7 +149,7 @@ def _stored_reports(engine: Engine) -> list[StatusReport]:
             initiative_id=r["initiative_id"],
             round=r["round"],
             status=r["status"],
-            tovholdere=tuple(r["tovholdere"]),
+            tovholdere=None if r["tovholdere"] is None else tuple(r["tovholdere"]),
             reported_at=r["reported_at"],
             effective_date=r["effective_date"],
         )

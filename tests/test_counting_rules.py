@@ -99,3 +99,180 @@ def test_the_same_file_imported_twice_stores_nothing_new(
     assert set(offline[half : 2 * half]) == {Verdict.DUPLICATE}
     assert set(offline[3 * half :]) == {Verdict.DUPLICATE}
     assert database_view(engine) == fold_view(fold)
+
+
+RING4 = "Udvidelse af Motorring 4 ved København (sydlig)"
+RING4_ID = "udvidelse-af-motorring-4-ved-koebenhavn-sydlig"
+TABLE_2023 = (
+    "project,tovholdere,tovholder fra,status_oct_2022,status_oct_2023\n"
+    f"{RING4},Ishøj,2023-05-01,Modtaget,Ja\n"
+)
+TABLE_2024 = (
+    "project,tovholdere,tovholder fra,status_oct_2022,status_oct_2023,"
+    "status_oct_2024\n"
+    f"{RING4},Ishøj;Klimaalliancen,2024-09-01,Modtaget,Ja,På sporet\n"
+)
+
+
+def test_a_vip_table_with_more_rounds_keeps_the_dates_of_older_handovers(
+    engine: Engine,
+) -> None:
+    first = imported("vip-status", TABLE_2023, datetime(2023, 10, 20, tzinfo=UTC))
+    later = imported("vip-status", TABLE_2024, datetime(2024, 10, 20, tzinfo=UTC))
+    fold, offline = through_fold(first + later, NOW)
+    assert through_database(engine, first + later, NOW) == offline
+    assert database_view(engine) == fold_view(fold)
+    assert fold_view(fold)["handovers"][RING4_ID] == [
+        ("2023-10", "2023-05-01", ["Høje-Taastrup"], ["Ishøj"]),
+        ("2024-10", "2024-09-01", ["Ishøj"], ["Ishøj", "Klimaalliancen"]),
+    ]
+    # The first table alone dated its hand-over the same way.
+    alone, _ = through_fold(first, NOW)
+    assert fold_view(alone)["handovers"][RING4_ID] == [
+        ("2023-10", "2023-05-01", ["Høje-Taastrup"], ["Ishøj"])
+    ]
+
+
+def test_the_repeated_autumn_hour_is_read_in_order_or_by_its_offset(
+    engine: Engine,
+) -> None:
+    text = (
+        "site,kommune,time,mode,count,offset\n"
+        "vd-1,147,2025-10-26 01:00,bil,10,\n"
+        "vd-1,147,2025-10-26 02:00,bil,20,\n"  # the first 02:00 (summer time)
+        "vd-1,147,2025-10-26 02:00,bil,30,\n"  # the repeated 02:00 (winter time)
+        "vd-1,147,2025-10-26 03:00,bil,40,\n"
+        "vd-2,147,2025-10-26 02:00,bil,5,vintertid\n"
+        "vd-2,147,2025-10-26 02:00,bil,6,+02:00\n"
+    )
+    events = imported("traffic-count", text, T1.replace(year=2025, month=11))
+    assert [e["interval_start"] for _, e in events] == [
+        "2025-10-26T01:00:00+02:00",
+        "2025-10-26T02:00:00+02:00",
+        "2025-10-26T02:00:00+01:00",
+        "2025-10-26T03:00:00+01:00",
+        "2025-10-26T02:00:00+01:00",
+        "2025-10-26T02:00:00+02:00",
+    ]
+    # Every interval is one hour long, across the change too.
+    assert events[1][1]["interval_end"] == "2025-10-26T02:00:00+01:00"
+    fold, offline = through_fold(events, NOW)
+    assert through_database(engine, events, NOW) == offline == [Verdict.NEW] * 6
+    assert database_view(engine) == fold_view(fold)
+    assert sum(t.trips for t in fold.facts().trips) == 111
+    assert (
+        scalar(engine, "SELECT count(*) FROM mobility_hourly WHERE site_id = 'vd-1'")
+        == 4
+    )
+
+
+def test_a_time_in_the_skipped_spring_hour_is_an_error_naming_the_column() -> None:
+    from klimapuls.importers import convert
+
+    text = "site,kommune,time,mode,count\nvd-1,147,2025-03-30 02:30,bil,1\n"
+    [item] = convert("traffic-count", text, lambda kind, event: event)
+    [issue] = item.issues
+    assert issue.column == "time" and "does not exist in Danish time" in issue.reason
+
+
+def test_a_bus_under_two_garages_on_one_date_is_refused_not_counted_twice(
+    engine: Engine,
+) -> None:
+    from klimapuls.importers import convert
+    from klimapuls.producer.readers import complete_envelope
+
+    text = (
+        "vognnummer,operatør,garage,drivmiddel,kommune,dato\n"
+        "1001,Movia,Ballerup,el,Ballerup,2025-04-01\n"
+        "1002,Movia,Ballerup,diesel,Ballerup,2025-04-01\n"
+        "1001,Movia,Gladsaxe,el,Gladsaxe,2025-04-01\n"
+    )
+    items = list(
+        convert(
+            "fleet-list",
+            text,
+            lambda kind, event: complete_envelope(kind, event, "pytest", T1),
+        )
+    )
+    [issue] = [i for item in items for i in item.issues]
+    assert (issue.row, issue.column) == (4, "vognnummer")
+    assert "already listed under 'Ballerup'" in issue.reason and "row 2" in issue.reason
+    events = [(item.kind, item.event) for item in items if item.event is not None]
+    fold, offline = through_fold(events, NOW)
+    assert through_database(engine, events, NOW) == offline
+    assert database_view(engine) == fold_view(fold)
+    region = [p for p in fold.facts().fleet]
+    assert sum(s.buses.total for s in region) == 2
+
+
+def _monthly(site: str, code: str, mode: str, year: int, months: range, n: int):
+    from tests.mobility.factories import count_event
+
+    return [
+        (
+            "mobility_count",
+            count_event(
+                site,
+                mode,
+                f"{year}-{m:02d}-10T06:00:00+00:00",
+                n,
+                municipality_code=code,
+            ),
+        )
+        for m in months
+    ]
+
+
+YEAR = range(1, 13)
+
+
+def test_the_region_counts_a_year_only_when_every_counting_municipality_covers_it(
+    engine: Engine,
+) -> None:
+    from klimapuls.core.mobility import modal_splits
+    from tests.parity import database_progress, fold_progress
+
+    # Frederiksberg counts January only, Gentofte February to December:
+    # together every month, but neither municipality has a whole year.
+    events = (
+        _monthly("a", "147", "bike", 2024, range(1, 2), 500)
+        + _monthly("b", "157", "bike", 2024, range(2, 13), 300)
+        + _monthly("b", "157", "car", 2024, range(2, 13), 400)
+    )
+    fold, offline = through_fold(events, NOW)
+    assert through_database(engine, events, NOW) == offline
+    assert database_progress(engine, NOW.date()) == fold_progress(fold, NOW.date())
+    [region] = [
+        s for s in modal_splits(fold.facts().trips, NOW.date()) if s.scope == "1084"
+    ]
+    assert (region.months_covered, region.counted) == (0, False)
+    trips = next(
+        p
+        for p in fold_progress(fold, NOW.date())
+        if p["target_id"] == "sustainable-trips-2035"
+    )
+    assert trips["latest_year"] is None  # no counted year yet
+
+
+def test_bike_trips_compare_like_with_like_when_a_site_joins_mid_series(
+    engine: Engine,
+) -> None:
+    from tests.parity import database_progress, fold_progress
+
+    events = (
+        _monthly("old", "147", "bike", 2023, YEAR, 100)
+        + _monthly("old", "147", "bike", 2024, YEAR, 105)
+        + _monthly("old", "147", "bike", 2025, YEAR, 110)
+        # A busy new site from July 2024: it must not look like growth.
+        + _monthly("new", "147", "bike", 2024, range(7, 13), 1000)
+        + _monthly("new", "147", "bike", 2025, YEAR, 1000)
+    )
+    fold, offline = through_fold(events, NOW)
+    assert through_database(engine, events, NOW) == offline
+    database = database_progress(engine, NOW.date())
+    assert database == fold_progress(fold, NOW.date())
+    bike = next(p for p in database if p["target_id"] == "bike-trips-2030")
+    # 2023: 1,200 trips; 2024: +5 % at the old site; 2025: +4.8 % there.
+    assert bike["baseline_year"] == 2023 and bike["baseline_value"] == 1200
+    assert bike["latest_year"] == 2025
+    assert bike["latest_value"] == pytest.approx(1200 * 1260 / 1200 * 1320 / 1260)

@@ -55,8 +55,9 @@ def test_the_real_vip_table_gives_one_event_per_filled_cell() -> None:
         for e in events
         if e["initiative_id"] == "udvidelse-af-motorring-4-ved-koebenhavn-sydlig"
     ]
-    assert [(e["round"], e["tovholdere"]) for e in ring4] == [
-        ("2022-10", ["Høje-Taastrup"]),
+    # The table names who holds it now: that goes with the newest round.
+    assert [(e["round"], e.get("tovholdere")) for e in ring4] == [
+        ("2022-10", None),
         ("2023-10", ["Høje-Taastrup"]),
     ]
     assert ring4[0]["note"] == "tovholder passes to Ishøj"

@@ -12,11 +12,13 @@ from klimapuls.core.mobility import (
     SUSTAINABLE_MODES,
     SUSTAINABLE_TRIP_SHARE,
     MobilityCount,
+    SiteYear,
     YearTrips,
     current_counts,
     mobility_series,
     modal_split,
     modal_splits,
+    year_totals,
 )
 from klimapuls.core.model import REGION_CODE
 from klimapuls.core.targets import evaluate
@@ -111,12 +113,16 @@ def test_bike_trips_progress_uses_the_shared_target_math() -> None:
     from klimapuls.core.model import Target
 
     target = Target.from_event(validate_event("target", bike_trips_target()))
-    rows = [
-        _year(y, "101", "bike", t)
+    # One site counted all year: bike trips compare like with like.
+    sites = [
+        SiteYear(y, "101", "s1", "bike", t, ALL_MONTHS)
         for y, t in ((2022, 1000), (2023, 1040), (2024, 1080))
     ]
     series = mobility_series(
-        modal_splits(rows, date(2025, 7, 1)), REGION_CODE, BIKE_TRIPS
+        modal_splits(year_totals(sites), date(2025, 7, 1)),
+        REGION_CODE,
+        BIKE_TRIPS,
+        sites,
     )
     progress = evaluate(target, series, date(2025, 7, 1))
     assert progress.target_value == pytest.approx(1200)

@@ -245,6 +245,7 @@ def _register_commands() -> None:
     from klimapuls.cli import (
         alerts,
         bench,
+        changes,
         gateway,
         grafana,
         importers,
@@ -256,6 +257,7 @@ def _register_commands() -> None:
 
     for module in (
         progress,
+        changes,
         importers,
         simulate,
         tokens,

@@ -5,6 +5,9 @@ database mode on the facts its services stored (target versions, account
 figures, fleet snapshots, yearly trips), the offline mode on the same facts
 folded in memory from JSONL event files with the same identity rules. So the
 same events give the same numbers, whichever way they are read.
+`--known-on DATE` first cuts the facts to those known on that date
+(`klimapuls.core.knowledge.known_on`; the database aggregates the counts
+known then), `--as-of DATE` says which years count; they combine.
 
 Exit codes: 0 all fine; 1 some offline lines were invalid (they are reported
 on stderr and skipped, the rest is still evaluated and printed), or the
@@ -18,7 +21,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +34,7 @@ from klimapuls.cli.render import print_progress
 from klimapuls.core.errors import ConfigurationError
 from klimapuls.core.fold import EventFold, read_jsonl
 from klimapuls.core.identity import Verdict
+from klimapuls.core.knowledge import known_on
 from klimapuls.core.progress import Facts, evaluate_all
 from klimapuls.core.reference import scope_codes
 from klimapuls.importers.table import FileEncodingError, text_lines
@@ -39,6 +43,7 @@ from klimapuls.storage.facts import load_facts
 
 __all__ = [
     "OfflineReport",
+    "database_facts",
     "database_rows",
     "read_offline",
     "register",
@@ -70,8 +75,12 @@ class OfflineReport:
     issues: list[LineIssue] = field(default_factory=list)
 
 
-def read_offline(files: Sequence[Path]) -> OfflineReport:
-    """Fold every valid line of `files` (in order); collect the invalid ones."""
+def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineReport:
+    """Fold every valid line of `files` (in order); collect the invalid ones.
+
+    `now` is the clock the validators bound `reported_at` with, as the
+    services' clock does.
+    """
     fold = EventFold()
     issues: list[LineIssue] = []
     events = duplicates = 0
@@ -81,7 +90,7 @@ def read_offline(files: Sequence[Path]) -> OfflineReport:
             if bad.problem is not None:
                 issues.append(LineIssue(path, bad.number, "$", bad.problem))
         # Undecodable lines stay as blank ones, so line numbers still match.
-        for line in read_jsonl(t.text or "" for t in lines):
+        for line in read_jsonl((t.text or "" for t in lines), now):
             error = line.error
             if error is None and line.kind is not None and line.event is not None:
                 judgement = fold.judge(line.kind, line.event)
@@ -98,14 +107,14 @@ def read_offline(files: Sequence[Path]) -> OfflineReport:
     return OfflineReport(fold.facts(), events, duplicates, issues)
 
 
-def _parse_as_of(text: str | None) -> date | None:
+def _parse_as_of(text: str | None, option: str = "--as-of") -> date | None:
     if text is None:
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(
-            f"{text!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
+            f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option
         ) from None
 
 
@@ -116,10 +125,25 @@ _NO_DATABASE = (
 )
 
 
-def database_rows(engine: Engine, as_of: date | None) -> list[dict[str, Any]]:
-    """Every target's progress, recomputed from the stored facts."""
-    facts = in_transaction(engine, load_facts)
-    return [p.as_json() for p in evaluate_all(facts, as_of or date.today())]
+def database_facts(engine: Engine, known: date | None = None) -> Facts:
+    """The stored facts, cut to those known on `known` when given."""
+    facts = in_transaction(
+        engine, lambda conn: load_facts(conn, () if known is None else (known,))
+    )
+    return facts if known is None else known_on(facts, known)
+
+
+def database_rows(
+    engine: Engine, as_of: date | None, known: date | None = None
+) -> list[dict[str, Any]]:
+    """Every target's progress, recomputed from the stored facts.
+
+    `known` keeps only the facts known on that date (`--known-on`); `as_of`
+    (default: `known`, else today) says which years count.
+    """
+    facts = database_facts(engine, known)
+    day = as_of or known or date.today()
+    return [p.as_json() for p in evaluate_all(facts, day)]
 
 
 def _print_issues(report: OfflineReport, err_console: Console) -> None:
@@ -149,6 +173,7 @@ def run_progress(
     scope: str | None,
     console: Console,
     err_console: Console,
+    known: date | None = None,
 ) -> int:
     """Evaluate, filter and print; return the exit code."""
     if scope is not None and scope not in scope_codes():
@@ -160,7 +185,7 @@ def run_progress(
     exit_code = EXIT_OK
     if offline:
         try:
-            report = read_offline(files)
+            report = read_offline(files, datetime.now(UTC))
         except FileEncodingError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             return EXIT_USAGE
@@ -171,8 +196,9 @@ def run_progress(
             names = ", ".join(str(f) for f in files)
             err_console.print(f"no events in {names}", markup=False)
             exit_code = EXIT_INVALID_INPUT
-        day = as_of or date.today()
-        rows = [p.as_json() for p in evaluate_all(report.facts, day)]
+        day = as_of or known or date.today()
+        facts = report.facts if known is None else known_on(report.facts, known)
+        rows = [p.as_json() for p in evaluate_all(facts, day)]
         source = f"{len(files)} file(s), offline"
     else:
         from klimapuls.cli.common import check_database, command_settings
@@ -183,7 +209,7 @@ def run_progress(
             raise ConfigurationError(_NO_DATABASE.format(data_dir=settings.data_dir))
         engine = create_db_engine(check_database(settings.require_database_url()))
         try:
-            rows = database_rows(engine, as_of)
+            rows = database_rows(engine, as_of, known)
         finally:
             engine.dispose()
         source = "database"
@@ -199,7 +225,9 @@ def run_progress(
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     else:
-        day_text = (as_of or date.today()).isoformat()
+        day_text = (as_of or known or date.today()).isoformat()
+        if known is not None:
+            day_text += f", as known on {known.isoformat()}"
         print_progress(console, rows, f"Target progress as of {day_text} ({source})")
     return exit_code
 
@@ -235,6 +263,16 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        known_on_text: Annotated[
+            str | None,
+            typer.Option(
+                "--known-on",
+                metavar="DATE",
+                help="Only figures and target versions known on this date "
+                "(YYYY-MM-DD); --as-of defaults to it.",
+                show_default=False,
+            ),
+        ] = None,
         target_id: Annotated[
             str | None,
             typer.Option("--target", metavar="ID", help="Only this target."),
@@ -258,6 +296,7 @@ def register(app: typer.Typer) -> None:
         from klimapuls.cli import console, err_console
 
         day = _parse_as_of(as_of)
+        known = _parse_as_of(known_on_text, "--known-on")
         paths = list(files or [])
         if offline and not paths:
             raise typer.BadParameter("give at least one JSONL file", param_hint="FILE")
@@ -281,5 +320,6 @@ def register(app: typer.Typer) -> None:
                 scope=scope,
                 console=console,
                 err_console=err_console,
+                known=known,
             )
         )

@@ -27,9 +27,13 @@ from klimapuls.core.initiatives import (
     reference_initiatives,
     round_start,
 )
-from klimapuls.core.mobility import MobilityCount, yearly_trips
+from klimapuls.core.mobility import (
+    MobilityCount,
+    restated_counts,
+    site_years,
+)
 from klimapuls.core.model import Co2Account, Target
-from klimapuls.core.progress import Facts
+from klimapuls.core.progress import Facts, MobilityYears
 from klimapuls.core.reference import seed_target_events
 from klimapuls.core.validation import EVENT_KINDS, parse_json, preview, validate_event
 
@@ -118,12 +122,16 @@ class EventFold:
         return sorted(listed, key=lambda i: i.initiative_id)
 
     def facts(self) -> Facts:
-        """The facts folded so far."""
+        """The facts folded so far, with every count (for known-on views)."""
+        mobility = MobilityYears.of_sites(site_years(self.counts))
         return Facts(
             targets=tuple(self.targets),
             accounts=tuple(self.accounts),
             fleet=tuple(self.fleet),
-            trips=tuple(yearly_trips(self.counts)),
+            trips=mobility.trips,
+            bike_sites=mobility.bike_sites,
+            counts=tuple(self.counts),
+            restated_counts=tuple(restated_counts(self.counts)),
         )
 
 

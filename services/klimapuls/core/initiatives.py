@@ -13,7 +13,11 @@ e.g. `2023-10`). Three things are derived, never sent:
 - **tovholder hand-overs**: the set of tovholdere in a round differs from the
   set before it. Each hand-over is dated (the report's `effective_date`, else
   the first day of the round) and every tovholder's assignment is kept as an
-  interval `[valid_from, valid_to)`, so history is never overwritten.
+  interval `[valid_from, valid_to)`, so history is never overwritten. A
+  round's set is that of its newest report that names one: a report that
+  leaves `tovholdere` out (an older round of a re-imported table) restates
+  the status only, so importing a table with more rounds adds hand-overs
+  and never moves older ones.
 
 The storage layer mirrors these functions in SQL views and derived tables.
 """
@@ -51,6 +55,7 @@ __all__ = [
     "initiative_issues",
     "known_tovholdere",
     "missing_reports",
+    "naming_reports",
     "reference_initiatives",
     "round_start",
     "tovholder_timeline",
@@ -218,7 +223,8 @@ class StatusReport:
     initiative_id: str
     round: str
     status: str
-    tovholdere: tuple[str, ...]
+    #: None: the report does not say who held the initiative (the set stays).
+    tovholdere: tuple[str, ...] | None
     reported_at: datetime
     effective_date: date | None = None
 
@@ -236,12 +242,13 @@ class StatusReport:
     def from_event(cls, event: Mapping[str, Any]) -> StatusReport:
         """Build from a validated `initiative_status.v1` event."""
         effective = event.get("effective_date")
+        named = event.get("tovholdere")
         return cls(
             event_id=event["event_id"],
             initiative_id=event["initiative_id"],
             round=event["round"],
             status=event["status"],
-            tovholdere=tuple(event["tovholdere"]),
+            tovholdere=None if named is None else tuple(named),
             reported_at=datetime.fromisoformat(event["reported_at"]),
             effective_date=date.fromisoformat(effective) if effective else None,
         )
@@ -260,6 +267,17 @@ def current_reports(
         if best is None or report.rank > best.rank:
             current[report.slot] = report
     return current
+
+
+def naming_reports(
+    reports: Iterable[StatusReport],
+) -> dict[tuple[str, str], StatusReport]:
+    """Per (initiative, round), the newest report that names its tovholdere.
+
+    Reports that leave `tovholdere` out are skipped: they say nothing about
+    who held the initiative, so they cannot move a hand-over.
+    """
+    return current_reports(r for r in reports if r.tovholdere is not None)
 
 
 @dataclass(frozen=True)
@@ -320,15 +338,13 @@ def tovholder_timeline(
 
     `reference` is the set listed in the reference data (valid from `since`),
     or None for an initiative known only from reports, whose first report
-    then sets the starting set without a hand-over. Only the current report
-    of each round counts, rounds in order; a hand-over is dated with the
-    report's `effective_date`, else the first day of its round, and never
-    before the previous change (a date out of order is moved up to it).
+    naming tovholdere then sets the starting set without a hand-over. Per
+    round the newest report naming tovholdere counts (`naming_reports`),
+    rounds in order; a hand-over is dated with that report's
+    `effective_date`, else the first day of its round, and never before the
+    previous change (a date out of order is moved up to it).
     """
-    ordered = sorted(
-        (r for r in current_reports(reports).values()),
-        key=lambda r: r.round,
-    )
+    ordered = sorted(naming_reports(reports).values(), key=lambda r: r.round)
     open_since: dict[str, tuple[date | None, str | None]] = {}
     closed: list[Assignment] = []
     handovers: list[Handover] = []
@@ -338,9 +354,11 @@ def tovholder_timeline(
     elif ordered:
         first = ordered.pop(0)
         last_change = first.effective_date or round_start(first.round)
-        open_since = {name: (last_change, first.round) for name in first.tovholdere}
+        open_since = {
+            name: (last_change, first.round) for name in first.tovholdere or ()
+        }
     for report in ordered:
-        new = set(report.tovholdere)
+        new = set(report.tovholdere or ())
         if new == set(open_since):
             continue
         day = report.effective_date or round_start(report.round)

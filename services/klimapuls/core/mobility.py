@@ -20,8 +20,13 @@ from files:
   have ended by the as-of date; a half-counted year would make trip totals
   look like a collapse. A year stays provisional (still open to corrections)
   until 1 June of the next year.
+- The region's year counts only when every municipality that counts that
+  year covers all 12 months (`modal_splits`), not when their months
+  together do.
 - Series: `sustainable_trip_share` (%) = 100 * sustainable trips / all trips,
-  and `bike_trips` (trips) = the bike count of the year. The region
+  and `bike_trips` (trips): the first counted year's bike trips, then the
+  growth at the sites counted all year in both years (`like_for_like`), so
+  a site added mid-series does not make the trend jump. The region
   (`1084`) adds up every municipality; a municipality scope uses its own.
 """
 
@@ -45,14 +50,17 @@ __all__ = [
     "MODES",
     "PROVISIONAL_UNTIL",
     "PUBLIC_TRANSPORT_MODES",
+    "RANK_FIELDS",
     "SUSTAINABLE_MODES",
     "SUSTAINABLE_TRIP_SHARE",
     "CountKey",
     "MobilityCount",
     "ModalSplit",
+    "SiteYear",
     "YearTrips",
     "current_counts",
     "ended_months",
+    "like_for_like",
     "local_month",
     "mobility_issues",
     "mobility_series",
@@ -60,7 +68,10 @@ __all__ = [
     "modal_splits",
     "months_in",
     "parse_moment",
+    "restated_counts",
+    "site_years",
     "wins_over",
+    "year_totals",
     "yearly_trips",
 ]
 
@@ -183,6 +194,11 @@ class MobilityCount:
         return (self.revision, self.reported_at, self.event_id)
 
 
+#: The fields of `MobilityCount.rank`, most significant first: a reader that
+#: picks the current count itself (SQL) orders by these, descending.
+RANK_FIELDS: tuple[str, ...] = ("revision", "reported_at", "event_id")
+
+
 def wins_over(
     candidate: tuple[int, datetime, str], current: tuple[int, datetime, str]
 ) -> bool:
@@ -198,6 +214,14 @@ def current_counts(counts: Iterable[MobilityCount]) -> dict[CountKey, MobilityCo
         if seen is None or wins_over(count.rank, seen.rank):
             best[count.key] = count
     return best
+
+
+def restated_counts(counts: Iterable[MobilityCount]) -> list[MobilityCount]:
+    """Every count of a count key reported more than once."""
+    by_key: dict[CountKey, list[MobilityCount]] = defaultdict(list)
+    for count in counts:
+        by_key[count.key].append(count)
+    return [c for group in by_key.values() if len(group) > 1 for c in group]
 
 
 def local_month(moment: datetime) -> tuple[int, int]:
@@ -231,6 +255,50 @@ class YearTrips:
     month_mask: int
 
 
+@dataclass(frozen=True)
+class SiteYear:
+    """Current trips of one mode at one site in one local year, with its months."""
+
+    year: int
+    municipality_code: str
+    site_id: str
+    mode: str
+    trips: int
+    month_mask: int
+
+    @property
+    def full(self) -> bool:
+        """Whether the site has counts in all 12 months of the year."""
+        return self.month_mask & _ALL_MONTHS == _ALL_MONTHS
+
+
+def site_years(counts: Iterable[MobilityCount]) -> list[SiteYear]:
+    """Current trips per local year, site and mode, with counted months.
+
+    Restated counts dropped, each count in the local month of its
+    `interval_start` (the same as the database's hourly rollup, per site).
+    """
+    trips: dict[tuple[int, str, str, str], int] = defaultdict(int)
+    masks: dict[tuple[int, str, str, str], int] = defaultdict(int)
+    for count in current_counts(counts).values():
+        year, month = local_month(count.interval_start)
+        key = (year, count.municipality_code, count.site_id, count.mode)
+        trips[key] += count.count
+        masks[key] |= 1 << (month - 1)
+    return [SiteYear(*key, trips[key], masks[key]) for key in sorted(trips)]
+
+
+def year_totals(sites: Iterable[SiteYear]) -> list[YearTrips]:
+    """The yearly rollup (municipality and mode) of per-site years."""
+    trips: dict[tuple[int, str, str], int] = defaultdict(int)
+    masks: dict[tuple[int, str, str], int] = defaultdict(int)
+    for site in sites:
+        key = (site.year, site.municipality_code, site.mode)
+        trips[key] += site.trips
+        masks[key] |= site.month_mask
+    return [YearTrips(*key, trips[key], masks[key]) for key in sorted(trips)]
+
+
 def yearly_trips(counts: Iterable[MobilityCount]) -> list[YearTrips]:
     """Current trips per local year, municipality and mode, with counted months.
 
@@ -238,19 +306,7 @@ def yearly_trips(counts: Iterable[MobilityCount]) -> list[YearTrips]:
     from count events: restated counts dropped, each count in the local
     month of its `interval_start`.
     """
-    trips: dict[tuple[int, str, str], int] = defaultdict(int)
-    masks: dict[tuple[int, str, str], int] = defaultdict(int)
-    for count in current_counts(counts).values():
-        year, month = local_month(count.interval_start)
-        key = (year, count.municipality_code, count.mode)
-        trips[key] += count.count
-        masks[key] |= 1 << (month - 1)
-    return [
-        YearTrips(
-            year, code, mode, trips[(year, code, mode)], masks[(year, code, mode)]
-        )
-        for year, code, mode in sorted(trips)
-    ]
+    return year_totals(site_years(counts))
 
 
 def modal_split(trips_by_mode: Mapping[str, int]) -> dict[str, float]:
@@ -302,7 +358,14 @@ def _is_provisional(year: int, as_of: date) -> bool:
 
 
 def modal_splits(rows: Iterable[YearTrips], as_of: date) -> list[ModalSplit]:
-    """Modal split per year for the region and for every municipality in `rows`."""
+    """Modal split per year for the region and for every municipality in `rows`.
+
+    A municipality's months are those it has counts in (any mode). The
+    region's months are those *every* municipality counting that year has
+    counts in: its year counts only when each of them covers all 12 months,
+    not when their months together do (one counting January, another the
+    rest of the year is not a counted year).
+    """
     trips: dict[tuple[str, int], dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(MODES, 0)
     )
@@ -310,7 +373,12 @@ def modal_splits(rows: Iterable[YearTrips], as_of: date) -> list[ModalSplit]:
     for row in rows:
         for scope in (row.municipality_code, REGION_CODE):
             trips[(scope, row.year)][row.mode] += row.trips
-            masks[(scope, row.year)] |= row.month_mask
+        masks[(row.municipality_code, row.year)] |= row.month_mask
+    for scope, year in list(trips):
+        if scope == REGION_CODE:
+            masks[(scope, year)] = _common_months(
+                mask for (code, y), mask in masks.items() if y == year
+            )
     result = []
     for (scope, year), by_mode in sorted(trips.items()):
         covered = masks[(scope, year)] & ended_months(year, as_of)
@@ -329,28 +397,84 @@ def modal_splits(rows: Iterable[YearTrips], as_of: date) -> list[ModalSplit]:
     return result
 
 
+def _common_months(masks: Iterable[int]) -> int:
+    """The months all of `masks` hold (none when there are no masks)."""
+    common = _ALL_MONTHS
+    seen = False
+    for mask in masks:
+        common &= mask
+        seen = True
+    return common if seen else 0
+
+
+def _in_scope(site: SiteYear, scope: str) -> bool:
+    return scope == REGION_CODE or site.municipality_code == scope
+
+
+def like_for_like(
+    counted: Iterable[ModalSplit], sites: Iterable[SiteYear], scope: str
+) -> dict[int, float]:
+    """Bike trips of the counted years, compared like with like.
+
+    The first counted year is its bike trips as counted. Each later counted
+    year is the previous value times the growth at the sites that counted
+    bikes in all 12 months of *both* years (a chain index in trips), so a
+    site added or dropped mid-series does not make the series jump. A year
+    with no such site (or none with trips the year before) has no
+    comparable value and is left out; the next year compares with the last
+    year that had one.
+    """
+    full: dict[int, dict[str, int]] = defaultdict(dict)
+    for site in sites:
+        if site.mode == "bike" and site.full and _in_scope(site, scope):
+            full[site.year][site.site_id] = site.trips
+    values: dict[int, float] = {}
+    previous: int | None = None
+    for split in sorted(counted, key=lambda s: s.year):
+        if previous is None:
+            values[split.year] = float(split.bike_trips)
+            previous = split.year
+            continue
+        common = sorted(full[previous].keys() & full[split.year].keys())
+        before = sum(full[previous][site] for site in common)
+        if before <= 0:
+            continue
+        after = sum(full[split.year][site] for site in common)
+        values[split.year] = values[previous] * after / before
+        previous = split.year
+    return values
+
+
 def mobility_series(
-    splits: Iterable[ModalSplit], scope: str, indicator: str
+    splits: Iterable[ModalSplit],
+    scope: str,
+    indicator: str,
+    sites: Iterable[SiteYear] = (),
 ) -> dict[int, YearValue]:
     """The yearly series of `indicator` for `scope`, for `core.targets.evaluate`.
 
     Coverage counts months: a year is counted when all 12 have counts and
     have ended. Scopes without counts (`DK`, `movia`) get an empty series.
+    Bike trips of counted years compare like with like (`like_for_like`,
+    from the per-site years in `sites`); a year not counted shows its bike
+    trips as counted so far.
     """
+    own = [split for split in splits if split.scope == scope]
+    chained: dict[int, float] = {}
+    if indicator == BIKE_TRIPS:
+        chained = like_for_like((s for s in own if s.counted), sites, scope)
     series: dict[int, YearValue] = {}
-    for split in splits:
-        if split.scope != scope:
-            continue
+    for split in own:
         value: float | None
         if indicator == SUSTAINABLE_TRIP_SHARE:
             value = split.sustainable_share
         elif indicator == BIKE_TRIPS:
-            value = float(split.bike_trips)
+            value = chained.get(split.year) if split.counted else split.bike_trips
         else:
             raise ValueError(f"{indicator!r} is not a mobility indicator")
         if value is None:
             continue
         series[split.year] = YearValue(
-            split.year, value, Coverage(split.year, split.months_covered, 12)
+            split.year, float(value), Coverage(split.year, split.months_covered, 12)
         )
     return dict(sorted(series.items()))

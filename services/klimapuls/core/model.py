@@ -114,6 +114,9 @@ class Target:
     name: str = ""
     source: str = ""
     unit: str = TONNES_CO2E
+    #: When this version was reported (known-on views pick the versions
+    #: known then); None for a version built without one.
+    reported_at: datetime | None = field(default=None, compare=False)
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> Target:
@@ -137,6 +140,9 @@ class Target:
             name=event.get("name") or "",
             source=event.get("source") or "",
             unit=INDICATOR_UNITS.get(event["indicator"], ""),
+            reported_at=datetime.fromisoformat(event["reported_at"].upper())
+            if event.get("reported_at")
+            else None,
         )
 
     @property

@@ -6,7 +6,9 @@ from JSONL event files by `klimapuls.core.fold`) all end here, so the same
 events give the same numbers everywhere, floats included:
 
 1. `Facts`: every target version, CO2 account figure and fleet snapshot as
-   received, and the current trips per year, municipality and mode.
+   received, the current trips per year, municipality and mode, and the
+   per-site bike years. `klimapuls.core.knowledge.known_on` cuts them to
+   what was known on a date.
 2. Targets: the newest version of every target counts (`current_targets`);
    older versions stay as history.
 3. Series, per (indicator, measured scope), at the as-of date:
@@ -47,10 +49,13 @@ from klimapuls.core.messages import LastEvaluation, TargetStatusChange
 from klimapuls.core.mobility import (
     BIKE_TRIPS,
     SUSTAINABLE_TRIP_SHARE,
+    MobilityCount,
     ModalSplit,
+    SiteYear,
     YearTrips,
     mobility_series,
     modal_splits,
+    year_totals,
 )
 from klimapuls.core.model import REGION_CODE, Co2Account, Progress, Target
 from klimapuls.core.reference import municipality_codes
@@ -62,6 +67,7 @@ __all__ = [
     "MOBILITY_INDICATORS",
     "Facts",
     "MeasuredSeries",
+    "MobilityYears",
     "SeriesKey",
     "current_targets",
     "emission_series_by_scope",
@@ -108,17 +114,45 @@ def emission_series_by_scope(
 
 
 @dataclass(frozen=True)
+class MobilityYears:
+    """Trips as counted: the yearly rollup and the per-site bike years."""
+
+    trips: tuple[YearTrips, ...] = ()
+    bike_sites: tuple[SiteYear, ...] = ()
+
+    @classmethod
+    def of_sites(cls, sites: Iterable[SiteYear]) -> MobilityYears:
+        """From per-site years of every mode."""
+        every = list(sites)
+        return cls(
+            tuple(year_totals(every)), tuple(s for s in every if s.mode == "bike")
+        )
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything target progress is computed from, as received.
 
-    `trips` are already folded (current counts only): the counts themselves
-    are too many to hold, and their rollup is exact (integers).
+    `trips` and `bike_sites` are already folded (current counts only): the
+    database holds too many counts to load, and their rollup is exact
+    (integers). For other dates than now:
+
+    - `counts` holds every count when the caller has them (the offline
+      fold), so any known-on date can be folded from them;
+    - `known_trips` holds the trips as known on the dates a loader was asked
+      for (the database aggregates them from the counts known then);
+    - `restated_counts` holds every count of a count key reported more than
+      once (for the restatement audit).
     """
 
     targets: tuple[Target, ...] = ()
     accounts: tuple[Co2Account, ...] = ()
     fleet: tuple[FleetSnapshot, ...] = ()
     trips: tuple[YearTrips, ...] = ()
+    bike_sites: tuple[SiteYear, ...] = ()
+    counts: tuple[MobilityCount, ...] | None = None
+    restated_counts: tuple[MobilityCount, ...] = ()
+    known_trips: Mapping[date, MobilityYears] = field(default_factory=dict)
 
 
 @dataclass
@@ -160,7 +194,9 @@ class MeasuredSeries:
         if indicator in FLEET_INDICATORS:
             return share_series(self.shares(), scope, indicator)
         if indicator in MOBILITY_INDICATORS:
-            return mobility_series(self.splits(), scope, indicator)
+            return mobility_series(
+                self.splits(), scope, indicator, self.facts.bike_sites
+            )
         return {}
 
 

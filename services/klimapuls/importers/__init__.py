@@ -35,7 +35,7 @@ from klimapuls.importers.table import (
     _read,
     _validated,
 )
-from klimapuls.importers.traffic_count import _TRAFFIC_COLUMNS, _traffic_row
+from klimapuls.importers.traffic_count import _TRAFFIC_COLUMNS, _traffic_rows
 from klimapuls.importers.vip_status import _VIP_COLUMNS, _round_of, _vip
 
 __all__ = [
@@ -94,7 +94,7 @@ def convert(
     if import_kind == "co2-account":
         items = _per_row(kind, columns, rows, options, _co2_row)
     elif import_kind == "traffic-count":
-        items = _per_row(kind, columns, rows, options, _traffic_row)
+        items = _per_row(kind, columns, rows, options, _traffic_rows())
     elif import_kind == "fleet-list":
         items = _fleet(columns, rows, options, kind)
     else:

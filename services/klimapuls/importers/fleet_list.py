@@ -86,6 +86,9 @@ def _fleet(
     columns: _Columns, rows: Iterator[_Row], options: ImportOptions, kind: str
 ) -> Iterator[ImportedEvent]:
     groups: dict[tuple[str, str, str, str], _FleetGroup] = {}
+    # A bus runs from one contract/garage on a date: listed under two it
+    # would count twice in the operator's and the region's fleet.
+    placed: dict[tuple[str, str, str], tuple[int, str]] = {}
     for row in rows:
         try:
             row.check()
@@ -115,20 +118,31 @@ def _fleet(
             )
             town = columns.get(row, "kommune")
             code = _municipality(town, columns.header("kommune")) if town else None
-            group = groups.setdefault(
-                (operator, contract, garage, day.isoformat()), _FleetGroup()
-            )
+            key = (operator, contract, garage, day.isoformat())
+            group = groups.get(key) or _FleetGroup()
             if bus in group.seen:
                 raise _RowError(
                     columns.header("vognnummer"),
                     f"bus {bus!r} is listed twice for this operator, "
                     "contract/garage and date",
                 )
+            unit = "/".join(part for part in (contract, garage) if part)
+            elsewhere = placed.get((operator, day.isoformat(), bus))
+            if elsewhere is not None:
+                first_row, first_unit = elsewhere
+                raise _RowError(
+                    columns.header("vognnummer"),
+                    f"bus {bus!r} is already listed under {first_unit!r} on "
+                    f"{day.isoformat()} (row {first_row}); a bus belongs to one "
+                    "contract/garage on a date, or it counts twice",
+                )
         except _RowError as exc:
             issue = ImportIssue(row.number, exc.column, exc.reason)
             yield ImportedEvent(kind, (row.number,), row.raw, None, (issue,))
             continue
+        group = groups.setdefault(key, group)
         group.seen.add(bus)
+        placed[(operator, day.isoformat(), bus)] = (row.number, unit)
         group.rows.append(row.number)
         group.raw.append(row.raw)
         group.buses[propulsion] += 1

@@ -1,7 +1,11 @@
 """The `vip-status` layout (`docs/import-vip-status.md`).
 
 The VIP status table -> `initiative_status.v1` per initiative and round;
-empty cells are skipped (missing is derived).
+empty cells are skipped (missing is derived). A row's `tovholdere` and
+`tovholder fra` cells say who holds the initiative *now*: they go with the
+row's newest reported round only, and older rounds' reports leave them out
+(the set stays as reported then), so a later table with more rounds adds
+hand-overs instead of moving older ones.
 """
 
 from __future__ import annotations
@@ -130,6 +134,12 @@ def _vip(
             issue = ImportIssue(row.number, exc.column, exc.reason)
             yield ImportedEvent(kind, (row.number,), row.raw, None, (issue,))
             continue
+        reported = [
+            round_
+            for column, round_ in rounds.items()
+            if _norm(row.cells.get(column, "")) not in _MISSING_CELLS
+        ]
+        newest = max(reported, default=None)
         for column, round_ in rounds.items():
             cell = row.cells.get(column, "")
             if _norm(cell) in _MISSING_CELLS:
@@ -146,8 +156,10 @@ def _vip(
                 "programme": PROGRAMME_INFRASTRUCTURE,
                 "round": round_,
                 "status": status,
-                "tovholdere": tovholdere,
             }
+            if round_ == newest:
+                # Who holds it now: not who held it in an older round.
+                event["tovholdere"] = tovholdere
             group = columns.get(row, "group")
             if group:
                 event["group"] = group
@@ -156,7 +168,7 @@ def _vip(
             note = columns.get(row, "note")
             if note:
                 event["note"] = note
-            if effective is not None:
+            if effective is not None and round_ == newest:
                 event["effective_date"] = effective.isoformat()
             fields = {
                 "initiative_id": columns.header("project"),

@@ -8,22 +8,42 @@ one function and hand them to `klimapuls.core.progress.evaluate_all`, as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
+
 from sqlalchemy import Connection
 
-from klimapuls.core.progress import Facts
+from klimapuls.core.knowledge import known_by
+from klimapuls.core.progress import Facts, MobilityYears
 from klimapuls.storage.accounts import co2_accounts
 from klimapuls.storage.fleet import fleet_snapshots
-from klimapuls.storage.mobility import yearly_trips
+from klimapuls.storage.mobility import (
+    bike_site_years,
+    restated_count_rows,
+    site_years_known,
+    yearly_trips,
+)
 from klimapuls.storage.targets import target_versions
 
 __all__ = ["load_facts"]
 
 
-def load_facts(conn: Connection) -> Facts:
-    """Every target version, account figure, fleet snapshot and yearly trip row."""
+def load_facts(conn: Connection, known_on: Iterable[date] = ()) -> Facts:
+    """Every target version, account figure, fleet snapshot and yearly trip row.
+
+    Trips come from the rollups (the current counts); for each date in
+    `known_on` the trips known then are aggregated from the counts too, so
+    `klimapuls.core.knowledge.known_on` can cut the facts to that date.
+    """
     return Facts(
         targets=tuple(target_versions(conn)),
         accounts=tuple(co2_accounts(conn)),
         fleet=tuple(fleet_snapshots(conn)),
         trips=tuple(yearly_trips(conn)),
+        bike_sites=tuple(bike_site_years(conn)),
+        restated_counts=tuple(restated_count_rows(conn)),
+        known_trips={
+            day: MobilityYears.of_sites(site_years_known(conn, known_by(day)))
+            for day in sorted(set(known_on))
+        },
     )

@@ -195,7 +195,8 @@ def _status_report_row(e: dict[str, Any]) -> dict[str, Any]:
         "initiative_id": e["initiative_id"],
         "round": e["round"],
         "status": e["status"],
-        "tovholdere": list(e["tovholdere"]),
+        # NULL: the report does not name tovholdere (the set stays).
+        "tovholdere": None if e.get("tovholdere") is None else list(e["tovholdere"]),
         "effective_date": e.get("effective_date"),
         "estimate_dkk_m": exact(e.get("estimate_dkk_m")),
         "note": e.get("note"),
@@ -224,7 +225,7 @@ def _report(r: Any) -> StatusReport:
         initiative_id=r.initiative_id,
         round=r.round,
         status=r.status,
-        tovholdere=tuple(r.tovholdere),
+        tovholdere=None if r.tovholdere is None else tuple(r.tovholdere),
         reported_at=r.reported_at,
         effective_date=r.effective_date,
     )

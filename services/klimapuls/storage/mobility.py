@@ -45,8 +45,10 @@ from klimapuls.core.identity import (
 )
 from klimapuls.core.mobility import (
     LOCAL_TIME,
+    RANK_FIELDS,
     MobilityCount,
     ModalSplit,
+    SiteYear,
     YearTrips,
     wins_over,
 )
@@ -62,12 +64,15 @@ __all__ = [
     "Backend",
     "RollupRefresh",
     "StoredCounts",
+    "bike_site_years",
     "ensure_partitions",
     "lock_counts",
     "rebuild_rollups",
     "refresh_continuous_aggregates",
     "refresh_rollups",
+    "restated_count_rows",
     "rollup_backend",
+    "site_years_known",
     "store_counts",
     "write_modal_splits",
     "yearly_trips",
@@ -621,6 +626,76 @@ def yearly_trips(conn: Connection) -> list[YearTrips]:
         YearTrips(int(year), code, mode, int(trips), int(mask))
         for year, code, mode, trips, mask in rows
     ]
+
+
+_SITE_YEAR = f"extract(year FROM {{t}} AT TIME ZONE {_ZONE})::int"
+_MONTH_BIT = f"1 << (extract(month FROM {{t}} AT TIME ZONE {_ZONE})::int - 1)"
+
+
+def bike_site_years(conn: Connection) -> list[SiteYear]:
+    """Current bike trips per (local) year and site, with months, from the hours."""
+    rows = conn.execute(
+        text(
+            f"SELECT {_SITE_YEAR.format(t='bucket')} AS year, municipality_code, "
+            f"site_id, sum(trips), bit_or({_MONTH_BIT.format(t='bucket')}) "
+            "FROM mobility_hourly WHERE mode = 'bike' "
+            "GROUP BY 1, municipality_code, site_id"
+        )
+    )
+    return [
+        SiteYear(int(year), code, site, "bike", int(trips), int(mask))
+        for year, code, site, trips, mask in rows
+    ]
+
+
+def _rank_order() -> str:
+    # The core's rank (`RANK_FIELDS`), highest first; event ids compare by
+    # code point as Python strings do ("C" collation).
+    collate = {"event_id": ' COLLATE "C"'}
+    return ", ".join(f"{f}{collate.get(f, '')} DESC" for f in RANK_FIELDS)
+
+
+_KNOWN_SITE_YEARS = f"""
+    WITH known AS (
+        SELECT DISTINCT ON (site_id, mode, direction, interval_start, interval_end)
+            site_id, mode, municipality_code, interval_start, count
+        FROM mobility_count
+        WHERE reported_at < :cutoff
+        ORDER BY site_id, mode, direction, interval_start, interval_end,
+            {_rank_order()}
+    )
+    SELECT {_SITE_YEAR.format(t="interval_start")} AS year, municipality_code,
+        site_id, mode, sum(count),
+        bit_or({_MONTH_BIT.format(t="interval_start")})
+    FROM known GROUP BY 1, municipality_code, site_id, mode
+"""
+
+
+def site_years_known(conn: Connection, cutoff: datetime) -> list[SiteYear]:
+    """Trips per (local) year, site and mode from the counts reported before `cutoff`.
+
+    Of the counts of one key known then, the current one is the highest of
+    the core's rank (`klimapuls.core.mobility.RANK_FIELDS`), as
+    `current_counts` picks it; the rollups cannot say what was known when.
+    """
+    rows = conn.execute(text(_KNOWN_SITE_YEARS), {"cutoff": cutoff})
+    return [
+        SiteYear(int(year), code, site, mode, int(trips), int(mask))
+        for year, code, site, mode, trips, mask in rows
+    ]
+
+
+_RESTATED = """
+    SELECT c.* FROM mobility_count c
+    JOIN (SELECT DISTINCT site_id, mode, direction, interval_start, interval_end
+          FROM mobility_count WHERE NOT is_current) k
+    USING (site_id, mode, direction, interval_start, interval_end)
+"""
+
+
+def restated_count_rows(conn: Connection) -> list[MobilityCount]:
+    """Every stored count of a count key that has a restated (not current) row."""
+    return [_count_of(r) for r in conn.execute(text(_RESTATED)).mappings()]
 
 
 def write_modal_splits(conn: Connection, splits: Sequence[ModalSplit]) -> None:

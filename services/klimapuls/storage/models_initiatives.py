@@ -76,7 +76,8 @@ class InitiativeStatusReportRow(Base):
     initiative_id: Mapped[str] = mapped_column(Text)
     round: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
-    tovholdere: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    #: NULL when the report does not name them (revision 0011).
+    tovholdere: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     effective_date: Mapped[date | None] = mapped_column(Date)
     estimate_dkk_m: Mapped[float | None] = mapped_column(Double)
     note: Mapped[str | None] = mapped_column(Text)

@@ -102,6 +102,7 @@ def _target(row: TargetVersionRow) -> Target:
         name=row.name,
         source=row.source,
         unit=row.unit,
+        reported_at=row.reported_at,
     )
 
 

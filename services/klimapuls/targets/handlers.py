@@ -22,7 +22,8 @@ from sqlalchemy import Connection, Engine
 from klimapuls.core.batch import BatchResult, Incoming, decode_batch
 from klimapuls.core.messages import TargetStatusChange
 from klimapuls.core.progress import evaluate_all, status_changes, trajectories
-from klimapuls.storage import progress, targets
+from klimapuls.core.restatements import all_restatements
+from klimapuls.storage import progress, restatements, targets
 from klimapuls.storage.db import in_transaction
 from klimapuls.storage.facts import load_facts
 from klimapuls.storage.grants import grant_cache
@@ -36,7 +37,8 @@ SERIES_CHANGE = "series_change"
 def recompute(conn: Connection, now: datetime) -> list[TargetStatusChange]:
     """Evaluate every target on the stored facts as of `now`; log changes.
 
-    Load (storage) -> evaluate (core) -> write (storage).
+    Load (storage) -> evaluate (core) -> write (storage). The restatement
+    log is rewritten from the same facts.
     """
     progress.lock_progress(conn)
     facts, last = load_facts(conn), progress.last_statuses(conn)
@@ -44,6 +46,7 @@ def recompute(conn: Connection, now: datetime) -> list[TargetStatusChange]:
     changes, paths = status_changes(last, evaluated, now), trajectories(evaluated)
     progress.write_progress(conn, evaluated, now)
     progress.write_trajectories(conn, paths)
+    restatements.write_restatements(conn, all_restatements(facts))
     return progress.log_status_changes(conn, changes)
 
 

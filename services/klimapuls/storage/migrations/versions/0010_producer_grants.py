@@ -6,7 +6,7 @@ services and the gateway check every inbound event against it.
 256-bit random secret); the secret itself is shown once at creation.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,7 +9,7 @@ owning services'. "Synthetic" follows the simulator's labelling: demo events
 say `synthetic` in `producer` (CO2 accounts and targets: `source`).
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0008"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

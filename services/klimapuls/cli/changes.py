@@ -1,0 +1,270 @@
+"""`klimapuls changes`: every figure restated after a date, and what it changed.
+
+The audit is the core's (`klimapuls.core.restatements.audit`), on the facts
+of the database (loaded with the trips known on both dates) or folded from
+JSONL files (`--offline`, as `klimapuls progress --offline` reads them), so
+both give the same answer on the same events.
+
+Exit codes: 0 fine; 1 some offline lines were invalid (reported on stderr,
+the rest is still audited) or the database could not be used; 2 a usage
+error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from klimapuls.core.model import TONNES_CO2E
+from klimapuls.core.progress import Facts
+from klimapuls.core.reference import scope_codes
+from klimapuls.core.restatements import Audit, audit
+
+__all__ = ["database_audit", "register", "run_changes"]
+
+EXIT_OK = 0
+EXIT_INVALID_INPUT = 1
+EXIT_USAGE = 2
+_FILE_WIDTH = 160
+
+
+def database_audit(
+    database_url: str, since: date, until: date, scope: str | None
+) -> Audit:
+    """The audit of the facts stored in the database at `database_url`."""
+    from klimapuls.storage.db import create_db_engine, in_transaction
+    from klimapuls.storage.facts import load_facts
+
+    engine = create_db_engine(database_url)
+    try:
+        facts: Facts = in_transaction(
+            engine, lambda conn: load_facts(conn, (since, until))
+        )
+    finally:
+        engine.dispose()
+    return audit(facts, since, until, scope)
+
+
+def _figure(value: float | None, unit: str) -> str:
+    """A figure in full: restatements are often small against the total."""
+    if value is None:
+        return "—"
+    if unit == "%":
+        return f"{value:.1f} %"
+    suffix = " t" if unit == TONNES_CO2E else ""
+    return f"{value:,.1f}{suffix}" if value % 1 else f"{value:,.0f}{suffix}"
+
+
+def _restatement_table(result: Audit) -> Table:
+    table = Table(
+        title=f"Figures restated after {result.since.isoformat()} "
+        f"(up to {result.until.isoformat()})",
+        title_justify="left",
+    )
+    for name in ("restated", "figure", "scope", "year", "old", "new", "change"):
+        table.add_column(name, justify="right" if name in ("old", "new") else "left")
+    table.add_column("vintage")
+    table.add_column("producer")
+    for r in result.restatements:
+        change = r.change_pct
+        what = r.sector + (f" ({r.detail})" if r.detail else "")
+        vintage = (
+            f"{r.old_vintage} -> {r.new_vintage}"
+            if r.old_vintage != r.new_vintage
+            else str(r.new_vintage or "")
+        )
+        table.add_row(
+            r.restated_at.date().isoformat(),
+            f"{r.family.split('_')[0]}: {what}",
+            r.scope,
+            r.period or str(r.year),
+            _figure(r.old_value, r.unit),
+            _figure(r.new_value, r.unit),
+            "—" if change is None else f"{change:+.1f} %",
+            vintage,
+            r.producer,
+        )
+    return table
+
+
+def _target_table(result: Audit) -> Table:
+    table = Table(
+        title="Targets whose status or forecast changed with them",
+        title_justify="left",
+    )
+    for name in ("target", "scope", "status", "forecast", "why"):
+        table.add_column(name)
+    for change in result.targets:
+        before, after = change.before, change.after
+        table.add_row(
+            after.target_id,
+            after.scope,
+            f"{before.status} -> {after.status}",
+            f"{_figure(before.forecast_value, after.unit)} -> "
+            f"{_figure(after.forecast_value, after.unit)}",
+            change.summary(),
+        )
+    return table
+
+
+def _print(result: Audit, console: Console) -> None:
+    out = console if console.is_terminal else Console(width=_FILE_WIDTH)
+    # Names and producers are user data: never markup or emoji.
+    out.print(_restatement_table(result), markup=False, emoji=False)
+    if not result.restatements:
+        out.print("no figure was restated in that time", markup=False)
+    out.print(_target_table(result), markup=False, emoji=False)
+    if not result.targets:
+        out.print("no target changed with a restatement", markup=False)
+
+
+def run_changes(
+    *,
+    files: Sequence[Path],
+    offline: bool,
+    as_json: bool,
+    since: date,
+    until: date,
+    scope: str | None,
+    console: Console,
+    err_console: Console,
+) -> int:
+    """Audit, print; return the exit code."""
+    from klimapuls.cli.progress import read_offline
+
+    if scope is not None and scope not in scope_codes():
+        err_console.print(
+            f"unknown scope {scope!r}; one of {', '.join(scope_codes())}",
+            markup=False,
+        )
+        return EXIT_USAGE
+    exit_code = EXIT_OK
+    if offline:
+        report = read_offline(files, datetime.now(UTC))
+        for issue in report.issues:
+            err_console.print(
+                f"{issue.file}:{issue.line}: {issue.field}: {issue.reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        if report.issues:
+            exit_code = EXIT_INVALID_INPUT
+        result = audit(report.facts, since, until, scope)
+    else:
+        from klimapuls.settings import Settings
+
+        result = database_audit(Settings().require_database_url(), since, until, scope)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+        sys.stdout.write("\n")
+    else:
+        _print(result, console)
+    return exit_code
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add `klimapuls changes` to the `klimapuls` app."""
+
+    @app.command()
+    def changes(
+        since: Annotated[
+            str,
+            typer.Option(
+                "--since",
+                metavar="DATE",
+                help="List what was restated after this date (YYYY-MM-DD).",
+                show_default=False,
+            ),
+        ],
+        files: Annotated[
+            list[Path] | None,
+            typer.Argument(
+                help="With --offline: JSONL event files (any family, by `schema`).",
+                show_default=False,
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            typer.Option(
+                "--until",
+                metavar="DATE",
+                help="Up to this date (YYYY-MM-DD); default: today.",
+                show_default=False,
+            ),
+        ] = None,
+        scope: Annotated[
+            str | None,
+            typer.Option(
+                "--scope",
+                metavar="CODE",
+                help="Only figures and targets of this scope (kommune code, "
+                "1084, DK, movia).",
+            ),
+        ] = None,
+        offline: Annotated[
+            bool,
+            typer.Option(
+                "--offline",
+                help="Read FILE... instead of the database (no server needed).",
+            ),
+        ] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print JSON instead of tables.")
+        ] = False,
+    ) -> None:
+        """List every figure restated after --since and the targets it moved.
+
+        For each restated figure: old and new value, vintage, producer. For
+        each target whose status or forecast differs between the figures
+        known on --since and those known on --until (both as of --until) and
+        whose series was restated: before and after, and why.
+        """
+        from klimapuls.cli import console, err_console
+
+        start = _day(since, "--since")
+        end = _day(until, "--until") or date.today()
+        assert start is not None  # noqa: S101 - a required option
+        if end < start:
+            raise typer.BadParameter("must not be before --since", param_hint="--until")
+        paths = list(files or [])
+        if offline and not paths:
+            raise typer.BadParameter("give at least one JSONL file", param_hint="FILE")
+        if paths and not offline:
+            raise typer.BadParameter(
+                "files are read only with --offline", param_hint="FILE"
+            )
+        for path in paths:
+            if not path.is_file():
+                raise typer.BadParameter(f"{path} is not a readable file")
+        raise typer.Exit(
+            run_changes(
+                files=paths,
+                offline=offline,
+                as_json=as_json,
+                since=start,
+                until=end,
+                scope=scope,
+                console=console,
+                err_console=err_console,
+            )
+        )

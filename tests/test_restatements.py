@@ -1,0 +1,166 @@
+"""The restatement audit: every restated figure and the targets it moved.
+
+The same events go through the services (the targets service writes the
+restatement log behind `board.restatements`) and through the fold; the
+audit of `klimapuls changes` is the same on both.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from klimapuls.cli import app
+from klimapuls.cli.changes import database_audit
+from klimapuls.core.progress import Facts
+from klimapuls.core.restatements import all_restatements, audit
+from tests.helpers import co2_event, rows
+from tests.parity import through_database, through_fold
+from tests.test_known_on import EVENTS
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+SINCE = date(2024, 4, 30)
+
+
+@pytest.fixture(scope="module")
+def offline_facts() -> Facts:
+    fold, _ = through_fold(EVENTS, NOW)
+    return fold.facts()
+
+
+def _find(result: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    [found] = [
+        r for r in result["restatements"] if all(r[k] == v for k, v in fields.items())
+    ]
+    return found
+
+
+def test_the_audit_lists_each_restated_figure_and_the_targets_it_moved(
+    offline_facts: Facts,
+) -> None:
+    result = audit(offline_facts, SINCE, NOW.date()).as_json()
+    kbh = _find(result, family="co2_account", scope="101", year=2021)
+    assert (kbh["old_value"], kbh["new_value"]) == (6_000.0, 7_400.0)
+    assert (kbh["old_vintage"], kbh["new_vintage"]) == ("2023-05-01", "2024-05-01")
+    assert kbh["producer"] == "pytest"
+    assert kbh["change_pct"] == pytest.approx(100 * 1_400 / 6_000)
+    fleet = _find(result, family="fleet_status", sector="fossil_free_bus_share")
+    assert (fleet["period"], fleet["old_value"], fleet["new_value"]) == (
+        "2024-12-31",
+        50.0,
+        70.0,
+    )
+    counts = _find(result, family="mobility_count", sector="bike")
+    assert (counts["old_value"], counts["new_value"]) == (250.0, 330.0)
+    # The new 2023 figures are new, not restated.
+    assert not [r for r in result["restatements"] if r["year"] == 2023]
+    moved = {t["target_id"]: t for t in result["targets"]}
+    assert "kbh-2030" in moved
+    assert moved["kbh-2030"]["summary"].startswith("2021 restated by +23.3 %: ")
+    assert "forecast" in moved["kbh-2030"]["summary"]
+    # A target whose series nothing restated is not listed, even if it moved.
+    assert "drinking-water-2030" not in moved
+
+
+def test_the_database_and_the_files_give_the_same_audit(
+    engine: Engine, database_url: str, offline_facts: Facts
+) -> None:
+    through_database(engine, EVENTS, NOW)
+    for since, until in ((SINCE, NOW.date()), (date(2025, 3, 1), date(2025, 7, 1))):
+        for scope in (None, "101", "movia"):
+            assert database_audit(database_url, since, until, scope).as_json() == (
+                audit(offline_facts, since, until, scope).as_json()
+            ), (since, until, scope)
+
+
+def test_the_board_view_lists_every_restatement_the_core_finds(
+    engine: Engine, offline_facts: Facts
+) -> None:
+    through_database(engine, EVENTS, NOW)
+    board = rows(
+        engine,
+        "SELECT restated_at, scope, municipality_code, year, sector, old_value, "
+        "new_value, change_pct, old_vintage, new_vintage, producer "
+        "FROM board.restatements ORDER BY restated_at, scope, year, sector",
+    )
+    core = sorted(
+        all_restatements(offline_facts),
+        key=lambda r: (r.restated_at, r.scope, r.year, r.sector),
+    )
+    assert [
+        (r["restated_at"], r["scope"], r["year"], r["sector"], r["new_value"])
+        for r in board
+    ] == [(r.restated_at, r.scope, r.year, r.sector, r.new_value) for r in core]
+    assert len(board) == 2 + 2 + 1  # two CO2 figures, two shares, one count
+
+
+def test_a_figure_restated_back_and_forth_lists_each_step(engine: Engine) -> None:
+    a = co2_event("101", 2022, "energy", 100.0, "2023-05-01")
+    b = {
+        **a,
+        "event_id": "b",
+        "tonnes_co2e": 120.0,
+        "reported_at": "2023-06-01T09:00:00Z",
+    }
+    again = {**a, "reported_at": "2023-07-01T09:00:00Z"}
+    events = [("co2_account", a), ("co2_account", b), ("co2_account", again)]
+    fold, offline = through_fold(events, NOW)
+    assert through_database(engine, events, NOW) == offline
+    steps = [(r.old_value, r.new_value) for r in all_restatements(fold.facts())]
+    assert steps == [(100.0, 120.0), (120.0, 100.0)]
+    assert [
+        (r["old_value"], r["new_value"])
+        for r in rows(engine, "SELECT * FROM board.restatements ORDER BY restated_at")
+    ] == steps
+
+
+def test_changes_offline_prints_json_and_a_table_and_refuses_bad_dates(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({**e, "schema": f"{k}.v1"}) for k, e in EVENTS),
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    base = ["changes", "--offline", str(path), "--since", "2024-04-30"]
+    result = runner.invoke(app, [*base, "--json", "--until", "2026-11-01"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["restatements"]) == 5
+    table = runner.invoke(app, [*base, "--until", "2026-11-01", "--scope", "101"])
+    assert table.exit_code == 0, table.output
+    assert "kbh-2030" in table.stdout and "Traceback" not in table.output
+    bad = runner.invoke(app, ["changes", "--offline", str(path), "--since", "x"])
+    assert bad.exit_code == 2 and "--since" in bad.output
+    scope = runner.invoke(app, [*base, "--scope", "999"])
+    assert scope.exit_code == 2 and "unknown scope" in scope.output
+
+
+def test_the_migration_creates_the_restatement_table_of_the_model(
+    engine: Engine,
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData
+
+    from klimapuls.storage.models_restatements import RestatementRow
+
+    mine = MetaData()
+    RestatementRow.__table__.to_metadata(mine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_name": lambda name, kind, _parent: (
+                    kind != "table" or name in mine.tables
+                ),
+                "compare_server_default": True,
+            },
+        )
+        assert compare_metadata(context, mine) == []
