@@ -133,6 +133,97 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("topics", "create"), "host:port", BAD_BROKER),
         Bad(("topics", "create", "--replication-factor", "0"), "--replication-factor"),
     ],
+    "gateway": [
+        Bad(("gateway",), "DATABASE_URL"),
+        Bad(("gateway",), "is not a database URL", BAD_DB),
+        Bad(("gateway",), "needs PostgreSQL", SQLITE_DB),
+    ],
+    "tokens create": [
+        Bad(("tokens", "create"), "--producer"),
+        Bad(
+            ("tokens", "create", "--producer", "147", "--scope", "147"), "DATABASE_URL"
+        ),
+        Bad(
+            ("tokens", "create", "--producer", "147", "--scope", "147"),
+            "is not a database URL",
+            BAD_DB,
+        ),
+    ],
+    "tokens grant": [
+        Bad(("tokens", "grant"), "Missing option"),
+    ],
+    "tokens list": [
+        Bad(("tokens", "list"), "DATABASE_URL"),
+        Bad(("tokens", "list"), "is not a database URL", BAD_DB),
+    ],
+    "tokens revoke": [
+        Bad(("tokens", "revoke", "x"), "DATABASE_URL"),
+        Bad(("tokens", "revoke"), "TOKEN_ID"),
+    ],
+    "alerts": [
+        Bad(("alerts", "--json"), "DATABASE_URL"),
+        Bad(("alerts", "--json"), "is not a database URL", BAD_DB),
+        Bad(("alerts", "--offline", "{missing}"), "readable"),
+    ],
+    "contacts add": [
+        Bad(("contacts", "add", "x"), "--party"),
+    ],
+    "contacts import": [
+        Bad(("contacts", "import", "{missing}"), "readable"),
+    ],
+    "contacts list": [
+        Bad(("contacts", "list"), "DATABASE_URL"),
+        Bad(("contacts", "list"), "is not a database URL", BAD_DB),
+    ],
+    "contacts remove": [
+        Bad(("contacts", "remove", "1"), "DATABASE_URL"),
+    ],
+    "changes": [
+        Bad(("changes", "--since", "soon"), "not a date"),
+        Bad(("changes", "--since", "2024-01-01"), "DATABASE_URL"),
+        Bad(("changes", "--since", "2024-01-01"), "is not a database URL", BAD_DB),
+        Bad(
+            ("changes", "--offline", "{missing}", "--since", "2024-01-01"),
+            "readable",
+        ),
+    ],
+    "report": [
+        Bad(("report", "--html", "{empty}.html"), "DATABASE_URL"),
+        Bad(
+            ("report", "--html", "{empty}.html", "--offline", "{missing}"),
+            "readable",
+        ),
+        Bad(
+            (
+                "report",
+                "--html",
+                "{empty}.html",
+                "--municipality",
+                "999",
+                "--offline",
+                "{good}.jsonl",
+            ),
+            "unknown municipality",
+        ),
+    ],
+    "grafana generate": [
+        Bad(("grafana", "generate", "--bogus"), "--bogus"),
+    ],
+    "grafana validate": [
+        Bad(("grafana", "validate", "--no-schema", "--database"), "DATABASE_URL"),
+    ],
+    "grafana provision": [
+        Bad(("grafana", "provision"), "GRAFANA_URL"),
+        Bad(("grafana", "provision", "--url", "notaurl"), "not an http"),
+        Bad(
+            ("grafana", "provision", "--url", f"http://127.0.0.1:{DEAD}"),
+            "did not answer",
+        ),
+    ],
+    "bench": [
+        Bad(("bench", "--events", "5"), "--events"),
+        Bad(("bench", "--live-rate", "0"), "--live-rate"),
+    ],
     "grafana push": [
         Bad(("grafana", "push"), "GRAFANA_URL"),
         Bad(("grafana", "push"), "not an http", {"GRAFANA_URL": "not a url"}),

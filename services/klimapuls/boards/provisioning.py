@@ -196,5 +196,8 @@ def provision(
             f"Grafana refused: {exc} (done before that: {done})"
         ) from exc
     except OSError as exc:
-        raise GrafanaProvisioningError(f"cannot reach Grafana: {exc}") from exc
+        # The client's message names its own exception classes: say it plainly.
+        raise GrafanaProvisioningError(
+            "Grafana did not answer (is it running, and is the address right?)"
+        ) from exc
     return changes

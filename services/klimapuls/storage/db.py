@@ -14,10 +14,10 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from klimapuls.core.errors import RetryableError
+from klimapuls.core.errors import ConfigurationError, RetryableError
 
 __all__ = [
     "alembic_config",
@@ -44,9 +44,25 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 
 def create_db_engine(url: str) -> Engine:
-    """An engine for `url` (`postgresql+psycopg://...`; `postgresql://` is upgraded)."""
+    """An engine for `url` (`postgresql+psycopg://...`; `postgresql://` is upgraded).
+
+    A URL that is not one, or names another database than PostgreSQL, is a
+    `ConfigurationError` naming DATABASE_URL, for every caller alike.
+    """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(
+            f"DATABASE_URL {url[:80]!r} is not a database URL; give one such as "
+            "postgresql+psycopg://user:pass@host:5432/klimapuls"
+        ) from None
+    if not parsed.drivername.startswith("postgresql"):
+        raise ConfigurationError(
+            f"DATABASE_URL uses {parsed.drivername!r}; Klimapuls needs PostgreSQL "
+            "(postgresql+psycopg://user:pass@host:5432/klimapuls)"
+        )
     # Sessions in UTC: timestamps come back as UTC datetimes, so hour
     # arithmetic and keys never meet a local DST fold, whatever the
     # server's TimeZone setting.
