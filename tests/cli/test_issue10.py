@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine
 
 from klimapuls.cli import main
-from klimapuls.cli.up import Completion
 from klimapuls.storage import accounts
 from tests.helpers import co2_event, target_event
 
@@ -39,6 +38,8 @@ def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 def test_completion_counts_a_quarter_million_ids_and_only_what_is_missing(
     engine: Engine,
 ) -> None:
+    from klimapuls.cli.up import Completion
+
     stored = [co2_event("101", 2000 + i, "energy", 1.0) for i in range(20)]
     with engine.begin() as conn:
         accounts.store_co2_accounts(conn, stored)
