@@ -196,5 +196,8 @@ def provision(
             f"Grafana refused: {exc} (done before that: {done})"
         ) from exc
     except OSError as exc:
-        raise GrafanaProvisioningError(f"cannot reach Grafana: {exc}") from exc
+        # The client's text names the pool and object ids; one line suffices.
+        raise GrafanaProvisioningError(
+            f"cannot reach Grafana ({type(exc).__name__}): is it running there?"
+        ) from exc
     return changes

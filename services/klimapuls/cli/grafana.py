@@ -113,16 +113,23 @@ def run_provision(
 ) -> int:
     """Provision everything on `url`; print what changed; return the exit code."""
     from klimapuls.boards import all_boards
-    from klimapuls.boards.provisioning import grafana_api, provision
+    from klimapuls.boards.provisioning import (
+        GrafanaProvisioningError,
+        grafana_api,
+        provision,
+    )
 
     password = settings.grafana.datasource_password
-    changes = provision(
-        grafana_api(url, token, settings.grafana),
-        all_boards(),
-        datasource_password=password.get_secret_value() if password else None,
-        with_datasource=not boards_only,
-        with_rules=not boards_only,
-    )
+    try:
+        changes = provision(
+            grafana_api(url, token, settings.grafana),
+            all_boards(),
+            datasource_password=password.get_secret_value() if password else None,
+            with_datasource=not boards_only,
+            with_rules=not boards_only,
+        )
+    except GrafanaProvisioningError as exc:
+        raise GrafanaProvisioningError(f"{url}: {exc}") from exc
     _print_lines(console, [f"{c.kind} {c.uid}: {c.action}" for c in changes])
     written = sum(c.action != "unchanged" for c in changes)
     _print_lines(console, [f"{written} of {len(changes)} objects written on {url}"])
