@@ -51,7 +51,8 @@ WITH newest AS (
 SELECT (SELECT count(*) FROM board.missing_reports m
         JOIN newest n USING (programme, round)) AS "Mangler indberetning",
        (SELECT count(*) FROM board.without_tovholder) AS "Uden tovholder",
-       (SELECT count(*) FROM board.handovers) AS "Overdragelser\"""",
+       (SELECT count(*) FROM board.handovers) AS "Overdragelser"
+""",
                 columns=("Mangler indberetning", "Uden tovholder", "Overdragelser"),
             )
         ],

@@ -116,7 +116,10 @@ def run_provision(
 ) -> int:
     """Provision everything on `url`; print what changed; return the exit code."""
     from klimapuls.boards import all_boards
-    from klimapuls.boards.provisioning import grafana_api, provision
+    from klimapuls.boards.provisioning import (
+        grafana_api,
+        provision,
+    )
 
     _check_grafana_url(url)
     password = settings.grafana.datasource_password
