@@ -51,6 +51,15 @@ def test_up_demo_once_processes_the_demo_and_prints_the_summary(tmp_path: Path) 
         "raw-materials-2035",
     ):
         assert target in output
+    # Synthetic DK2020 targets of the municipalities; alerts mailed to the
+    # demo contacts and caught under the data folder.
+    assert "syntetisk-dk2020-101-2030" in output
+    assert "Alerts" in output and "alerts sent to" in output
+    mails = list((tmp_path / ".klimapuls" / "mail").glob("*.eml"))
+    assert mails, output
+    texts = [m.read_bytes() for m in mails]
+    assert all(b"X-Klimapuls-Message-Key: klimapuls-" in t for t in texts)
+    assert any(b"target_status:syntetisk-dk2020-" in t for t in texts)
     assert "stack shut down cleanly" in output
     # Nothing is left running: the data folder's server is stopped.
     assert not (tmp_path / ".klimapuls" / "postgres" / "postmaster.pid").exists()

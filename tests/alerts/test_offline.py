@@ -278,3 +278,38 @@ def test_a_bad_contact_file_is_one_line_naming_the_field(tmp_path: Path) -> None
     assert line.startswith("error:") and line.count("error:") == 1
     assert "contacts.0.party" in line and "Atlantis" in line
     assert "Traceback" not in result.stderr
+
+
+def test_progress_offline_finds_the_missing_reports_the_database_finds(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from datetime import date as day
+
+    from klimapuls.cli.progress import read_offline
+    from klimapuls.simulator import initiative_events
+
+    events = [e.body for e in initiative_events(2045, day(2026, 6, 1))]
+    InitiativeHandler(engine, lambda: NOW).handle(
+        _incoming("initiative_status", events)  # type: ignore[arg-type]
+    )
+    path = tmp_path / "reports.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+    report = read_offline([path])
+    in_db = rows(
+        engine,
+        "SELECT programme, round, initiative_id, tovholdere "
+        "FROM initiative_missing_report ORDER BY programme, round, initiative_id",
+    )
+    assert in_db and [
+        (m.programme, m.round, m.initiative_id, list(m.tovholdere))
+        for m in report.missing
+    ] == [
+        (r["programme"], r["round"], r["initiative_id"], r["tovholdere"]) for r in in_db
+    ]
+    untended = rows(
+        engine,
+        "SELECT initiative_id FROM initiative_without_tovholder ORDER BY 1",
+    )
+    assert [i.initiative_id for i in report.without_tovholder] == [
+        r["initiative_id"] for r in untended
+    ]

@@ -34,6 +34,12 @@ from klimapuls.cli.render import print_progress
 from klimapuls.core.errors import ConfigurationError
 from klimapuls.core.fold import EventFold, read_jsonl
 from klimapuls.core.identity import Verdict
+from klimapuls.core.initiatives import (
+    Initiative,
+    MissingReport,
+    missing_reports,
+    without_tovholder,
+)
 from klimapuls.core.knowledge import known_on
 from klimapuls.core.progress import Facts, evaluate_all
 from klimapuls.core.reference import scope_codes
@@ -67,12 +73,31 @@ class LineIssue:
 
 @dataclass
 class OfflineReport:
-    """What reading the offline files gave: the facts and the skipped lines."""
+    """What reading the offline files gave: the facts and the skipped lines.
+
+    `missing` and `without_tovholder` are the initiatives' findings, from the
+    folded reports with the same core rules as the initiatives service.
+    """
 
     facts: Facts
     events: int = 0
     duplicates: int = 0
     issues: list[LineIssue] = field(default_factory=list)
+    missing: list[MissingReport] = field(default_factory=list)
+    without_tovholder: list[Initiative] = field(default_factory=list)
+
+    def initiatives_line(self) -> str:
+        """The initiatives' findings in one line."""
+        newest: dict[str, str] = {}
+        for m in self.missing:
+            newest[m.programme] = max(newest.get(m.programme, m.round), m.round)
+        latest = max(newest.values(), default=None)
+        in_latest = sum(1 for m in self.missing if m.round == latest)
+        where = f", {in_latest} in round {latest}" if latest else ""
+        return (
+            f"Initiatives: {len(self.missing)} reports missing{where}; "
+            f"{len(self.without_tovholder)} without a tovholder"
+        )
 
 
 def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineReport:
@@ -104,7 +129,15 @@ def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineR
                     LineIssue(path, line.number, i.field, i.reason)
                     for i in error.issues
                 )
-    return OfflineReport(fold.facts(), events, duplicates, issues)
+    listed = fold.initiatives()
+    return OfflineReport(
+        fold.facts(),
+        events,
+        duplicates,
+        issues,
+        missing_reports(listed, fold.reports),
+        without_tovholder(listed, fold.reports),
+    )
 
 
 def _parse_as_of(text: str | None, option: str = "--as-of") -> date | None:
@@ -200,6 +233,7 @@ def run_progress(
         facts = report.facts if known is None else known_on(report.facts, known)
         rows = [p.as_json() for p in evaluate_all(facts, day)]
         source = f"{len(files)} file(s), offline"
+        err_console.print(report.initiatives_line(), highlight=False, soft_wrap=True)
     else:
         from klimapuls.cli.common import check_database, command_settings
         from klimapuls.storage.db import create_db_engine

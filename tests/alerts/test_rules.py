@@ -1,0 +1,210 @@
+"""The alert rules and state machine as pure functions (no servers)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from klimapuls.core.alert_state import Ack, ContactError, parse_contacts, step
+from klimapuls.core.alerting import (
+    AlertRules,
+    Condition,
+    DeadLetterCount,
+    FeedStatus,
+    dead_letter_conditions,
+    feed_conditions,
+    inhibit,
+    observe,
+    target_conditions,
+)
+from klimapuls.core.messages import TargetStatusChange
+from klimapuls.core.model import Target
+from klimapuls.core.progress import MeasuredSeries
+from klimapuls.core.targets import evaluate
+from klimapuls.simulator import demo_events, dk2020_demo_targets
+
+T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
+RULES = AlertRules(hold=timedelta(hours=1), escalate_after=timedelta(days=1))
+
+
+def _change(
+    n: int,
+    status: str,
+    forecast: float | None,
+    previous: str | None = None,
+    previous_forecast: float | None = None,
+) -> TargetStatusChange:
+    return TargetStatusChange(
+        target_id="t",
+        version=1,
+        name="T",
+        scope="151",
+        indicator="co2e_total",
+        unit="t CO2e",
+        previous_status=previous,
+        status=status,  # type: ignore[arg-type]
+        previous_stale=False,
+        stale=False,
+        latest_year=2023,
+        latest_value=600.0,
+        target_year=2030,
+        target_value=300.0,
+        path_value=420.0,
+        gap_to_path=180.0,
+        forecast_value=forecast,
+        required_annual_reduction=40.0,
+        changed_at=T0,
+        previous_forecast_value=previous_forecast,
+        id=n,
+    )
+
+
+def _slip(severity: str = "at_risk", inhibited_by: str | None = None) -> Condition:
+    return Condition(
+        rule="target_status",
+        subject="t",
+        scope="151",
+        period="2030",
+        severity=severity,
+        topic="co2",
+        parties=("Ballerup",),
+        title="T",
+        inhibited_by=inhibited_by,
+    )
+
+
+def test_a_condition_must_hold_before_it_fires_and_flapping_sends_nothing() -> None:
+    first = step([], [_slip()], [], T0, RULES)
+    [pending] = first.alerts
+    assert (pending.state, first.notices) == ("pending", [])
+    gone = step([pending], [], [], T0 + timedelta(minutes=30), RULES)
+    assert [a.state for a in gone.alerts] == ["cleared"] and gone.notices == []
+    held = step([pending], [_slip()], [], T0 + timedelta(hours=1), RULES)
+    assert [n.kind for n in held.notices] == ["firing"]
+
+
+def test_only_a_worse_severity_is_a_new_notice_and_recovery_resolves() -> None:
+    fired = step([], [_slip()], [], T0, replace(RULES, hold=timedelta(0))).alerts[0]
+    same = step([fired], [_slip()], [], T0, RULES)
+    assert same.notices == []
+    worse = step([fired], [_slip("off_track")], [], T0, RULES)
+    assert [n.kind for n in worse.notices] == ["worsened"]
+    better = step(worse.alerts, [_slip("at_risk")], [], T0, RULES)
+    assert better.notices == []
+    resolved = step(worse.alerts, [], [], T0, RULES)
+    assert [n.kind for n in resolved.notices] == ["resolved"]
+
+
+def test_an_acknowledged_alert_does_not_escalate_an_unacknowledged_one_does() -> None:
+    fired = replace(
+        step([], [_slip()], [], T0, replace(RULES, hold=timedelta(0))).alerts[0],
+        alert_id=7,
+    )
+    later = T0 + timedelta(days=2)
+    escalated = step([fired], [_slip()], [], later, RULES)
+    assert [(n.kind, n.parties) for n in escalated.notices] == [
+        ("escalated", ("Klimaalliancen",))
+    ]
+    acked = step([fired], [_slip()], [Ack(7, T0, "Ballerup")], T0, RULES).alerts[0]
+    assert acked.state == "acknowledged"
+    assert step([acked], [_slip()], [], later, RULES).notices == []
+
+
+def test_an_inhibited_condition_waits_and_says_by_what() -> None:
+    stale = FeedStatus("co2_account", "151", "151", T0 - timedelta(days=1500), 2020)
+    measured = replace(_slip(), measured_on=("co2_account", "151"))
+    found = inhibit([*feed_conditions([stale], T0, RULES), measured])
+    [slip] = [c for c in found if c.rule == "target_status"]
+    assert slip.inhibited_by == "feed_stale:co2_account/151:151:-"
+    alert = step([], [slip], [], T0, replace(RULES, hold=timedelta(0))).alerts[0]
+    assert alert.state == "pending" and alert.inhibited_by == slip.inhibited_by
+    freed = step(
+        [alert],
+        [replace(slip, inhibited_by=None)],
+        [],
+        T0,
+        replace(RULES, hold=timedelta(0)),
+    )
+    assert [n.kind for n in freed.notices] == ["firing"]
+
+
+def test_a_forecast_that_worsens_by_more_than_the_share_opens_until_it_recovers() -> (
+    None
+):
+    first = observe(None, _change(1, "on_track", 280.0), RULES)
+    small = observe(first, _change(2, "on_track", 300.0, "on_track", 280.0), RULES)
+    assert small.forecast_reference is None  # +7 %: under 10 %
+    worse = observe(small, _change(3, "at_risk", 400.0, "on_track", 300.0), RULES)
+    assert worse.forecast_reference == 300.0
+    [c] = [
+        c for c in target_conditions([worse], RULES) if c.rule == "forecast_worsened"
+    ]
+    assert c.key == "forecast_worsened:t:151:2030" and c.parties == ("Ballerup",)
+    still = observe(worse, _change(4, "at_risk", 395.0, "at_risk", 400.0), RULES)
+    assert still.forecast_reference == 300.0
+    back = observe(still, _change(5, "on_track", 310.0, "at_risk", 395.0), RULES)
+    assert back.forecast_reference is None
+    assert observe(back, _change(3, "off_track", 999.0), RULES) is back  # replay
+
+
+def test_a_target_that_was_achieved_and_no_longer_is_slips() -> None:
+    achieved = observe(None, _change(1, "achieved", 250.0), RULES)
+    lost = observe(achieved, _change(2, "on_track", 250.0, "achieved", 250.0), RULES)
+    [c] = target_conditions([lost], RULES)
+    assert (c.rule, c.severity) == ("target_status", "on_track")
+
+
+def test_feeds_never_seen_are_not_stale_and_cadences_apply() -> None:
+    feeds = [
+        FeedStatus("counting_site", "s1", "147", T0 - timedelta(hours=47)),
+        FeedStatus("counting_site", "s2", "147", T0 - timedelta(hours=49)),
+        FeedStatus("fleet_report", "movia", "movia", T0 - timedelta(days=44)),
+        FeedStatus("co2_account", "101", "101", T0, 2023),
+        FeedStatus("co2_account", "147", "147", T0, 2022),
+    ]
+    stale = {c.subject for c in feed_conditions(feeds, T0, RULES)}
+    assert stale == {"counting_site/s2", "co2_account/147"}
+
+
+def test_the_dead_letter_rate_needs_enough_events_and_a_high_share() -> None:
+    counts = [
+        DeadLetterCount("few", 2, 3),
+        DeadLetterCount("ok", 990, 10),
+        DeadLetterCount("bad", 90, 10),
+    ]
+    assert [c.subject for c in dead_letter_conditions(counts, RULES)] == ["bad"]
+
+
+def test_a_contact_file_error_names_the_field() -> None:
+    with pytest.raises(ContactError, match=r"contacts\.1\.email: 'nope'"):
+        parse_contacts(
+            {
+                "contacts": [
+                    {"name": "A", "party": "101", "email": "a@example.org"},
+                    {"name": "B", "party": "Ballerup", "email": "nope"},
+                ]
+            }
+        )
+    [c] = parse_contacts({"contacts": [{"name": "A", "party": 101, "email": "a@x.dk"}]})
+    assert (c.party, c.topic) == ("København", "all")
+
+
+def test_the_demo_dk2020_targets_are_synthetic_and_some_slip() -> None:
+    from klimapuls.core.fold import EventFold
+    from klimapuls.core.validation import validate_event
+
+    fold = EventFold(seed_targets=False)
+    for e in demo_events(days=1):
+        if e.kind == "co2_account" and not e.malformed:
+            fold.judge(e.kind, validate_event(e.kind, e.body))  # type: ignore[arg-type]
+    measured = MeasuredSeries(fold.facts(), date(2026, 6, 1))
+    statuses = set()
+    for event in dk2020_demo_targets():
+        body = validate_event("target", event.body)
+        assert "syntetisk" in body["name"] and "syntetisk" in body["source"]
+        target = Target.from_event(body)
+        statuses.add(evaluate(target, measured.of(target), date(2026, 6, 1)).status)
+    assert len(dk2020_demo_targets()) == 29
+    assert {"on_track", "off_track"} <= statuses
