@@ -164,3 +164,23 @@ def test_the_migration_creates_the_restatement_table_of_the_model(
             },
         )
         assert compare_metadata(context, mine) == []
+
+
+def test_a_subsector_first_reported_completes_a_figure_and_restates_nothing() -> None:
+    el = co2_event("101", 2022, "energy", 60.0, "2023-05-01", subsector="el")
+    heat = co2_event(
+        "101",
+        2022,
+        "energy",
+        40.0,
+        "2023-05-01",
+        subsector="varme",
+        reported_at="2023-06-01T09:00:00+00:00",
+    )
+    fixed = {**heat, "event_id": "fixed", "tonnes_co2e": 44.0}
+    fixed["reported_at"] = "2023-07-01T09:00:00+00:00"
+    fold, _ = through_fold(
+        [("co2_account", el), ("co2_account", heat), ("co2_account", fixed)], NOW
+    )
+    [only] = all_restatements(fold.facts())
+    assert (only.old_value, only.new_value) == (100.0, 104.0)

@@ -14,7 +14,9 @@ a report that changed a figure that already had a value:
 
 Reports that became known at the same moment are one step, so a file
 restating a figure's subsectors is one restatement of the figure. A report
-that leaves the value as it was is not a restatement.
+that leaves the value as it was is not a restatement, nor is a subsector
+reported for the first time within a known vintage (it completes the
+figure).
 
 `audit(facts, since, until)` lists the restatements that became known after
 `since` (up to `until`), and every target whose status or forecast differs
@@ -169,13 +171,20 @@ def _account_restatements(accounts: Iterable[Co2Account]) -> list[Restatement]:
         )
     found: list[Restatement] = []
     for key, reports in sorted(by_figure.items()):
+        if len(reports) < 2:
+            continue  # reported once: nothing restated it
         known: list[Co2Account] = []
         old: tuple[float, date] | None = None
         for moment, group in _steps(reports, _known_from):
+            # A new vintage, or another report of a known subsector, restates;
+            # a subsector first reported completes the figure instead.
+            replaces = old is not None and any(
+                a.vintage > old[1] or a.slot in {k.slot for k in known} for a in group
+            )
             known.extend(group)
             value = current_figures(known)[key]
             vintage = max(a.vintage for a in known)
-            if old is not None and value != old[0]:
+            if old is not None and replaces and value != old[0]:
                 newest = max(group, key=lambda a: (a.vintage, a.rank))
                 found.append(
                     Restatement(
@@ -207,6 +216,8 @@ def _fleet_restatements(snapshots: Iterable[FleetSnapshot]) -> list[Restatement]
         by_slot[snapshot.slot].append(snapshot)
     found: list[Restatement] = []
     for slot, reports in sorted(by_slot.items()):
+        if len(reports) < 2:
+            continue
         known: list[FleetSnapshot] = []
         old: FleetSnapshot | None = None
         for moment, group in _steps(reports, lambda s: s.reported_at):
