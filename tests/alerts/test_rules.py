@@ -118,6 +118,8 @@ def test_an_inhibited_condition_waits_and_says_by_what() -> None:
     found = inhibit([*feed_conditions([stale], T0, RULES), measured])
     [slip] = [c for c in found if c.rule == "target_status"]
     assert slip.inhibited_by == "feed_stale:co2_account/151:151:-"
+    [feed] = [c for c in found if c.rule == "feed_stale"]
+    assert feed.facts["holds_back"] == [slip.key]  # and the feed alert says so
     alert = step([], [slip], [], T0, replace(RULES, hold=timedelta(0))).alerts[0]
     assert alert.state == "pending" and alert.inhibited_by == slip.inhibited_by
     freed = step(
@@ -208,3 +210,20 @@ def test_the_demo_dk2020_targets_are_synthetic_and_some_slip() -> None:
         statuses.add(evaluate(target, measured.of(target), date(2026, 6, 1)).status)
     assert len(dk2020_demo_targets()) == 29
     assert {"on_track", "off_track"} <= statuses
+
+
+def test_alert_settings_become_rules_and_reach_the_service_processes() -> None:
+    from klimapuls.settings import Settings
+
+    settings = Settings(
+        smtp_host="127.0.0.1", smtp_port=2525, alert_hold_seconds=8, board_url="x"
+    )
+    rules = settings.alert_rules()
+    assert rules.hold == timedelta(seconds=8)
+    assert rules.escalate_after == timedelta(days=3)  # the default
+    assert settings.alert_env() == {
+        "KLIMAPULS_SMTP_HOST": "127.0.0.1",
+        "KLIMAPULS_SMTP_PORT": "2525",
+        "KLIMAPULS_ALERT_HOLD_SECONDS": "8.0",
+        "KLIMAPULS_BOARD_URL": "x",
+    }

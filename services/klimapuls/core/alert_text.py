@@ -198,7 +198,13 @@ def _other_lines(record: Mapping[str, Any]) -> list[str]:
     rule = record["rule"]
     if rule == RULE_FEED_STALE:
         seen = f.get("last_year") or str(f.get("last_seen", ""))[:10]
-        return [f"Senest leveret: {seen}"]
+        lines = [f"Senest leveret: {seen}"]
+        if f.get("holds_back"):
+            lines.append(
+                "Holder disse advarsler tilbage, til data er opdateret: "
+                + ", ".join(f["holds_back"])
+            )
+        return lines
     if rule == RULE_MISSING_REPORT:
         who = ", ".join(f.get("tovholdere") or []) or "ingen"
         return [f"Runde: {f['round']}", f"Tovholdere: {who}"]

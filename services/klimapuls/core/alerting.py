@@ -594,11 +594,22 @@ def dead_letter_conditions(
 def inhibit(conditions: Sequence[Condition]) -> list[Condition]:
     """Mark slip conditions held back by a stale feed of what they measure."""
     stale = {c.feed: c.key for c in conditions if c.feed is not None}
-    return [
+    marked = [
         replace(c, inhibited_by=stale[c.measured_on])
         if c.measured_on is not None and c.measured_on in stale
         else c
         for c in conditions
+    ]
+    held: dict[str, list[str]] = {}
+    for c in marked:
+        if c.inhibited_by is not None:
+            held.setdefault(c.inhibited_by, []).append(c.key)
+    # The feed alert says what it holds back, too.
+    return [
+        replace(c, facts={**c.facts, "holds_back": sorted(held[c.key])})
+        if c.key in held
+        else c
+        for c in marked
     ]
 
 
