@@ -99,7 +99,9 @@ def test_offline_table_shows_coloured_statuses(events_file: Path) -> None:
 def test_invalid_lines_are_reported_with_line_field_and_reason_and_skipped(
     tmp_path: Path, events_file: Path
 ) -> None:
-    good = co2_event("147", 2030, "energy", 1.0)
+    good = co2_event(
+        "147", 2025, "energy", 1.0
+    )  # a 2030 figure is refused now (future)
     bad = _write(
         tmp_path / "bad.jsonl",
         [
