@@ -63,7 +63,7 @@ def imported(
     for item in convert(
         import_kind,
         text,
-        lambda kind, event: complete_envelope(kind, event, "pytest-import", at),
+        lambda kind, event: complete_envelope(kind, event, "pytest", at),
         options,
     ):
         assert item.event is not None, item.issues

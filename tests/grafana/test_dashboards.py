@@ -131,7 +131,7 @@ DK2020_TARGETS = [
     {
         "schema": "target.v1",
         "event_id": f"test-dk2020:{code}:{year}",
-        "producer": "klimapuls-test (synthetic)",
+        "producer": "pytest",
         "reported_at": "2023-06-01T00:00:00Z",
         "target_id": f"dk2020-{code}-{year}",
         "name": f"DK2020 {code}: -{pct} % i {year} (syntetisk)",
@@ -213,6 +213,10 @@ def test_every_panel_and_alert_query_answers_on_the_demo_data(
     check = query_checks[where]
     if check.skipped:  # type: ignore[attr-defined]
         pytest.skip(f"{where}: {check.skipped}")  # type: ignore[attr-defined]
+    if "Sendte varsler" in where and check.problem == "returns no rows":  # type: ignore[attr-defined]
+        # The fill runs no alert channel, so nothing was sent; the panel's
+        # query against a row of the real view is checked below.
+        pytest.skip("no alert is sent in the handler-only demo fill")
     assert check.problem is None, (check.problem, check.sql)  # type: ignore[attr-defined]
 
 
@@ -299,6 +303,7 @@ def test_the_alerts_sent_panel_reads_the_view_as_the_alert_service_defines_it(
     # The alert service's migration creates board.alerts_sent with these
     # columns; a stand-in with one row shows the panel's query fits them.
     with engine.begin() as conn:
+        conn.execute(text("DROP VIEW IF EXISTS board.alerts_sent"))
         conn.execute(
             text(
                 "CREATE VIEW board.alerts_sent AS SELECT now() AS sent_at, "
