@@ -289,12 +289,14 @@ def test_progress_offline_finds_the_missing_reports_the_database_finds(
     from klimapuls.simulator import initiative_events
 
     events = [e.body for e in initiative_events(2045, day(2026, 6, 1))]
-    InitiativeHandler(engine, lambda: NOW).handle(
+    # A clock past every report, so none is beyond the horizon on either path.
+    later = datetime(2026, 12, 1, tzinfo=UTC)
+    InitiativeHandler(engine, lambda: later).handle(
         _incoming("initiative_status", events)  # type: ignore[arg-type]
     )
     path = tmp_path / "reports.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
-    report = read_offline([path])
+    report = read_offline([path], later)
     in_db = rows(
         engine,
         "SELECT programme, round, initiative_id, tovholdere "

@@ -104,5 +104,8 @@ def test_a_round_in_year_0_is_an_issue_not_a_crash() -> None:
                 {**event, "round": round_, "effective_date": effective},
             )
         assert caught.value.field == "round"
+    # A round far in the future is refused too, by the horizon (not a crash).
     late = {**event, "round": "9999-12", "effective_date": "9999-12-01"}
-    assert validate_event("initiative_status", late) is late
+    with pytest.raises(EventValidationError) as caught:
+        validate_event("initiative_status", late)
+    assert caught.value.field == "round"

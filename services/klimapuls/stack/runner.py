@@ -57,6 +57,7 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "initiatives": ("initiative_status",),
     "mobility": ("mobility_count",),
     "targets": ("target", "series_change"),
+    "alerts": ("target_status",),
 }
 
 # Tansu's JoinGroup waits half the session timeout: keep it short, dev only.
