@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any
 
 import fastjsonschema
+import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
@@ -86,6 +87,23 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
+def _format_test(checker: FormatChecker, name: str) -> Callable[[Any], bool]:
+    """The checker's own test of format `name`, called directly.
+
+    The same function and the same exceptions as `checker.conforms`, without
+    its per-call lookup (a count has three date-times).
+    """
+    test, raises = checker.checkers[name]
+
+    def conforms(value: Any) -> bool:
+        try:
+            return bool(test(value))
+        except raises:
+            return False
+
+    return conforms
+
+
 @cache
 def _fast_check(name: str) -> Callable[[Any], bool]:
     """A compiled validator of `name`: True when the event conforms.
@@ -96,10 +114,7 @@ def _fast_check(name: str) -> Callable[[Any], bool]:
     events (a differential test in tests/fuzz holds them to it).
     """
     checker = FormatChecker()
-    formats = {
-        name: (lambda f: lambda value: checker.conforms(value, f))(name)
-        for name in ("date", "date-time")
-    }
+    formats = {name: _format_test(checker, name) for name in ("date", "date-time")}
     compiled = fastjsonschema.compile(load_schema(name), formats=formats)
 
     def conforms(event: Any) -> bool:
@@ -233,6 +248,29 @@ def _scalar_issue(value: Any) -> str | None:
     return None
 
 
+def _clean_scalar(value: Any) -> bool:
+    if type(value) is str:
+        # isascii() is the common case and needs no encoding attempt.
+        return "\x00" not in value and (value.isascii() or _text_issue(value) is None)
+    return _scalar_issue(value) is None
+
+
+def _clean(event: Any) -> bool:
+    """True when `_value_issues` would find nothing (the fast, common case).
+
+    Flat objects of scalars, as events are, are checked without building
+    field paths; anything nested goes the long way.
+    """
+    if type(event) is not dict:
+        return False
+    for key, value in event.items():
+        if not (type(value) in (str, int, float, bool) or value is None):
+            return False
+        if not (_clean_scalar(key) and _clean_scalar(value)):
+            return False
+    return True
+
+
 def _value_issues(event: Any) -> list[FieldIssue]:
     """Values no field may hold: NUL characters, lone surrogates, NaN, huge numbers.
 
@@ -242,6 +280,8 @@ def _value_issues(event: Any) -> list[FieldIssue]:
     instead of a failing batch. Walked with a stack, not by recursion, and
     only `MAX_DEPTH` deep.
     """
+    if _clean(event):
+        return []
     issues: list[FieldIssue] = []
     stack: list[tuple[str, Any, int]] = [("", event, 0)]
     while stack:
@@ -442,7 +482,17 @@ def validate_event(
 
 
 def parse_json(raw: bytes | str) -> Any:
-    """Parse JSON text; any failure, at any depth, is an `EventValidationError`."""
+    """Parse JSON text; any failure, at any depth, is an `EventValidationError`.
+
+    orjson parses what it can (about 8x faster); whatever it refuses (NaN,
+    integers beyond 64 bits, lone surrogates, other encodings, deep nesting)
+    is parsed again by the standard library, whose result and error message
+    are the rule, so both paths give the same answer.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(raw)
     except RecursionError as exc:
