@@ -7,11 +7,12 @@ SQLAlchemy exceptions for a database that is away.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
@@ -21,6 +22,8 @@ from klimapuls.core.errors import ConfigurationError, RetryableError
 
 __all__ = [
     "alembic_config",
+    "as_json",
+    "copy_rows",
     "create_db_engine",
     "has_timescaledb",
     "in_transaction",
@@ -41,6 +44,37 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         if exc.connection_invalidated:
             raise RetryableError(f"database connection lost: {exc.orig}") from exc
         raise
+
+
+def as_json(values: Any) -> str:
+    """A batch of values as one JSON text parameter.
+
+    Batches go to the server as one JSON document read with
+    `json_to_recordset` or `json_array_elements_text`: psycopg dumps a
+    Python list as an array element by element (about 8 µs each, 40 ms for
+    a batch's ids), orjson writes the whole batch in about 1 ms and the
+    server parses it in C. Datetimes become RFC 3339 text with their offset.
+    """
+    return orjson.dumps(values).decode()
+
+
+def copy_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """COPY `rows` into `table` in `conn`'s transaction: one round trip.
+
+    `table` and `columns` are our own names, never event text.
+    """
+    driver = conn.connection.driver_connection
+    if driver is None:  # a detached connection: a bug, not bad input
+        raise RuntimeError("copy_rows needs a live connection")
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def create_db_engine(url: str) -> Engine:

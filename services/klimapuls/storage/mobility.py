@@ -34,7 +34,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, text
-from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.identity import (
     Identity,
@@ -53,9 +52,9 @@ from klimapuls.core.mobility import (
     wins_over,
 )
 from klimapuls.core.validation import REPORT_HORIZON
+from klimapuls.storage.db import as_json, copy_rows
 from klimapuls.storage.events import lookup_ids
 from klimapuls.storage.models_mobility import (
-    MobilityCountRow,
     MobilityModalSplitRow,
     MobilityYearRow,
 )
@@ -180,10 +179,10 @@ def ensure_partitions(
 def _stored(conn: Connection, ids: list[str]) -> list[Identity]:
     rows = conn.execute(
         text(
-            "SELECT event_id, payload_sha256 FROM mobility_count "
-            "WHERE event_id = ANY(CAST(:ids AS text[]))"
+            "SELECT event_id, payload_sha256 FROM mobility_count WHERE event_id "
+            "= ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
         ),
-        {"ids": ids},
+        {"ids": as_json(ids)},
     )
     return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
 
@@ -191,31 +190,27 @@ def _stored(conn: Connection, ids: list[str]) -> list[Identity]:
 _CURRENT_OF_KEYS = text(
     """
     SELECT c.*
-    FROM unnest(CAST(:sites AS text[]), CAST(:modes AS text[]),
-        CAST(:directions AS text[]), CAST(:starts AS timestamptz[]),
-        CAST(:ends AS timestamptz[])) AS k(site_id, mode, direction,
-        interval_start, interval_end)
+    FROM json_to_recordset(CAST(:keys AS json)) AS k(site_id text, mode text,
+        direction text, interval_start timestamptz, interval_end timestamptz)
     JOIN mobility_count c ON c.is_current
         AND c.interval_start = k.interval_start AND c.site_id = k.site_id
         AND c.mode = k.mode AND c.direction = k.direction
         AND c.interval_end = k.interval_end
     """
 )
+_KEY_FIELDS = ("site_id", "mode", "direction", "interval_start", "interval_end")
+
+
+def _current_of(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> Any:
+    """The current stored rows of these count keys (mappings)."""
+    param = as_json([dict(zip(_KEY_FIELDS, key, strict=True)) for key in keys])
+    return conn.execute(_CURRENT_OF_KEYS, {"keys": param}).mappings()
 
 
 def _rivals(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
     """The current stored count of the count keys of `events`."""
     keys = sorted({MobilityCount.from_event(e).key for e in events})
-    rows = conn.execute(
-        _CURRENT_OF_KEYS,
-        {
-            "sites": [k[0] for k in keys],
-            "modes": [k[1] for k in keys],
-            "directions": [k[2] for k in keys],
-            "starts": [k[3] for k in keys],
-            "ends": [k[4] for k in keys],
-        },
-    ).mappings()
+    rows = _current_of(conn, keys)
     return [
         stored_identity(_KIND, r["event_id"], r["payload_sha256"], _count_of(r))
         for r in rows
@@ -278,16 +273,7 @@ def store_counts(
     keys = list(by_key)
     winners = {key: max(group, key=lambda c: c.rank) for key, group in by_key.items()}
     losers: list[dict[str, Any]] = []
-    for row in conn.execute(
-        _CURRENT_OF_KEYS,
-        {
-            "sites": [k[0] for k in keys],
-            "modes": [k[1] for k in keys],
-            "directions": [k[2] for k in keys],
-            "starts": [k[3] for k in keys],
-            "ends": [k[4] for k in keys],
-        },
-    ).mappings():
+    for row in _current_of(conn, keys):
         key = (
             row["site_id"],
             row["mode"],
@@ -314,29 +300,54 @@ def store_counts(
         )
     result.restated = len(losers)
     current_ids = {w.event_id for w in winners.values()}
-    rows = [
-        {
-            "event_id": c.event_id,
-            "site_id": c.site_id,
-            "site_kind": c.site_kind,
-            "municipality_code": c.municipality_code,
-            "mode": c.mode,
-            "direction": c.direction,
-            "interval_start": c.interval_start,
-            "interval_end": c.interval_end,
-            "count": c.count,
-            "delay_hours": c.delay_hours,
-            "revision": c.revision,
-            "is_current": c.event_id in current_ids,
-            "producer": e["producer"],
-            "reported_at": c.reported_at,
-            "payload_sha256": digests[c.event_id],
-        }
-        for c, e in zip(counts, new, strict=True)
-    ]
-    conn.execute(insert(MobilityCountRow), rows)
-    result.added = len(rows)
+    # One COPY, not one INSERT per row: the count lock and the judging above
+    # make every row new, so nothing can conflict.
+    copy_rows(
+        conn,
+        "mobility_count",
+        _COPIED,
+        (
+            (
+                c.event_id,
+                c.site_id,
+                c.site_kind,
+                c.municipality_code,
+                c.mode,
+                c.direction,
+                c.interval_start,
+                c.interval_end,
+                c.count,
+                c.delay_hours,
+                c.revision,
+                c.event_id in current_ids,
+                e["producer"],
+                c.reported_at,
+                digests[c.event_id],
+            )
+            for c, e in zip(counts, new, strict=True)
+        ),
+    )
+    result.added = len(counts)
     return result
+
+
+_COPIED = (
+    "event_id",
+    "site_id",
+    "site_kind",
+    "municipality_code",
+    "mode",
+    "direction",
+    "interval_start",
+    "interval_end",
+    "count",
+    "delay_hours",
+    "revision",
+    "is_current",
+    "producer",
+    "reported_at",
+    "payload_sha256",
+)
 
 
 def _local_day(moment: datetime) -> datetime:
@@ -364,11 +375,10 @@ def _next_local_year(year: datetime) -> datetime:
 # rows below changed, so a scattered restatement re-adds a few groups, not
 # every site of its day. The lateral subqueries make PostgreSQL probe the
 # indexes per group instead of hashing whole partitions.
-_HOURS = """unnest(CAST(:b AS timestamptz[]), CAST(:u AS timestamptz[]),
-        CAST(:s AS text[])) AS t(bucket, until, site_id)"""
-_GROUPS = """unnest(CAST(:b AS timestamptz[]), CAST(:u AS timestamptz[]),
-        CAST(:m AS text[]), CAST(:o AS text[]))
-        AS t(bucket, until, municipality_code, mode)"""
+_HOURS = """json_to_recordset(CAST(:t AS json))
+        AS t(bucket timestamptz, until timestamptz, site_id text)"""
+_GROUPS = """json_to_recordset(CAST(:t AS json)) AS t(bucket timestamptz,
+        until timestamptz, municipality_code text, mode text)"""
 _ROWS = "bucket, municipality_code, mode, trips, delay_hours, counts"
 _ROLLUP_HOURS = (
     f"""
@@ -456,14 +466,14 @@ def _group_params(
     groups: set[Group],
     bucket_of: Callable[[datetime], datetime],
     following: Callable[[datetime], datetime],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
+    """The `_GROUPS` parameter for these groups, and how many buckets they touch."""
     keys = sorted({(bucket_of(b), code, mode) for b, code, mode in groups})
-    return {
-        "b": [k[0] for k in keys],
-        "u": [following(k[0]) for k in keys],
-        "m": [k[1] for k in keys],
-        "o": [k[2] for k in keys],
-    }
+    rows = [
+        {"bucket": b, "until": following(b), "municipality_code": m, "mode": o}
+        for b, m, o in keys
+    ]
+    return {"t": as_json(rows)}, len({k[0] for k in keys})
 
 
 def _advance(conn: Connection, watermark: int) -> None:
@@ -505,28 +515,23 @@ def refresh_rollups(conn: Connection) -> RollupRefresh:
         ),
         {"low": low, "high": high},
     ).all()
-    hours = [hour for hour, _site in touched]
-    changed_hours = _changed(
-        conn,
-        _ROLLUP_HOURS,
-        {
-            "b": hours,
-            "u": [h + timedelta(hours=1) for h in hours],
-            "s": [site for _hour, site in touched],
-        },
-    )
-    days = _group_params(changed_hours, _local_day, _next_local_day)
+    hours = [
+        {"bucket": hour, "until": hour + timedelta(hours=1), "site_id": site}
+        for hour, site in touched
+    ]
+    changed_hours = _changed(conn, _ROLLUP_HOURS, {"t": as_json(hours)})
+    days, day_buckets = _group_params(changed_hours, _local_day, _next_local_day)
     changed_days = _changed(conn, _ROLLUP_DAYS, days) if changed_hours else set()
-    years = _group_params(changed_days, _local_year, _next_local_year)
+    years, year_buckets = _group_params(changed_days, _local_year, _next_local_year)
     if changed_days:
         _changed(conn, _ROLLUP_YEARS, years)
     _advance(conn, int(high))
     return RollupRefresh(
         low,
         int(high),
-        hours=len(set(hours)),
-        days=len(set(days["b"])),
-        years=len(set(years["b"])),
+        hours=len({h["bucket"] for h in hours}),
+        days=day_buckets,
+        years=year_buckets,
         seconds=time.perf_counter() - began,
     )
 
@@ -702,36 +707,42 @@ def write_modal_splits(conn: Connection, splits: Sequence[ModalSplit]) -> None:
     """Replace the modal split and yearly indicator rows (small tables)."""
     conn.execute(delete(MobilityModalSplitRow))
     conn.execute(delete(MobilityYearRow))
-    if not splits:
-        return
-    conn.execute(
-        insert(MobilityModalSplitRow),
-        [
-            {
-                "scope": s.scope,
-                "year": s.year,
-                "mode": mode,
-                "trips": trips,
-                "share_pct": s.shares.get(mode),
-            }
+    copy_rows(
+        conn,
+        MobilityModalSplitRow.__tablename__,
+        ("scope", "year", "mode", "trips", "share_pct"),
+        (
+            (s.scope, s.year, mode, trips, s.shares.get(mode))
             for s in splits
             for mode, trips in s.trips.items()
-        ],
+        ),
     )
-    conn.execute(
-        insert(MobilityYearRow),
-        [
-            {
-                "scope": s.scope,
-                "year": s.year,
-                "total_trips": s.total_trips,
-                "sustainable_trips": s.sustainable_trips,
-                "sustainable_share_pct": s.sustainable_share,
-                "bike_trips": s.bike_trips,
-                "months_covered": s.months_covered,
-                "counted": s.counted,
-                "provisional": s.provisional,
-            }
+    copy_rows(
+        conn,
+        MobilityYearRow.__tablename__,
+        (
+            "scope",
+            "year",
+            "total_trips",
+            "sustainable_trips",
+            "sustainable_share_pct",
+            "bike_trips",
+            "months_covered",
+            "counted",
+            "provisional",
+        ),
+        (
+            (
+                s.scope,
+                s.year,
+                s.total_trips,
+                s.sustainable_trips,
+                s.sustainable_share,
+                s.bike_trips,
+                s.months_covered,
+                s.counted,
+                s.provisional,
+            )
             for s in splits
-        ],
+        ),
     )
