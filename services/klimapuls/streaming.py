@@ -234,7 +234,8 @@ def service_app(
     (`publisher(app)`, if given) does the rest, all before the batch is
     acknowledged. A handler with a `refresh()`
     method gets a timer (`KLIMAPULS_REFRESH_SECONDS`) whose result is
-    published the same way.
+    published the same way, and one with a `flush()` method (deriving what
+    its batches left pending) a timer every `KLIMAPULS_DERIVE_SECONDS`.
     """
     app = make_app(settings, service)
     topics = settings.topics
@@ -265,6 +266,15 @@ def service_app(
 
     for kind in kinds:
         agent_for(kind)
+
+    flush = getattr(handler, "flush", None)
+    if flush is not None:
+        # A handler that derives once per window (`KLIMAPULS_DERIVE_SECONDS`)
+        # finishes the last window of a stream here, when no batch comes.
+        @app.timer(interval=max(settings.derive_seconds, 0.1))
+        async def flush_derived() -> None:
+            result = await _with_retries(flush, "derive")
+            await _publish_with_retries(after, result, "publishing the derive")
 
     refresh = getattr(handler, "refresh", None)
     if refresh is not None:

@@ -1,15 +1,23 @@
 """Batch handling of mobility count events (no Kafka here).
 
 One batch is one database transaction: valid counts are judged and stored
-idempotently (restatements kept, `is_current` moved to the newest), the
-rollups are refreshed incrementally, and the modal split and yearly rows of
-the boards are rewritten. Rejected events come back as dead letters, and
-every batch with valid events, duplicates included, announces a
-`SeriesChange` for the targets service.
+idempotently (restatements kept, `is_current` moved to the newest).
+Rejected events come back as dead letters.
+
+Deriving (the incremental rollups, then the modal split and yearly rows of
+the boards, then a `SeriesChange` for the targets service naming every
+scope whose counts arrived, duplicates included) costs about as much as
+storing, so it runs once per window (`derive_seconds`), in the transaction
+of the batch that finds the window over, or from `flush` (the service's
+timer) when no batch comes. Nothing depends on memory for the rows: the
+rollups' watermark says what is not yet rolled up. The notice's scopes are
+kept in memory, so a new handler (a restarted service) announces every
+scope once with its first derive.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +29,7 @@ from klimapuls.core.messages import SeriesChange
 from klimapuls.core.mobility import modal_splits
 from klimapuls.core.model import REGION_CODE
 from klimapuls.core.progress import MOBILITY_INDICATORS
+from klimapuls.core.reference import municipality_codes
 from klimapuls.storage import mobility as counts
 from klimapuls.storage.db import in_transaction
 from klimapuls.storage.grants import grant_cache
@@ -56,21 +65,36 @@ class MobilityHandler:
     """Stores count events and keeps rollups and the modal split current."""
 
     def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str = "mobility"
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime],
+        name: str = "mobility",
+        derive_seconds: float = 0.0,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.name = name
+        self.derive_seconds = derive_seconds
         self.grants = grant_cache(engine)
         self._backend_name: counts.Backend | None = None
+        # The timer's `flush` and the batches run in threads of their own.
+        self._lock = threading.Lock()
+        #: Scopes whose counts arrived since the last derive; all at first.
+        self._pending: set[str] = set(municipality_codes())
+        self._derived_at: datetime | None = None
 
     def _backend(self, conn: Connection) -> counts.Backend:
         if self._backend_name is None:
             self._backend_name = counts.rollup_backend(conn)
         return self._backend_name
 
+    def _due(self, now: datetime) -> bool:
+        if self._derived_at is None:
+            return True
+        return (now - self._derived_at).total_seconds() >= self.derive_seconds
+
     def handle(self, batch: Sequence[Incoming]) -> MobilityBatchResult:
-        """Validate, store, roll up and derive, all in one transaction."""
+        """Validate and store in one transaction; derive too if the window is over."""
         now = self.clock()
         result, valid = decode_batch(
             batch,
@@ -83,25 +107,53 @@ class MobilityHandler:
         decoded = valid[MOBILITY_COUNT]
         if not decoded:
             return result
+        with self._lock:
+            self._pending.update(d.event["municipality_code"] for d in decoded)
+            due = self._due(now)
 
-        def work(conn: Connection) -> None:
-            stored = counts.store_counts(conn, [d.event for d in decoded], now)
-            result.judged(decoded, stored.judgements, self.name, now)
-            result.restated = stored.restated
-            result.rollup = counts.refresh_rollups(conn)
-            if self._backend(conn) == "tables":
-                write_modal_splits(conn, now)
+            def work(conn: Connection) -> None:
+                stored = counts.store_counts(conn, [d.event for d in decoded], now)
+                result.judged(decoded, stored.judgements, self.name, now)
+                result.restated = stored.restated
+                if due:
+                    self._derive_in(conn, result, now)
 
-        in_transaction(self.engine, work)
+            in_transaction(self.engine, work)
+            if due:
+                self._derived(result, now)
+        return result
+
+    def flush(self) -> MobilityBatchResult:
+        """Derive what the last batches left pending (the service's timer)."""
+        result = MobilityBatchResult()
+        with self._lock:
+            now = self.clock()
+            if self._pending and self._due(now):
+                in_transaction(
+                    self.engine, lambda conn: self._derive_in(conn, result, now)
+                )
+                self._derived(result, now)
+        return result
+
+    def _derive_in(
+        self, conn: Connection, result: MobilityBatchResult, now: datetime
+    ) -> None:
+        result.rollup = counts.refresh_rollups(conn)
+        if self._backend(conn) == "tables":
+            write_modal_splits(conn, now)
+
+    def _derived(self, result: MobilityBatchResult, now: datetime) -> None:
+        """After the derive's commit: TimescaleDB's refresh, then the notice."""
         if self._backend_name == "timescaledb":
             # Continuous aggregates refresh outside a transaction; derive after.
             counts.refresh_continuous_aggregates(self.engine)
             in_transaction(self.engine, lambda conn: write_modal_splits(conn, now))
-        scopes = {d.event["municipality_code"] for d in decoded} | {REGION_CODE}
+        scopes = self._pending | {REGION_CODE}
         result.series_changes.append(
             SeriesChange.of(self.name, MOBILITY_INDICATORS, scopes, now)
         )
-        return result
+        self._pending = set()
+        self._derived_at = now
 
     def refresh(self) -> MobilityBatchResult:
         """Rewrite the modal split as of now (a year turns final on 1 June)."""
