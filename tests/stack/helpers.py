@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaProducer
 
-from klimapuls.simulator import simulate
+from klimapuls.simulator import DEFAULT_START, malformed_events, simulate
 
 # A process started from a non-interactive shell may ignore SIGINT; reset it so
 # that Ctrl-C (SIGINT to the process group) reaches `up` as in a terminal.
@@ -102,6 +102,13 @@ def valid_events(
     return [(e.kind, e.body) for e in islice(stream, skip, skip + count)]  # type: ignore[misc]
 
 
+def malformed(seed: int, count: int, skip: int = 0) -> list[tuple[str, bytes, str]]:
+    """`count` malformed bodies (every defect in turn): kind, raw bytes, and the
+    `dead_letter_id` a service gives each."""
+    stream = islice(malformed_events(seed, DEFAULT_START), skip, skip + count)
+    return [(e.kind, e.body, str(e.dead_letter_id)) for e in stream]  # type: ignore[misc]
+
+
 class Sender:
     """Sends events and records the ids the broker acknowledged."""
 
@@ -110,6 +117,7 @@ class Sender:
             bootstrap_servers=servers, acks="all", linger_ms=5, retries=3
         )
         self.acked: set[str] = set()
+        self.origins: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def send(self, events: list[tuple[str, dict[str, Any]]], topic_of: Any) -> None:
@@ -118,9 +126,20 @@ class Sender:
             future = self.producer.send(topic_of(kind), json.dumps(body).encode())
             future.add_callback(lambda _m, i=event_id: self._ack(i))
 
-    def _ack(self, event_id: str) -> None:
+    def send_raw(self, messages: list[tuple[str, bytes, str]], topic_of: Any) -> None:
+        """Send raw bodies as they are, recorded by their id (the third item)
+        and where the broker put them (`origins`: topic:partition:offset)."""
+        for kind, raw, key in messages:
+            future = self.producer.send(topic_of(kind), raw)
+            future.add_callback(lambda m, i=key: self._ack(i, m))
+
+    def _ack(self, event_id: str, metadata: Any = None) -> None:
         with self._lock:
             self.acked.add(event_id)
+            if metadata is not None:
+                self.origins[event_id] = (
+                    f"{metadata.topic}:{metadata.partition}:{metadata.offset}"
+                )
 
     def close(self) -> None:
         try:
@@ -149,12 +168,39 @@ def stored(database_url: str, event_ids: set[str]) -> dict[str, int]:
     return counts
 
 
-def wait_stored(
-    database_url: str, event_ids: set[str], timeout_s: float
+def dead_lettered(
+    database_url: str, keys: set[str], by: str = "dead_letter_id"
 ) -> dict[str, int]:
+    """How many `dead_letter` rows each of `keys` has, keyed `by` a column
+    (`dead_letter_id`, `origin`: topic:partition:offset, or `event_id`)."""
+    assert by in ("dead_letter_id", "origin", "event_id"), by
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            f"SELECT {by}, count(*) FROM dead_letter "
+            f"WHERE {by} = ANY(%s) GROUP BY {by}",
+            (list(keys),),
+        ).fetchall()
+    return dict(rows)
+
+
+def query(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of one SQL query on the stack's database."""
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(sql, params or None).fetchall()
+
+
+def wait_stored(
+    database_url: str,
+    event_ids: set[str],
+    timeout_s: float,
+    count: Callable[[str, set[str]], dict[str, int]] = stored,
+) -> dict[str, int]:
+    """`count` (default: `stored`) once every id has a row, or at the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
-        counts = stored(database_url, event_ids)
+        counts = count(database_url, event_ids)
         if len(counts) >= len(event_ids) or time.monotonic() > deadline:
             return counts
         time.sleep(1)

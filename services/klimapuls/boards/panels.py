@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from grafana_foundation_sdk.builders import (
     barchart,
@@ -166,6 +166,23 @@ def _status_override() -> list[models.DynamicConfigValue]:
             id_val="mappings", value=[{"type": "value", "options": options}]
         ),
     ]
+
+
+_Chart = TypeVar("_Chart", timeseries.Panel, barchart.Panel)
+
+
+def _chart(panel: _Chart, unit: str, axis_label: str) -> _Chart:
+    """What every chart has: its unit, an axis label, a list legend below."""
+    return (
+        panel.unit(unit)
+        .axis_label(axis_label)
+        .legend(
+            common.VizLegendOptions()
+            .display_mode(common_models.LegendDisplayMode.LIST)
+            .placement(common_models.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+    )
 
 
 class BoardBuilder:
@@ -329,19 +346,8 @@ class BoardBuilder:
         bars: bool = False,
     ) -> Self:
         """A time series chart (x: time)."""
-        panel = (
-            timeseries.Panel()
-            .unit(unit)
-            .axis_label(axis_label)
-            .span_nulls(True)
-            .show_points(common_models.VisibilityMode.AUTO)
-            .legend(
-                common.VizLegendOptions()
-                .display_mode(common_models.LegendDisplayMode.LIST)
-                .placement(common_models.LegendPlacement.BOTTOM)
-                .show_legend(True)
-            )
-        )
+        panel = _chart(timeseries.Panel(), unit, axis_label)
+        panel.span_nulls(True).show_points(common_models.VisibilityMode.AUTO)
         if stacked:
             panel.stacking(
                 common.StackingConfig().mode(common_models.StackingMode.NORMAL)
@@ -364,19 +370,8 @@ class BoardBuilder:
         stacked: bool = False,
     ) -> Self:
         """A bar chart over a text field `x_field` (a year, a name)."""
-        panel = (
-            barchart.Panel()
-            .unit(unit)
-            .axis_label(axis_label)
-            .x_field(x_field)
-            .show_value(common_models.VisibilityMode.AUTO)
-            .legend(
-                common.VizLegendOptions()
-                .display_mode(common_models.LegendDisplayMode.LIST)
-                .placement(common_models.LegendPlacement.BOTTOM)
-                .show_legend(True)
-            )
-        )
+        panel = _chart(barchart.Panel(), unit, axis_label)
+        panel.x_field(x_field).show_value(common_models.VisibilityMode.AUTO)
         if stacked:
             panel.stacking(common_models.StackingMode.NORMAL)
         self._add(panel, title, description, queries, width, height)

@@ -23,6 +23,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from klimapuls.cli.common import (
+    OfflineFiles,
+    OfflineFlag,
+    check_offline_files,
+    date_option,
+    json_option,
+    parse_day,
+    read_offline,
+    scope_option,
+)
 from klimapuls.core.model import TONNES_CO2E
 from klimapuls.core.progress import Facts
 from klimapuls.core.reference import scope_codes
@@ -138,8 +148,6 @@ def run_changes(
     err_console: Console,
 ) -> int:
     """Audit, print; return the exit code."""
-    from klimapuls.cli.progress import read_offline
-
     if scope is not None and scope not in scope_codes():
         err_console.print(
             f"unknown scope {scope!r}; one of {', '.join(scope_codes())}",
@@ -151,7 +159,7 @@ def run_changes(
         report = read_offline(files, datetime.now(UTC))
         for issue in report.issues:
             err_console.print(
-                f"{issue.file}:{issue.line}: {issue.field}: {issue.reason}",
+                str(issue),
                 markup=False,
                 highlight=False,
                 soft_wrap=True,
@@ -171,17 +179,6 @@ def run_changes(
     return exit_code
 
 
-def _day(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option
-        ) from None
-
-
 def register(app: typer.Typer) -> None:
     """Add `klimapuls changes` to the `klimapuls` app."""
 
@@ -189,48 +186,24 @@ def register(app: typer.Typer) -> None:
     def changes(
         since: Annotated[
             str,
-            typer.Option(
-                "--since",
-                metavar="DATE",
-                help="List what was restated after this date (YYYY-MM-DD).",
-                show_default=False,
+            date_option(
+                "--since", "List what was restated after this date (YYYY-MM-DD)."
             ),
         ],
-        files: Annotated[
-            list[Path] | None,
-            typer.Argument(
-                help="With --offline: JSONL event files (any family, by `schema`).",
-                show_default=False,
-            ),
-        ] = None,
+        files: OfflineFiles = None,
         until: Annotated[
             str | None,
-            typer.Option(
-                "--until",
-                metavar="DATE",
-                help="Up to this date (YYYY-MM-DD); default: today.",
-                show_default=False,
-            ),
+            date_option("--until", "Up to this date (YYYY-MM-DD); default: today."),
         ] = None,
         scope: Annotated[
             str | None,
-            typer.Option(
-                "--scope",
-                metavar="CODE",
-                help="Only figures and targets of this scope (kommune code, "
-                "1084, DK, movia).",
+            scope_option(
+                "Only figures and targets of this scope (kommune code, "
+                "1084, DK, movia)."
             ),
         ] = None,
-        offline: Annotated[
-            bool,
-            typer.Option(
-                "--offline",
-                help="Read FILE... instead of the database (no server needed).",
-            ),
-        ] = False,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print JSON instead of tables.")
-        ] = False,
+        offline: OfflineFlag = False,
+        as_json: Annotated[bool, json_option("Print JSON instead of tables.")] = False,
     ) -> None:
         """List every figure restated after --since and the targets it moved.
 
@@ -241,18 +214,13 @@ def register(app: typer.Typer) -> None:
         """
         from klimapuls.cli import console, err_console
 
-        start = _day(since, "--since")
-        end = _day(until, "--until") or date.today()
+        start = parse_day(since, "--since")
+        end = parse_day(until, "--until") or date.today()
         assert start is not None  # noqa: S101 - a required option
         if end < start:
             raise typer.BadParameter("must not be before --since", param_hint="--until")
         paths = list(files or [])
-        if offline and not paths:
-            raise typer.BadParameter("give at least one JSONL file", param_hint="FILE")
-        if paths and not offline:
-            raise typer.BadParameter(
-                "files are read only with --offline", param_hint="FILE"
-            )
+        check_offline_files(paths, offline)
         for path in paths:
             if not path.is_file():
                 raise typer.BadParameter(f"{path} is not a readable file")

@@ -8,30 +8,58 @@
   stack that `klimapuls up` runs for the current data folder.
 - `check_database` turns a malformed or unreachable `DATABASE_URL` into one
   line naming it, before any driver error can surface.
+- The options of the commands that read the database or, with `--offline`,
+  JSONL event files (`OfflineFiles`, `OfflineFlag`, `date_option`, ...),
+  the checks of their dates and files, and `read_offline`, which folds
+  those files as the services would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
+import typer
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
+from klimapuls.core.fold import EventFold, read_jsonl
+from klimapuls.core.identity import Verdict
+from klimapuls.core.initiatives import (
+    Initiative,
+    MissingReport,
+    missing_reports,
+    without_tovholder,
+)
+from klimapuls.core.progress import Facts
+from klimapuls.importers.table import text_lines
 from klimapuls.settings import Settings
 from klimapuls.stack.state import running_stack
 
 __all__ = [
     "KlimapulsConsole",
+    "LineIssue",
+    "OfflineFiles",
+    "OfflineFlag",
+    "OfflineReport",
     "check_database",
+    "check_offline_files",
     "command_settings",
+    "date_option",
     "escape",
+    "json_option",
     "normalize_kind",
+    "parse_day",
     "plural",
+    "read_offline",
+    "scope_option",
 ]
 
 _CONNECT_TIMEOUT_S = 5
@@ -136,3 +164,143 @@ def check_database(url: str) -> str:
             f"cannot reach the database at {masked(url)} (DATABASE_URL): {reason}"
         ) from None
     return url
+
+
+# -- commands that read the database or, with --offline, JSONL files --------
+
+#: `FILE...`: the JSONL event files read with `--offline`.
+OfflineFiles = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="With --offline: JSONL event files (any family, by `schema`).",
+        show_default=False,
+    ),
+]
+
+#: `--offline`: read `FILE...` instead of the database.
+OfflineFlag = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Read FILE... instead of the database (no server needed).",
+    ),
+]
+
+
+def date_option(name: str, help: str) -> Any:
+    """A `--NAME DATE` option (YYYY-MM-DD as text; see `parse_day`)."""
+    return typer.Option(name, metavar="DATE", help=help, show_default=False)
+
+
+def json_option(help: str) -> Any:
+    """The `--json` flag, with what the command prints instead."""
+    return typer.Option("--json", help=help)
+
+
+def scope_option(help: str) -> Any:
+    """The `--scope CODE` option (a kommune code, 1084, DK, movia)."""
+    return typer.Option("--scope", metavar="CODE", help=help)
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    """The date `text` (YYYY-MM-DD) given to `option`, or a usage error."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
+
+
+def check_offline_files(paths: Sequence[Path], offline: bool) -> None:
+    """Files with `--offline` and only with it, or a usage error."""
+    if offline and not paths:
+        raise typer.BadParameter("give at least one JSONL file", param_hint="FILE")
+    if paths and not offline:
+        raise typer.BadParameter(
+            "files are read only with --offline", param_hint="FILE"
+        )
+
+
+@dataclass(frozen=True)
+class LineIssue:
+    """Why one input line was skipped."""
+
+    file: Path
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.reason}"
+
+
+@dataclass
+class OfflineReport:
+    """What reading the offline files gave: the facts and the skipped lines.
+
+    `missing` and `without_tovholder` are the initiatives' findings, from the
+    folded reports with the same core rules as the initiatives service.
+    """
+
+    facts: Facts
+    events: int = 0
+    duplicates: int = 0
+    issues: list[LineIssue] = field(default_factory=list)
+    missing: list[MissingReport] = field(default_factory=list)
+    without_tovholder: list[Initiative] = field(default_factory=list)
+
+    def initiatives_line(self) -> str:
+        """The initiatives' findings in one line."""
+        newest: dict[str, str] = {}
+        for m in self.missing:
+            newest[m.programme] = max(newest.get(m.programme, m.round), m.round)
+        latest = max(newest.values(), default=None)
+        in_latest = sum(1 for m in self.missing if m.round == latest)
+        where = f", {in_latest} in round {latest}" if latest else ""
+        return (
+            f"Initiatives: {len(self.missing)} reports missing{where}; "
+            f"{len(self.without_tovholder)} without a tovholder"
+        )
+
+
+def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineReport:
+    """Fold every valid line of `files` (in order); collect the invalid ones.
+
+    `now` is the clock the validators bound `reported_at` with, as the
+    services' clock does.
+    """
+    fold = EventFold()
+    issues: list[LineIssue] = []
+    events = duplicates = 0
+    for path in files:
+        lines = text_lines(path.read_bytes(), str(path))
+        for bad in lines:
+            if bad.problem is not None:
+                issues.append(LineIssue(path, bad.number, "$", bad.problem))
+        # Undecodable lines stay as blank ones, so line numbers still match.
+        for line in read_jsonl((t.text or "" for t in lines), now):
+            error = line.error
+            if error is None and line.kind is not None and line.event is not None:
+                judgement = fold.judge(line.kind, line.event)
+                if judgement.verdict is not Verdict.REJECTED:
+                    events += 1
+                    duplicates += judgement.verdict is Verdict.DUPLICATE
+                    continue
+                error = judgement.error
+            if error is not None:
+                issues.extend(
+                    LineIssue(path, line.number, i.field, i.reason)
+                    for i in error.issues
+                )
+    listed = fold.initiatives()
+    return OfflineReport(
+        fold.facts(),
+        events,
+        duplicates,
+        issues,
+        missing_reports(listed, fold.reports),
+        without_tovholder(listed, fold.reports),
+    )

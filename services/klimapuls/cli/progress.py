@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,21 +28,25 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from klimapuls.cli.common import escape, plural
+from klimapuls.cli.common import (
+    OfflineFiles,
+    OfflineFlag,
+    OfflineReport,
+    check_offline_files,
+    date_option,
+    escape,
+    json_option,
+    parse_day,
+    plural,
+    read_offline,
+    scope_option,
+)
 from klimapuls.cli.render import print_progress
 from klimapuls.core.errors import ConfigurationError
-from klimapuls.core.fold import EventFold, read_jsonl
-from klimapuls.core.identity import Verdict
-from klimapuls.core.initiatives import (
-    Initiative,
-    MissingReport,
-    missing_reports,
-    without_tovholder,
-)
 from klimapuls.core.knowledge import known_on
 from klimapuls.core.progress import Facts, evaluate_all
 from klimapuls.core.reference import scope_codes
-from klimapuls.importers.table import FileEncodingError, text_lines
+from klimapuls.importers.table import FileEncodingError
 from klimapuls.storage.db import in_transaction
 from klimapuls.storage.facts import load_facts
 
@@ -59,96 +62,6 @@ __all__ = [
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
 EXIT_USAGE = 2
-
-
-@dataclass(frozen=True)
-class LineIssue:
-    """Why one input line was skipped."""
-
-    file: Path
-    line: int
-    field: str
-    reason: str
-
-
-@dataclass
-class OfflineReport:
-    """What reading the offline files gave: the facts and the skipped lines.
-
-    `missing` and `without_tovholder` are the initiatives' findings, from the
-    folded reports with the same core rules as the initiatives service.
-    """
-
-    facts: Facts
-    events: int = 0
-    duplicates: int = 0
-    issues: list[LineIssue] = field(default_factory=list)
-    missing: list[MissingReport] = field(default_factory=list)
-    without_tovholder: list[Initiative] = field(default_factory=list)
-
-    def initiatives_line(self) -> str:
-        """The initiatives' findings in one line."""
-        newest: dict[str, str] = {}
-        for m in self.missing:
-            newest[m.programme] = max(newest.get(m.programme, m.round), m.round)
-        latest = max(newest.values(), default=None)
-        in_latest = sum(1 for m in self.missing if m.round == latest)
-        where = f", {in_latest} in round {latest}" if latest else ""
-        return (
-            f"Initiatives: {len(self.missing)} reports missing{where}; "
-            f"{len(self.without_tovholder)} without a tovholder"
-        )
-
-
-def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineReport:
-    """Fold every valid line of `files` (in order); collect the invalid ones.
-
-    `now` is the clock the validators bound `reported_at` with, as the
-    services' clock does.
-    """
-    fold = EventFold()
-    issues: list[LineIssue] = []
-    events = duplicates = 0
-    for path in files:
-        lines = text_lines(path.read_bytes(), str(path))
-        for bad in lines:
-            if bad.problem is not None:
-                issues.append(LineIssue(path, bad.number, "$", bad.problem))
-        # Undecodable lines stay as blank ones, so line numbers still match.
-        for line in read_jsonl((t.text or "" for t in lines), now):
-            error = line.error
-            if error is None and line.kind is not None and line.event is not None:
-                judgement = fold.judge(line.kind, line.event)
-                if judgement.verdict is not Verdict.REJECTED:
-                    events += 1
-                    duplicates += judgement.verdict is Verdict.DUPLICATE
-                    continue
-                error = judgement.error
-            if error is not None:
-                issues.extend(
-                    LineIssue(path, line.number, i.field, i.reason)
-                    for i in error.issues
-                )
-    listed = fold.initiatives()
-    return OfflineReport(
-        fold.facts(),
-        events,
-        duplicates,
-        issues,
-        missing_reports(listed, fold.reports),
-        without_tovholder(listed, fold.reports),
-    )
-
-
-def _parse_as_of(text: str | None, option: str = "--as-of") -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option
-        ) from None
 
 
 _NO_DATABASE = (
@@ -181,11 +94,7 @@ def database_rows(
 
 def _print_issues(report: OfflineReport, err_console: Console) -> None:
     for issue in sorted(report.issues, key=lambda i: (str(i.file), i.line)):
-        err_console.print(
-            f"{issue.file}:{issue.line}: {issue.field}: {issue.reason}",
-            markup=False,
-            soft_wrap=True,
-        )
+        err_console.print(str(issue), markup=False, soft_wrap=True)
     skipped = sorted({(i.file, i.line) for i in report.issues})
     note = (
         f"{plural(report.events, 'event')} read, "
@@ -271,40 +180,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def progress(
-        files: Annotated[
-            list[Path] | None,
-            typer.Argument(
-                help="With --offline: JSONL event files (any family, by `schema`).",
-                show_default=False,
-            ),
-        ] = None,
-        offline: Annotated[
-            bool,
-            typer.Option(
-                "--offline",
-                help="Read FILE... instead of the database (no server needed).",
-            ),
-        ] = False,
+        files: OfflineFiles = None,
+        offline: OfflineFlag = False,
         as_json: Annotated[
-            bool, typer.Option("--json", help="Print a JSON list instead of a table.")
+            bool, json_option("Print a JSON list instead of a table.")
         ] = False,
         as_of: Annotated[
             str | None,
-            typer.Option(
-                "--as-of",
-                metavar="DATE",
-                help="Recompute as on this date (YYYY-MM-DD); default: today.",
-                show_default=False,
+            date_option(
+                "--as-of", "Recompute as on this date (YYYY-MM-DD); default: today."
             ),
         ] = None,
         known_on_text: Annotated[
             str | None,
-            typer.Option(
+            date_option(
                 "--known-on",
-                metavar="DATE",
-                help="Only figures and target versions known on this date "
+                "Only figures and target versions known on this date "
                 "(YYYY-MM-DD); --as-of defaults to it.",
-                show_default=False,
             ),
         ] = None,
         target_id: Annotated[
@@ -313,11 +205,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         scope: Annotated[
             str | None,
-            typer.Option(
-                "--scope",
-                metavar="CODE",
-                help="Only targets of this scope (kommune code, 1084, DK, movia).",
-            ),
+            scope_option("Only targets of this scope (kommune code, 1084, DK, movia)."),
         ] = None,
     ) -> None:
         """Show whether every target is on track: status, path, forecast, gap.
@@ -329,15 +217,10 @@ def register(app: typer.Typer) -> None:
         """
         from klimapuls.cli import console, err_console
 
-        day = _parse_as_of(as_of)
-        known = _parse_as_of(known_on_text, "--known-on")
+        day = parse_day(as_of, "--as-of")
+        known = parse_day(known_on_text, "--known-on")
         paths = list(files or [])
-        if offline and not paths:
-            raise typer.BadParameter("give at least one JSONL file", param_hint="FILE")
-        if paths and not offline:
-            raise typer.BadParameter(
-                "files are read only with --offline", param_hint="FILE"
-            )
+        check_offline_files(paths, offline)
         for path in paths:
             if not path.is_file():
                 what = "a folder" if path.is_dir() else "not found"

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from klimapuls.cli.progress import read_offline
+from klimapuls.cli.common import read_offline
 from klimapuls.core.reference import municipality_codes
 from klimapuls.report import ReportInput, render_report
 from klimapuls.storage.db import in_transaction
