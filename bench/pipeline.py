@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -89,6 +90,9 @@ class Result:
     live_events: int = 0
     live_rate: float = 0.0
     mix: dict[str, int] = field(default_factory=dict)
+    #: Seconds per stage and worker over the whole run, from the services'
+    #: own `stages` log lines (see `klimapuls.streaming.StageClock`).
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # --- the event mix ------------------------------------------------------------
@@ -363,6 +367,28 @@ async def _ceiling(settings: Settings, url: str, n: int) -> float:
     return seen / elapsed if elapsed > 0 else 0.0
 
 
+# --- where the time went -----------------------------------------------------
+
+_STAGES = re.compile(r"stages (\S+): (\d+) events, (\d+) batches, [\d.]+ s: (.*)")
+
+
+def stage_sums(log_dir: Path) -> dict[str, dict[str, float]]:
+    """Seconds per stage per worker, summed over the services' log lines."""
+    sums: dict[str, Counter[str]] = {}
+    for log in sorted(log_dir.glob("*.log")):
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            found = _STAGES.search(line)
+            if found is None:
+                continue
+            worker = sums.setdefault(found[1], Counter())
+            worker["events"] += int(found[2])
+            worker["batches"] += int(found[3])
+            for pair in found[4].split():
+                name, _, value = pair.partition("=")
+                worker[name] += float(value)
+    return {w: {k: round(v, 2) for k, v in c.items()} for w, c in sorted(sums.items())}
+
+
 # --- the run ------------------------------------------------------------------
 
 
@@ -472,6 +498,7 @@ def run(
                 mix=dict(
                     Counter(e.kind if not e.malformed else "malformed" for e in mix)
                 ),
+                stages=stage_sums(stack.log_dir),
             )
         finally:
             if stack is not None:

@@ -22,7 +22,7 @@ from klimapuls.core.errors import RetryableError
 from klimapuls.stack import EmbeddedPostgres
 from klimapuls.storage import prepare_database
 from klimapuls.storage.db import create_db_engine
-from klimapuls.streaming import _publish_with_retries
+from klimapuls.streaming import publish_with_retries
 from klimapuls.targets.app import publish_status_changes
 
 
@@ -48,7 +48,7 @@ def test_publishing_after_the_commit_waits_for_the_database_to_return(
         server.stop()
         threading.Thread(target=restart_later, daemon=True).start()
         began = time.monotonic()
-        asyncio.run(_publish_with_retries(publish, BatchResult(), "publishing"))
+        asyncio.run(publish_with_retries(publish, BatchResult(), "publishing"))
         assert time.monotonic() - began >= 1.5
         assert len(calls) >= 2  # failed while the database was away, then sent
     finally:
@@ -61,7 +61,7 @@ def test_a_bug_while_publishing_still_stops_the_worker() -> None:
         raise ValueError("a bug, not an outage")
 
     with pytest.raises(ValueError):
-        asyncio.run(_publish_with_retries(broken, BatchResult(), "publishing"))
+        asyncio.run(publish_with_retries(broken, BatchResult(), "publishing"))
 
 
 def test_retryable_errors_are_retried_until_they_pass() -> None:
@@ -71,5 +71,5 @@ def test_retryable_errors_are_retried_until_they_pass() -> None:
         if failures:
             raise failures.pop()
 
-    asyncio.run(_publish_with_retries(flaky, BatchResult(), "publishing"))
+    asyncio.run(publish_with_retries(flaky, BatchResult(), "publishing"))
     assert failures == []

@@ -224,6 +224,7 @@ class Settings(BaseSettings):
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
     refresh_seconds: float = Field(default=3600.0, gt=0)
     derive_seconds: float = Field(default=1.0, ge=0)
+    progress_seconds: float = Field(default=5.0, ge=0)
     gateway_host: str = "127.0.0.1"
     gateway_port: int | None = Field(default=None, ge=0, le=65535)
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
@@ -30,13 +32,18 @@ from klimapuls.settings import Settings
 __all__ = [
     "BatchHandler",
     "Publisher",
+    "StageClock",
     "consume_batches",
     "deliver",
+    "deliver_all",
+    "group_id",
     "make_app",
     "origin_of",
+    "publish_with_retries",
     "raw_topic",
     "run_worker",
     "service_app",
+    "with_retries",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,11 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
+def group_id(settings: Settings, service: str) -> str:
+    """The consumer group (and faust app id) of `service`."""
+    return f"{settings.group_prefix}-{settings.topic_prefix}{service}"
+
+
 def make_app(settings: Settings, service: str) -> faust.App:
     """A faust app for `service`, with its own consumer group.
 
@@ -79,7 +91,7 @@ def make_app(settings: Settings, service: str) -> faust.App:
     credentials = _credentials(settings)
     if credentials is not None:
         options["broker_credentials"] = credentials
-    app_id = f"{settings.group_prefix}-{settings.topic_prefix}{service}"
+    app_id = group_id(settings, service)
     datadir = settings.data_dir / "faust" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
@@ -111,12 +123,21 @@ async def deliver(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
     await pending
 
 
+async def deliver_all(
+    messages: Sequence[tuple[faust.TopicT, bytes | None, bytes]],
+) -> None:
+    """Send all, then wait until the broker has every one (order per topic kept)."""
+    pending = [await topic.send(key=key, value=value) for topic, key, value in messages]
+    for sent in pending:
+        await sent
+
+
 def _retryable(exc: BaseException) -> bool:
     # The database away (our RetryableError) or the broker slow or away.
     return isinstance(exc, RetryableError | KafkaError | asyncio.TimeoutError)
 
 
-async def _with_retries(work: Callable[[], R], what: str) -> R:
+async def with_retries(work: Callable[[], R], what: str) -> R:
     """Run blocking `work` in a thread until it succeeds or fails for good."""
     delay = 0.5
     while True:
@@ -128,7 +149,7 @@ async def _with_retries(work: Callable[[], R], what: str) -> R:
             delay = min(delay * 2, _MAX_BACKOFF_S)
 
 
-async def _publish_with_retries(
+async def publish_with_retries(
     publish: Callable[[R], Awaitable[None]], result: R, what: str
 ) -> None:
     """Publish a committed batch's outbound messages until it succeeds.
@@ -151,11 +172,58 @@ async def _publish_with_retries(
             delay = min(delay * 2, _MAX_BACKOFF_S)
 
 
+#: How often a worker logs where its time went (a `stages` line).
+STAGE_LOG_SECONDS = 10.0
+
+
+class StageClock:
+    """Where a worker's time goes: summed per stage, logged now and then.
+
+    One line per `every` seconds with events, for operators and for the
+    benchmark, which reads them from the service logs:
+    `stages NAME: N events, B batches, S s: wait=.. handle=.. publish=.. ack=..`
+    plus the handler's own stages (decode, store, derive) inside `handle`.
+    """
+
+    def __init__(self, name: str, every: float = STAGE_LOG_SECONDS) -> None:
+        self.name = name
+        self.every = every
+        self._reset(time.monotonic())
+
+    def _reset(self, now: float) -> None:
+        self.since = now
+        self.events = 0
+        self.batches = 0
+        self.seconds: Counter[str] = Counter()
+
+    def add(self, stages: Mapping[str, float]) -> None:
+        """Add seconds per stage."""
+        self.seconds.update(stages)
+
+    def batch(self, events: int) -> None:
+        """Count a finished batch; log the sums once `every` seconds passed."""
+        self.events += events
+        self.batches += 1
+        now = time.monotonic()
+        if now - self.since >= self.every:
+            log.info("%s", self.line(now))
+            self._reset(now)
+
+    def line(self, now: float) -> str:
+        """The log line of the sums so far."""
+        parts = " ".join(f"{k}={v:.2f}" for k, v in sorted(self.seconds.items()))
+        return (
+            f"stages {self.name}: {self.events} events, {self.batches} batches, "
+            f"{now - self.since:.1f} s: {parts}"
+        )
+
+
 async def consume_batches(
     stream: StreamT[Any],
     settings: Settings,
     handle: Callable[[Sequence[EventT[Any]]], R],
     after: Callable[[R], Awaitable[None]] | None = None,
+    name: str = "worker",
 ) -> None:
     """Run `handle` on batches; ack each batch only after `handle` and `after`.
 
@@ -165,7 +233,7 @@ async def consume_batches(
     and the unacknowledged batch is redelivered after the restart.
     """
     try:
-        await _consume(stream, settings, handle, after)
+        await _consume(stream, settings, handle, after, name)
     except Exception as exc:
         log.exception("batch loop crashed; stopping the worker")
         await stream.app.crash(exc)
@@ -177,18 +245,36 @@ async def _consume(
     settings: Settings,
     handle: Callable[[Sequence[EventT[Any]]], R],
     after: Callable[[R], Awaitable[None]] | None,
+    name: str,
 ) -> None:
     # noack_take is on faust's Stream, not on the StreamT protocol.
     taking = cast("Stream[Any]", stream).noack_take(
         settings.batch_size, within=settings.batch_seconds
     )
+    clock = StageClock(name)
+    waited = time.monotonic()
     async for events in taking:
+        began = time.monotonic()
         batch: list[EventT[Any]] = list(events)
-        result = await _with_retries(partial(handle, batch), "batch")
+        result = await with_retries(partial(handle, batch), "batch")
+        handled = time.monotonic()
         if after is not None:
-            await _publish_with_retries(after, result, "publishing the batch")
+            await publish_with_retries(after, result, "publishing the batch")
+        published = time.monotonic()
         for event in batch:
             await stream.ack(event)
+        acked = time.monotonic()
+        clock.add(
+            {
+                "wait": began - waited,
+                "handle": handled - began,
+                "publish": published - handled,
+                "ack": acked - published,
+            }
+        )
+        clock.add(getattr(result, "stages", {}))
+        clock.batch(len(batch))
+        waited = acked
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
@@ -235,7 +321,7 @@ def service_app(
     acknowledged. A handler with a `refresh()`
     method gets a timer (`KLIMAPULS_REFRESH_SECONDS`) whose result is
     published the same way, and one with a `flush()` method (deriving what
-    its batches left pending) a timer every `KLIMAPULS_DERIVE_SECONDS`.
+    its batches left pending) a timer every `window_seconds` of the handler.
     """
     app = make_app(settings, service)
     topics = settings.topics
@@ -244,10 +330,18 @@ def service_app(
     publish = publisher(app) if publisher is not None else None
 
     async def after(result: BatchResult) -> None:
-        for letter in result.dead_letters:
-            await deliver(dead_letter, letter.dead_letter_id.encode(), letter.to_json())
-        for change in result.series_changes:
-            await deliver(series_change, change.producer.encode(), change.to_json())
+        # Sent together, then awaited together: one broker round trip, not
+        # one per dead letter.
+        await deliver_all(
+            [
+                (dead_letter, letter.dead_letter_id.encode(), letter.to_json())
+                for letter in result.dead_letters
+            ]
+            + [
+                (series_change, change.producer.encode(), change.to_json())
+                for change in result.series_changes
+            ]
+        )
         if publish is not None:
             await publish(result)
 
@@ -258,7 +352,7 @@ def service_app(
             )
 
         async def agent(stream: StreamT[Any]) -> None:
-            await consume_batches(stream, settings, handle, after)
+            await consume_batches(stream, settings, handle, after, f"{service}.{kind}")
 
         app.agent(raw_topic(app, topics.for_kind(kind)), name=f"{service}.{kind}")(
             agent
@@ -269,12 +363,14 @@ def service_app(
 
     flush = getattr(handler, "flush", None)
     if flush is not None:
-        # A handler that derives once per window (`KLIMAPULS_DERIVE_SECONDS`)
+        # A handler that derives once per window (its `window_seconds`)
         # finishes the last window of a stream here, when no batch comes.
-        @app.timer(interval=max(settings.derive_seconds, 0.1))
+        window = getattr(handler, "window_seconds", settings.derive_seconds)
+
+        @app.timer(interval=max(window, 0.1))
         async def flush_derived() -> None:
-            result = await _with_retries(flush, "derive")
-            await _publish_with_retries(after, result, "publishing the derive")
+            result = await with_retries(flush, "derive")
+            await publish_with_retries(after, result, "publishing the derive")
 
     refresh = getattr(handler, "refresh", None)
     if refresh is not None:
@@ -282,7 +378,7 @@ def service_app(
         # deadline year passes): recompute now and then, not only on events.
         @app.timer(interval=settings.refresh_seconds)
         async def refresh_derived() -> None:
-            result = await _with_retries(refresh, "refresh")
-            await _publish_with_retries(after, result, "publishing the refresh")
+            result = await with_retries(refresh, "refresh")
+            await publish_with_retries(after, result, "publishing the refresh")
 
     return app

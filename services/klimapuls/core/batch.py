@@ -61,6 +61,9 @@ class BatchResult:
     series_changes: list[SeriesChange] = field(default_factory=list)
     verdicts: list[Verdict | None] = field(default_factory=list)
     event_ids: list[str | None] = field(default_factory=list)
+    #: Seconds the handler spent per stage (decode, store, derive, ...),
+    #: measured by the handler; the streaming layer logs the sums.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def judged(
         self,

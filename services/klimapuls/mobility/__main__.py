@@ -1,8 +1,8 @@
 """Run the mobility service: `python -m klimapuls.mobility`."""
 
-from klimapuls.mobility.app import create_app
+from klimapuls.bulk import run_bulk_worker
+from klimapuls.mobility.app import create_worker
 from klimapuls.settings import Settings
-from klimapuls.streaming import run_worker
 
 if __name__ == "__main__":
-    run_worker(create_app(Settings()))
+    run_bulk_worker(create_worker(Settings()))

@@ -18,6 +18,7 @@ scope once with its first derive.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,7 +75,8 @@ class MobilityHandler:
         self.engine = engine
         self.clock = clock
         self.name = name
-        self.derive_seconds = derive_seconds
+        #: The derive window; the service's timer calls `flush` this often.
+        self.window_seconds = derive_seconds
         self.grants = grant_cache(engine)
         self._backend_name: counts.Backend | None = None
         # The timer's `flush` and the batches run in threads of their own.
@@ -91,11 +93,12 @@ class MobilityHandler:
     def _due(self, now: datetime) -> bool:
         if self._derived_at is None:
             return True
-        return (now - self._derived_at).total_seconds() >= self.derive_seconds
+        return (now - self._derived_at).total_seconds() >= self.window_seconds
 
     def handle(self, batch: Sequence[Incoming]) -> MobilityBatchResult:
         """Validate and store in one transaction; derive too if the window is over."""
         now = self.clock()
+        began = time.perf_counter()
         result, valid = decode_batch(
             batch,
             (MOBILITY_COUNT,),
@@ -104,6 +107,7 @@ class MobilityHandler:
             MobilityBatchResult,
             grants=self.grants.get(),
         )
+        result.stages["decode"] = time.perf_counter() - began
         decoded = valid[MOBILITY_COUNT]
         if not decoded:
             return result
@@ -112,15 +116,24 @@ class MobilityHandler:
             due = self._due(now)
 
             def work(conn: Connection) -> None:
+                began = time.perf_counter()
                 stored = counts.store_counts(conn, [d.event for d in decoded], now)
                 result.judged(decoded, stored.judgements, self.name, now)
                 result.restated = stored.restated
+                result.stages["store"] = time.perf_counter() - began
                 if due:
                     self._derive_in(conn, result, now)
 
+            began = time.perf_counter()
             in_transaction(self.engine, work)
+            stored_at = time.perf_counter()
             if due:
                 self._derived(result, now)
+            result.stages["commit"] = (
+                stored_at
+                - began
+                - sum(result.stages.get(k, 0.0) for k in ("store", "derive"))
+            )
         return result
 
     def flush(self) -> MobilityBatchResult:
@@ -138,9 +151,11 @@ class MobilityHandler:
     def _derive_in(
         self, conn: Connection, result: MobilityBatchResult, now: datetime
     ) -> None:
+        began = time.perf_counter()
         result.rollup = counts.refresh_rollups(conn)
         if self._backend(conn) == "tables":
             write_modal_splits(conn, now)
+        result.stages["derive"] = time.perf_counter() - began
 
     def _derived(self, result: MobilityBatchResult, now: datetime) -> None:
         """After the derive's commit: TimescaleDB's refresh, then the notice."""

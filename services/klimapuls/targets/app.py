@@ -68,6 +68,6 @@ def create_app(settings: Settings) -> faust.App:
         settings,
         SERVICE,
         (TARGET, SERIES_CHANGE),
-        TargetsHandler(engine, _now, SERVICE),
+        TargetsHandler(engine, _now, SERVICE, settings.progress_seconds),
         publisher=publisher,
     )

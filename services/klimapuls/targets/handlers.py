@@ -10,10 +10,18 @@ publisher sends them after the commit.
 A revision is therefore seen by every target at once, whatever the order in
 which the series owners' batches and the revision arrive: there is one
 writer, and it recomputes from the current facts each time.
+
+A recompute reads every fact, so series notices are coalesced: a batch of
+notices only recomputes when the last recompute is `window_seconds` old;
+otherwise `flush` (the service's timer) does it when the window is over. A
+new target version always recomputes at once. A new handler (a restarted
+service) recomputes on its first batch or timer tick, so an acknowledged
+notice is never left without its recompute for longer than a restart.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -54,18 +62,32 @@ class TargetsHandler:
     """Stores target versions and keeps every target's progress current."""
 
     def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str = "targets"
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime],
+        name: str = "targets",
+        window_seconds: float = 0.0,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.name = name
+        #: The notice window; the service's timer calls `flush` this often.
+        self.window_seconds = window_seconds
         self.grants = grant_cache(engine)
-        # Recompute on the first batch even if it brings nothing new, so a
-        # restarted service brings progress up to date at once.
-        self._recomputed_once = False
+        # The timer's `flush` and the batches run in threads of their own.
+        self._lock = threading.Lock()
+        # Recompute first thing even if nothing new comes, so a restarted
+        # service brings progress up to date at once.
+        self._pending = True
+        self._recomputed_at: datetime | None = None
+
+    def _due(self, now: datetime) -> bool:
+        if self._recomputed_at is None:
+            return True
+        return (now - self._recomputed_at).total_seconds() >= self.window_seconds
 
     def handle(self, batch: Sequence[Incoming]) -> BatchResult:
-        """Validate, store and recompute, all in one transaction."""
+        """Validate, store and (if due) recompute, all in one transaction."""
         now = self.clock()
         result, valid = decode_batch(
             batch,
@@ -76,21 +98,41 @@ class TargetsHandler:
             grants=self.grants.get(),
         )
         decoded = valid[TARGET]
-        if not decoded and not valid[SERIES_CHANGE] and self._recomputed_once:
-            return result
+        with self._lock:
+            self._pending = self._pending or bool(decoded or valid[SERIES_CHANGE])
+            if not self._pending:
+                return result
+            due = bool(decoded) or self._due(now)
 
-        def work(conn: Connection) -> None:
-            judgements = targets.store_targets(conn, [d.event for d in decoded])
-            result.judged(decoded, judgements, self.name, now)
-            result.status_changes = recompute(conn, now)
+            def work(conn: Connection) -> None:
+                judgements = targets.store_targets(conn, [d.event for d in decoded])
+                result.judged(decoded, judgements, self.name, now)
+                if due:
+                    result.status_changes = recompute(conn, now)
 
-        in_transaction(self.engine, work)
-        self._recomputed_once = True
+            in_transaction(self.engine, work)
+            if due:
+                self._recomputed(now)
         return result
+
+    def flush(self) -> BatchResult:
+        """Recompute for the notices the last batches left pending (the timer)."""
+        with self._lock:
+            now = self.clock()
+            if not (self._pending and self._due(now)):
+                return BatchResult()
+            changes = in_transaction(self.engine, lambda conn: recompute(conn, now))
+            self._recomputed(now)
+        return BatchResult(status_changes=changes)
+
+    def _recomputed(self, now: datetime) -> None:
+        self._pending = False
+        self._recomputed_at = now
 
     def refresh(self) -> BatchResult:
         """Recompute as of now without new events (statuses change with time)."""
-        now = self.clock()
-        changes = in_transaction(self.engine, lambda conn: recompute(conn, now))
-        self._recomputed_once = True
+        with self._lock:
+            now = self.clock()
+            changes = in_transaction(self.engine, lambda conn: recompute(conn, now))
+            self._recomputed(now)
         return BatchResult(status_changes=changes)

@@ -1,0 +1,260 @@
+"""A plain Kafka batch worker for the bulk topic: mobility counts.
+
+faust hands a stream over event by event (an `Event`, a stream step and an
+acknowledgement each): on two cores that path alone tops out near 10,000
+events/s with a handler that does nothing, and its event loop competes with
+the handler's thread for the interpreter. Counts are about 95 % of all
+events, so the mobility service reads them with aiokafka's `getmany`
+instead: a batch of records in one call, handled by the same
+`BatchHandler`, published, and committed in one step.
+
+The contract is the faust loop's (`klimapuls.streaming`): an offset is
+committed only after the batch's database commit and its publishing; both
+are retried while the database or the broker is away; a bug stops the
+worker (its supervisor restarts it, and the uncommitted batch comes again).
+A commit refused because the group rebalanced is not an error: the batch's
+partitions went to another worker, which reads the batch again, and storing
+is idempotent.
+
+The consumer group is the faust app's (`group_id`), so committed offsets
+carry over; faust's and aiokafka's assignors cannot share one group, so
+stop every old worker of a service before starting one of this kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Sequence
+from functools import partial
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from klimapuls.core.batch import BatchResult, Incoming
+from klimapuls.settings import Settings
+from klimapuls.streaming import (
+    BatchHandler,
+    StageClock,
+    group_id,
+    publish_with_retries,
+    with_retries,
+)
+
+__all__ = ["BulkWorker", "run_bulk_worker"]
+
+log = logging.getLogger(__name__)
+
+#: Bytes fetched per partition and request: a batch of counts is ~0.5 MB.
+_FETCH_BYTES = 4 * 1024 * 1024
+
+
+class BulkWorker:
+    """Consume `kinds` in batches with `handler`, as service `service`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        kinds: Sequence[str],
+        handler: BatchHandler,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.handler = handler
+        topics = settings.topics
+        self.kind_of = {topics.for_kind(kind): kind for kind in kinds}
+        self.stopping = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        timing: dict[str, Any] = {}
+        if s.kafka_session_timeout_s is not None:
+            timing["session_timeout_ms"] = int(s.kafka_session_timeout_s * 1000)
+        if s.kafka_heartbeat_s is not None:
+            timing["heartbeat_interval_ms"] = int(s.kafka_heartbeat_s * 1000)
+        return AIOKafkaConsumer(
+            *self.kind_of,
+            **s.kafka.aiokafka_options(),
+            group_id=group_id(s, self.service),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=_FETCH_BYTES,
+            **timing,
+        )
+
+    async def run(self) -> None:
+        """Consume until `stopping` is set (SIGTERM, Ctrl-C), then stop cleanly.
+
+        A stop lets the batch in hand finish and the open window be derived,
+        each within `_STOP_GRACE_S` (the broker or the database may be gone
+        too, as when `klimapuls up` is killed): what is cut short is read
+        again after the restart, since nothing uncommitted was committed.
+        """
+        consumer = self._consumer()
+        self._producer = AIOKafkaProducer(
+            **self.settings.kafka.aiokafka_options(), acks="all", linger_ms=5
+        )
+        await self._producer.start()
+        await consumer.start()
+        timers = [
+            asyncio.create_task(self._every(name, seconds))
+            for name, seconds in self._timers()
+        ]
+        consuming = asyncio.create_task(self._consume(consumer))
+        stop = asyncio.create_task(self.stopping.wait())
+        try:
+            await asyncio.wait({consuming, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if consuming.done():
+                consuming.result()  # a bug: raise it, the supervisor restarts us
+            await _within(consuming, "the batch in hand")
+            await _within(self._tick("flush"), "the last derive")
+        finally:
+            stop.cancel()
+            for timer in timers:
+                timer.cancel()
+            await _within(consumer.stop(), "leaving the group")
+            await _within(self._producer.stop(), "stopping the producer")
+
+    def _timers(self) -> list[tuple[str, float]]:
+        found = []
+        if hasattr(self.handler, "flush"):
+            window = getattr(
+                self.handler, "window_seconds", self.settings.derive_seconds
+            )
+            found.append(("flush", max(window, 0.1)))
+        if hasattr(self.handler, "refresh"):
+            found.append(("refresh", self.settings.refresh_seconds))
+        return found
+
+    async def _every(self, name: str, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await self._tick(name)
+
+    async def _tick(self, name: str) -> None:
+        work = getattr(self.handler, name, None)
+        if work is None:
+            return
+        result = await with_retries(work, name)
+        await publish_with_retries(self._publish, result, f"publishing the {name}")
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        s = self.settings
+        clock = StageClock(f"{self.service}.bulk")
+        waited = time.monotonic()
+        while not self.stopping.is_set():
+            records = await consumer.getmany(
+                timeout_ms=int(s.batch_seconds * 1000), max_records=s.batch_size
+            )
+            if not records:
+                continue
+            began = time.monotonic()
+            batch = [
+                Incoming(
+                    self.kind_of[tp.topic],
+                    record.value or b"",
+                    f"{tp.topic}:{tp.partition}:{record.offset}",
+                )
+                for tp, found in records.items()
+                for record in found
+            ]
+            result = await with_retries(partial(self.handler.handle, batch), "batch")
+            handled = time.monotonic()
+            await publish_with_retries(self._publish, result, "publishing the batch")
+            published = time.monotonic()
+            await _commit(
+                consumer, {tp: found[-1].offset + 1 for tp, found in records.items()}
+            )
+            committed = time.monotonic()
+            clock.add(
+                {
+                    "wait": began - waited,
+                    "handle": handled - began,
+                    "publish": published - handled,
+                    "ack": committed - published,
+                }
+            )
+            clock.add(result.stages)
+            clock.batch(len(batch))
+            waited = committed
+
+    async def _publish(self, result: BatchResult) -> None:
+        """Dead letters and series changes: sent together, awaited together."""
+        producer = self._producer
+        if producer is None:  # run() starts it before any batch
+            raise RuntimeError("the worker is not running")
+        topics = self.settings.topics
+        messages = [
+            (topics.dead_letter, letter.dead_letter_id.encode(), letter.to_json())
+            for letter in result.dead_letters
+        ] + [
+            (topics.series_change, change.producer.encode(), change.to_json())
+            for change in result.series_changes
+        ]
+        pending = [
+            await producer.send(topic, key=key, value=value)
+            for topic, key, value in messages
+        ]
+        for sent in pending:
+            await sent
+
+
+#: How long a stop waits for each step (the batch in hand, the last derive).
+_STOP_GRACE_S = 10.0
+
+
+async def _within(step: Awaitable[Any], what: str) -> None:
+    """Await `step` for at most `_STOP_GRACE_S`; past that, give it up."""
+    try:
+        await asyncio.wait_for(step, _STOP_GRACE_S)
+    except TimeoutError:
+        log.warning("stopping: gave up on %s after %.0f s", what, _STOP_GRACE_S)
+
+
+async def _commit(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+) -> None:
+    """Commit after the batch; a rebalance in between only means a re-read."""
+    delay = 0.5
+    while True:
+        try:
+            await consumer.commit(offsets)
+            return
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partitions moved on: their new owner reads the batch again.
+            log.warning("commit refused after a rebalance (%s); batch re-read", exc)
+            return
+        except KafkaError as exc:
+            log.warning("commit failed, retrying in %.1fs: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+_LEVELS = {
+    "crit": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+def run_bulk_worker(worker: BulkWorker) -> None:
+    """Run `worker` until SIGTERM or Ctrl-C, then stop cleanly."""
+    logging.basicConfig(
+        level=_LEVELS[worker.settings.log_level],
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stopping.set)
+        await worker.run()
+
+    asyncio.run(main())
