@@ -149,10 +149,15 @@ def test_the_same_event_twice_is_counted_once(
         )
         == 1
     )
-    assert scalar(
-        engine,
-        "SELECT tonnes_co2e FROM emission_series WHERE scope = '147' AND year = 2021",
-    ) == pytest.approx(1235.5)
+    # The series follows within a derive window.
+    wait_for(
+        lambda: scalar(
+            engine,
+            "SELECT tonnes_co2e FROM emission_series "
+            "WHERE scope = '147' AND year = 2021",
+        ),
+        lambda v: v == pytest.approx(1235.5),
+    )
     assert _count(engine, "dead_letter") == 0
 
 

@@ -23,6 +23,5 @@ def _now() -> datetime:
 def create_app(settings: Settings) -> faust.App:
     """Build the app; settings come from the entry point."""
     engine = create_db_engine(settings.require_database_url())
-    return service_app(
-        settings, SERVICE, (CO2_ACCOUNT,), Co2Handler(engine, _now, SERVICE)
-    )
+    handler = Co2Handler(engine, _now, SERVICE, settings.derive_seconds)
+    return service_app(settings, SERVICE, (CO2_ACCOUNT,), handler)

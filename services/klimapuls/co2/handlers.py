@@ -1,29 +1,28 @@
 """Batch handling of CO2 account events (no Kafka here).
 
-One batch is one database transaction: valid figures are judged and stored
-idempotently, and the emission series of every scope (for the boards) is
-rewritten from all stored figures with the core's rules. Rejected events
-come back as dead letters, and every batch with valid events, duplicates
-included, announces a `SeriesChange`: the targets service then recomputes
-progress. (A batch replayed after a crash announces again, so a change is
-never lost between the commit and the announcement.)
+Valid figures are judged and stored idempotently, one transaction a batch;
+rejected events come back as dead letters. Deriving (the emission series of
+every scope for the boards, rewritten from all stored figures with the
+core's rules, then a `SeriesChange` naming the municipalities whose figures
+arrived, duplicates included: the targets service then recomputes progress)
+runs once per window, as for every series owner (`klimapuls.deriving`). A
+restarted service derives and announces at once, so a change is never lost
+between a commit and its announcement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from klimapuls.core.accounts import current_figures, municipality_totals
-from klimapuls.core.batch import BatchResult, Incoming, decode_batch
-from klimapuls.core.messages import SeriesChange
-from klimapuls.core.model import REGION_CODE
+from klimapuls.core.batch import BatchResult
+from klimapuls.core.identity import Judgement
 from klimapuls.core.progress import EMISSION_INDICATOR, emission_series_by_scope
+from klimapuls.deriving import SeriesOwner
 from klimapuls.storage import accounts
-from klimapuls.storage.db import in_transaction
-from klimapuls.storage.grants import grant_cache
 
 __all__ = ["CO2_ACCOUNT", "Co2Handler", "write_series"]
 
@@ -39,36 +38,25 @@ def write_series(conn: Connection) -> None:
         accounts.write_emission_series(conn, scope, series.values())
 
 
-class Co2Handler:
+class Co2Handler(SeriesOwner[BatchResult]):
     """Stores CO2 account figures and keeps the emission series current."""
 
-    def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str = "co2"
-    ) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.name = name
-        self.grants = grant_cache(engine)
+    service = "co2"
+    kind = CO2_ACCOUNT
+    indicators = (EMISSION_INDICATOR,)
+    scope_field = "municipality_code"
+    result_type = BatchResult
 
-    def handle(self, batch: Sequence[Incoming]) -> BatchResult:
-        """Validate, store and derive, all in one transaction."""
-        now = self.clock()
-        result, valid = decode_batch(
-            batch, (CO2_ACCOUNT,), self.name, now, BatchResult, grants=self.grants.get()
-        )
-        decoded = valid[CO2_ACCOUNT]
-        if not decoded:
-            return result
+    def store(
+        self,
+        conn: Connection,
+        events: list[dict[str, Any]],
+        now: datetime,
+        result: BatchResult,
+    ) -> list[Judgement]:
+        """Store account figures idempotently."""
+        return accounts.store_co2_accounts(conn, events)
 
-        def work(conn: Connection) -> None:
-            events = [d.event for d in decoded]
-            judgements = accounts.store_co2_accounts(conn, events)
-            result.judged(decoded, judgements, self.name, now)
-            write_series(conn)
-
-        in_transaction(self.engine, work)
-        scopes = {d.event["municipality_code"] for d in decoded} | {REGION_CODE}
-        result.series_changes.append(
-            SeriesChange.of(self.name, [EMISSION_INDICATOR], scopes, now)
-        )
-        return result
+    def derive(self, conn: Connection, now: datetime, result: BatchResult) -> None:
+        """Rewrite the emission series."""
+        write_series(conn)

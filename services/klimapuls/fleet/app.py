@@ -23,6 +23,5 @@ def _now() -> datetime:
 def create_app(settings: Settings) -> faust.App:
     """Build the app; settings come from the entry point."""
     engine = create_db_engine(settings.require_database_url())
-    return service_app(
-        settings, SERVICE, (FLEET_STATUS,), FleetHandler(engine, _now, SERVICE)
-    )
+    handler = FleetHandler(engine, _now, SERVICE, settings.derive_seconds)
+    return service_app(settings, SERVICE, (FLEET_STATUS,), handler)

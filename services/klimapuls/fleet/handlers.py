@@ -1,26 +1,25 @@
 """Batch handling of fleet status events (no Kafka here).
 
-One batch is one database transaction: valid snapshots are judged and
-stored idempotently, and the fleet shares (for the boards) are rewritten
-from all stored snapshots with the core's rules. Rejected events come back
-as dead letters, and every batch with valid events, duplicates included,
-announces a `SeriesChange` for the targets service.
+Valid snapshots are judged and stored idempotently, one transaction a
+batch; rejected events come back as dead letters. Deriving (the fleet
+shares of every scope for the boards, rewritten from all stored snapshots
+with the core's rules, then a `SeriesChange` naming the operators whose
+snapshots arrived, duplicates included) runs once per window, as for every
+series owner (`klimapuls.deriving`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from klimapuls.core.batch import BatchResult, Incoming, decode_batch
+from klimapuls.core.batch import BatchResult
 from klimapuls.core.fleet import FLEET_INDICATORS, fleet_shares
-from klimapuls.core.messages import SeriesChange
-from klimapuls.core.model import REGION_CODE
+from klimapuls.core.identity import Judgement
+from klimapuls.deriving import SeriesOwner
 from klimapuls.storage import fleet
-from klimapuls.storage.db import in_transaction
-from klimapuls.storage.grants import grant_cache
 
 __all__ = ["FLEET_STATUS", "FleetHandler", "write_shares"]
 
@@ -37,40 +36,25 @@ def write_shares(conn: Connection, now: datetime) -> None:
     )
 
 
-class FleetHandler:
+class FleetHandler(SeriesOwner[BatchResult]):
     """Stores fleet snapshots and keeps the fleet shares current."""
 
-    def __init__(
-        self, engine: Engine, clock: Callable[[], datetime], name: str = "fleet"
-    ) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.name = name
-        self.grants = grant_cache(engine)
+    service = "fleet"
+    kind = FLEET_STATUS
+    indicators = FLEET_INDICATORS
+    scope_field = "operator"
+    result_type = BatchResult
 
-    def handle(self, batch: Sequence[Incoming]) -> BatchResult:
-        """Validate, store and derive, all in one transaction."""
-        now = self.clock()
-        result, valid = decode_batch(
-            batch,
-            (FLEET_STATUS,),
-            self.name,
-            now,
-            BatchResult,
-            grants=self.grants.get(),
-        )
-        decoded = valid[FLEET_STATUS]
-        if not decoded:
-            return result
+    def store(
+        self,
+        conn: Connection,
+        events: list[dict[str, Any]],
+        now: datetime,
+        result: BatchResult,
+    ) -> list[Judgement]:
+        """Store snapshots idempotently."""
+        return fleet.store_fleet_status(conn, events)
 
-        def work(conn: Connection) -> None:
-            judgements = fleet.store_fleet_status(conn, [d.event for d in decoded])
-            result.judged(decoded, judgements, self.name, now)
-            write_shares(conn, now)
-
-        in_transaction(self.engine, work)
-        scopes = {d.event["operator"] for d in decoded} | {REGION_CODE}
-        result.series_changes.append(
-            SeriesChange.of(self.name, FLEET_INDICATORS, scopes, now)
-        )
-        return result
+    def derive(self, conn: Connection, now: datetime, result: BatchResult) -> None:
+        """Rewrite the fleet shares."""
+        write_shares(conn, now)

@@ -1,0 +1,158 @@
+"""The batch shape the three series owners share: store each batch, derive per window.
+
+The co2, fleet and mobility services each store the facts of a batch
+(judged idempotently) and then derive rows for the boards from all stored
+facts (the emission series, the fleet shares, the rollups and modal split)
+and announce a `SeriesChange` naming the scopes whose facts arrived,
+duplicates included. Deriving reads much more than one batch, so it runs
+once per window (`window_seconds`): in the transaction of the batch that
+finds the window over, or from `flush` (the service's timer) when no batch
+comes. With a window of 0 every batch derives (the handlers' tests).
+
+Nothing durable depends on memory: derived rows are recomputed from stored
+facts. The announced scopes are kept in memory, so a new handler (a
+restarted service) derives and announces on its first batch or timer tick.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from klimapuls.core.batch import BatchResult, Incoming, decode_batch
+from klimapuls.core.identity import Judgement
+from klimapuls.core.messages import SeriesChange
+from klimapuls.core.model import REGION_CODE
+from klimapuls.storage.db import in_transaction
+from klimapuls.storage.grants import grant_cache
+
+__all__ = ["SeriesOwner"]
+
+R = TypeVar("R", bound=BatchResult)
+
+
+class SeriesOwner(Generic[R]):
+    """Store a batch, derive once per window; subclasses say how.
+
+    Subclasses set `service`, `kind`, `indicators`, `scope_field` and `result_type`
+    and implement `store` and `derive`; `derived` runs after the derive's
+    commit (mobility's TimescaleDB refresh).
+    """
+
+    #: The owning service's name, unless the handler is given another.
+    service: str
+    kind: str
+    indicators: Collection[str]
+    #: The event field naming the scope a fact belongs to.
+    scope_field: str
+    result_type: type[R]
+
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime],
+        name: str | None = None,
+        window_seconds: float = 0.0,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        #: Who rejects (dead letters) and announces (series notices).
+        self.name = name or self.service
+        #: The derive window; the service's timer calls `flush` this often.
+        self.window_seconds = window_seconds
+        self.grants = grant_cache(engine)
+        # The timer's `flush` and the batches run in threads of their own.
+        self._lock = threading.Lock()
+        #: Scopes whose facts arrived since the last derive.
+        self._pending: set[str] = set()
+        # A new handler derives first thing: a restart may have cut off the
+        # last window of the process before.
+        self._derived_at: datetime | None = None
+
+    # -- what each owner says ------------------------------------------------
+
+    def store(
+        self, conn: Connection, events: list[dict[str, Any]], now: datetime, result: R
+    ) -> list[Judgement]:
+        """Store the valid events of a batch; one judgement per event."""
+        raise NotImplementedError
+
+    def derive(self, conn: Connection, now: datetime, result: R) -> None:
+        """Rewrite the derived rows from all stored facts."""
+        raise NotImplementedError
+
+    def derived(self, now: datetime) -> None:
+        """After the derive's commit (nothing by default)."""
+
+    # -- the shared shape ----------------------------------------------------
+
+    def _due(self, now: datetime) -> bool:
+        if self._derived_at is None:
+            return True
+        return (now - self._derived_at).total_seconds() >= self.window_seconds
+
+    def handle(self, batch: Sequence[Incoming]) -> R:
+        """Validate and store in one transaction; derive too if the window is over."""
+        now = self.clock()
+        began = time.perf_counter()
+        result, valid = decode_batch(
+            batch,
+            (self.kind,),
+            self.name,
+            now,
+            self.result_type,
+            grants=self.grants.get(),
+        )
+        result.stages["decode"] = time.perf_counter() - began
+        decoded = valid[self.kind]
+        if not decoded:
+            return result
+        with self._lock:
+            self._pending.update(str(d.event[self.scope_field]) for d in decoded)
+            due = self._due(now)
+
+            def work(conn: Connection) -> None:
+                began = time.perf_counter()
+                events = [d.event for d in decoded]
+                judgements = self.store(conn, events, now, result)
+                result.judged(decoded, judgements, self.name, now)
+                result.stages["store"] = time.perf_counter() - began
+                if due:
+                    self._derive_timed(conn, now, result)
+
+            in_transaction(self.engine, work)
+            if due:
+                self._announce(result, now)
+        return result
+
+    def flush(self) -> R:
+        """Derive what the last batches left pending (the service's timer)."""
+        result = self.result_type()
+        with self._lock:
+            now = self.clock()
+            first = self._derived_at is None
+            if (self._pending or first) and self._due(now):
+                in_transaction(
+                    self.engine, lambda conn: self._derive_timed(conn, now, result)
+                )
+                self._announce(result, now)
+        return result
+
+    def _derive_timed(self, conn: Connection, now: datetime, result: R) -> None:
+        began = time.perf_counter()
+        self.derive(conn, now, result)
+        result.stages["derive"] = time.perf_counter() - began
+
+    def _announce(self, result: R, now: datetime) -> None:
+        self.derived(now)
+        scopes = self._pending | {REGION_CODE}
+        result.series_changes.append(
+            SeriesChange.of(self.name, self.indicators, scopes, now)
+        )
+        self._pending = set()
+        self._derived_at = now
