@@ -1,4 +1,6 @@
-"""`klimapuls bench`: the pipeline benchmark of a checkout (`bench/pipeline.py`).
+"""`klimapuls bench`: the benchmarks of a checkout (`bench/`).
+
+`bench/pipeline.py` by default, `bench/queries.py` with `--queries`.
 
 The benchmark code is not shipped in the package (it starts its own stack
 and measures it); this command runs it from the checkout the package was
@@ -19,12 +21,12 @@ from klimapuls.core.errors import KlimapulsError
 __all__ = ["pipeline_script", "register"]
 
 
-def pipeline_script() -> Path:
-    """`bench/pipeline.py` of the checkout, or a `KlimapulsError`."""
-    script = Path(__file__).resolve().parents[3] / "bench" / "pipeline.py"
+def pipeline_script(name: str = "pipeline.py") -> Path:
+    """`bench/<name>` of the checkout, or a `KlimapulsError`."""
+    script = Path(__file__).resolve().parents[3] / "bench" / name
     if not script.is_file():
         raise KlimapulsError(
-            "klimapuls bench runs from a checkout of the project (bench/pipeline.py "
+            f"klimapuls bench runs from a checkout of the project (bench/{name} "
             "was not found next to the installed package)"
         )
     return script
@@ -47,6 +49,24 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print one JSON object.")
         ] = False,
+        queries: Annotated[
+            bool,
+            typer.Option(
+                "--queries",
+                help="Instead: time target progress and every board query on "
+                "a production-sized database (bench/queries.py).",
+            ),
+        ] = False,
+        sites: Annotated[
+            int, typer.Option(min=1, help="With --queries: counting sites.")
+        ] = 500,
+        days: Annotated[
+            int,
+            typer.Option(min=1, max=366, help="With --queries: days of counts."),
+        ] = 365,
+        runs: Annotated[
+            int, typer.Option(min=1, help="With --queries: timed runs per query.")
+        ] = 5,
     ) -> None:
         """Measure the pipeline on a fresh embedded stack against a plain consumer.
 

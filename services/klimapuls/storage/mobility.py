@@ -67,6 +67,7 @@ __all__ = [
     "bike_site_years",
     "ensure_partitions",
     "lock_counts",
+    "rebuild_feeds",
     "rebuild_rollups",
     "refresh_continuous_aggregates",
     "refresh_rollups",
@@ -335,8 +336,77 @@ def store_counts(
         for c, e in zip(counts, new, strict=True)
     ]
     conn.execute(insert(MobilityCountRow), rows)
+    _add_to_feeds(conn, rows)
     result.added = len(rows)
     return result
+
+
+# What the boards ask of every stored count (`board.data_origin`,
+# `board.feed_freshness`, `board.events_received_minutely`), kept as the counts
+# are stored, so no panel scans the raw counts. `received_at` is the
+# transaction's `now()`, as on the count rows.
+_SYNTHETIC = "producer ILIKE '%synthetic%'"
+_FEEDS = (
+    f"""
+    INSERT INTO mobility_feed AS f (site_id, municipality_code, events,
+        synthetic_events, last_period, last_received)
+    SELECT site_id, min(municipality_code), count(*),
+        count(*) FILTER (WHERE {_SYNTHETIC}), max(interval_end), now()
+    FROM unnest(CAST(:s AS text[]), CAST(:m AS text[]),
+        CAST(:e AS timestamptz[]), CAST(:p AS text[]))
+        AS t(site_id, municipality_code, interval_end, producer)
+    GROUP BY site_id
+    ON CONFLICT (site_id) DO UPDATE SET
+        municipality_code = least(f.municipality_code, excluded.municipality_code),
+        events = f.events + excluded.events,
+        synthetic_events = f.synthetic_events + excluded.synthetic_events,
+        last_period = greatest(f.last_period, excluded.last_period),
+        last_received = greatest(f.last_received, excluded.last_received)
+    """,
+    f"""
+    INSERT INTO mobility_receipt AS r (minute, synthetic, events, last_received)
+    SELECT date_trunc('minute', now()), {_SYNTHETIC}, count(*), now()
+    FROM unnest(CAST(:p AS text[])) AS t(producer)
+    GROUP BY 2
+    ON CONFLICT (minute, synthetic) DO UPDATE SET
+        events = r.events + excluded.events,
+        last_received = greatest(r.last_received, excluded.last_received)
+    """,
+)
+_REBUILD_FEEDS = (
+    "TRUNCATE mobility_feed, mobility_receipt",
+    f"""
+    INSERT INTO mobility_feed (site_id, municipality_code, events,
+        synthetic_events, last_period, last_received)
+    SELECT site_id, min(municipality_code), count(*),
+        count(*) FILTER (WHERE {_SYNTHETIC}), max(interval_end), max(received_at)
+    FROM mobility_count GROUP BY site_id
+    """,
+    f"""
+    INSERT INTO mobility_receipt (minute, synthetic, events, last_received)
+    SELECT date_trunc('minute', received_at), {_SYNTHETIC}, count(*),
+        max(received_at)
+    FROM mobility_count GROUP BY 1, 2
+    """,
+)
+
+
+def _add_to_feeds(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    params = {
+        "s": [r["site_id"] for r in rows],
+        "m": [r["municipality_code"] for r in rows],
+        "e": [r["interval_end"] for r in rows],
+        "p": [r["producer"] for r in rows],
+    }
+    for statement in _FEEDS:
+        conn.execute(text(statement), params)
+
+
+def rebuild_feeds(conn: Connection) -> None:
+    """Recompute the per-site feed and per-minute receipt rows from every count."""
+    lock_counts(conn)
+    for statement in _REBUILD_FEEDS:
+        conn.execute(text(statement))
 
 
 def _local_day(moment: datetime) -> datetime:
@@ -443,13 +513,102 @@ _ROLLUP_YEARS = (
 Group = tuple[datetime, str, str]  # bucket, municipality, mode
 
 
+def _rewritten(
+    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
+) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """Run delete + insert; the rows removed and the rows added (those differing)."""
+    before = {tuple(r) for r in conn.execute(text(statements[0]), params)}
+    after = {tuple(r) for r in conn.execute(text(statements[1]), params)}
+    return before - after, after - before
+
+
 def _changed(
     conn: Connection, statements: tuple[str, str], params: dict[str, Any]
 ) -> set[Group]:
     """Run delete + insert; the groups whose rows differ before and after."""
-    before = {tuple(r) for r in conn.execute(text(statements[0]), params)}
-    after = {tuple(r) for r in conn.execute(text(statements[1]), params)}
-    return {(r[0], r[1], r[2]) for r in before ^ after}
+    removed, added = _rewritten(conn, statements, params)
+    return {(r[0], r[1], r[2]) for r in removed | added}
+
+
+def _local_month(moment: datetime) -> datetime:
+    local = moment.astimezone(LOCAL_TIME)
+    return datetime(local.year, local.month, 1, tzinfo=LOCAL_TIME)
+
+
+#: Rollups kept from the deltas of the hour rows a refresh rewrites:
+#: table -> (key columns, the key of an hour row's bucket, site, code, mode).
+#: Each has `trips`, `counts` and `hours` (hour rows summed; a key left with
+#: none is deleted), so the result equals summing the hours (`_REBUILD`).
+_FROM_HOURS: dict[str, tuple[tuple[str, ...], Callable[..., tuple[Any, ...]]]] = {
+    "mobility_site_monthly": (
+        ("bucket", "site_id", "municipality_code", "mode"),
+        lambda b, site, code, mode: (_local_month(b), site, code, mode),
+    ),
+    "mobility_mode_hourly": (
+        ("bucket", "municipality_code", "mode"),
+        lambda b, site, code, mode: (b, code, mode),
+    ),
+    "mobility_region_hourly": (
+        ("bucket", "mode"),
+        lambda b, site, code, mode: (b, mode),
+    ),
+}
+
+
+def _key_arrays(keys: tuple[str, ...]) -> str:
+    return ", ".join(
+        f"CAST(:k{i} AS {'timestamptz' if k == 'bucket' else 'text'}[])"
+        for i, k in enumerate(keys)
+    )
+
+
+def _from_hours_sql(table: str, keys: tuple[str, ...]) -> tuple[str, str]:
+    columns = ", ".join(keys)
+    upsert = f"""
+    INSERT INTO {table} AS m ({columns}, trips, counts, hours)
+    SELECT * FROM unnest({_key_arrays(keys)}, CAST(:t AS bigint[]),
+        CAST(:c AS bigint[]), CAST(:h AS bigint[]))
+    ON CONFLICT ({columns}) DO UPDATE SET
+        trips = m.trips + excluded.trips, counts = m.counts + excluded.counts,
+        hours = m.hours + excluded.hours
+    """
+    match = " AND ".join(f"m.{k} = t.{k}" for k in keys)
+    empty = f"""
+    DELETE FROM {table} m
+    USING unnest({_key_arrays(keys)}) AS t({columns})
+    WHERE {match} AND m.hours = 0
+    """
+    return upsert, empty
+
+
+def _add_hour_deltas(
+    conn: Connection, removed: set[tuple[Any, ...]], added: set[tuple[Any, ...]]
+) -> None:
+    """Move the rollups of `_FROM_HOURS` by the hour rows that changed.
+
+    Rows are `_ROLLUP_HOURS`' (bucket, municipality, mode, trips, delay,
+    counts, site): a removed row is taken off its key, an added one put on.
+    """
+    if not removed and not added:
+        return
+    for table, (keys, key_of) in _FROM_HOURS.items():
+        deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for sign, hour_rows in ((-1, removed), (1, added)):
+            for bucket, code, mode, trips, _delay, n, site in hour_rows:
+                delta = deltas[key_of(bucket, site, code, mode)]
+                delta[0] += sign * int(trips)
+                delta[1] += sign * int(n)
+                delta[2] += sign
+        ordered = sorted(deltas)
+        params: dict[str, Any] = {
+            f"k{i}": [k[i] for k in ordered] for i in range(len(keys))
+        }
+        params |= {
+            name: [deltas[k][j] for k in ordered]
+            for j, name in enumerate(("t", "c", "h"))
+        }
+        for statement in _from_hours_sql(table, keys):
+            conn.execute(text(statement), params)
 
 
 def _group_params(
@@ -506,7 +665,7 @@ def refresh_rollups(conn: Connection) -> RollupRefresh:
         {"low": low, "high": high},
     ).all()
     hours = [hour for hour, _site in touched]
-    changed_hours = _changed(
+    removed, added = _rewritten(
         conn,
         _ROLLUP_HOURS,
         {
@@ -515,6 +674,8 @@ def refresh_rollups(conn: Connection) -> RollupRefresh:
             "s": [site for _hour, site in touched],
         },
     )
+    changed_hours = {(r[0], r[1], r[2]) for r in removed | added}
+    _add_hour_deltas(conn, removed, added)
     days = _group_params(changed_hours, _local_day, _next_local_day)
     changed_days = _changed(conn, _ROLLUP_DAYS, days) if changed_hours else set()
     years = _group_params(changed_days, _local_year, _next_local_year)
@@ -532,7 +693,8 @@ def refresh_rollups(conn: Connection) -> RollupRefresh:
 
 
 _REBUILD = (
-    "TRUNCATE mobility_hourly, mobility_daily, mobility_yearly",
+    "TRUNCATE mobility_hourly, mobility_daily, mobility_yearly, "
+    "mobility_site_monthly, mobility_mode_hourly, mobility_region_hourly",
     f"""
     INSERT INTO mobility_hourly
         (bucket, municipality_code, site_id, mode, trips, delay_hours, counts)
@@ -555,6 +717,24 @@ _REBUILD = (
     SELECT date_trunc('year', bucket, {_ZONE}), municipality_code, mode,
         sum(trips), sum(delay_hours), sum(counts), bit_or(month_mask)
     FROM mobility_daily GROUP BY 1, municipality_code, mode
+    """,
+    f"""
+    INSERT INTO mobility_site_monthly
+        (bucket, site_id, municipality_code, mode, trips, counts, hours)
+    SELECT date_trunc('month', bucket, {_ZONE}), site_id, municipality_code, mode,
+        sum(trips), sum(counts), count(*)
+    FROM mobility_hourly GROUP BY 1, site_id, municipality_code, mode
+    """,
+    """
+    INSERT INTO mobility_mode_hourly
+        (bucket, municipality_code, mode, trips, counts, hours)
+    SELECT bucket, municipality_code, mode, sum(trips), sum(counts), count(*)
+    FROM mobility_hourly GROUP BY bucket, municipality_code, mode
+    """,
+    """
+    INSERT INTO mobility_region_hourly (bucket, mode, trips, counts, hours)
+    SELECT bucket, mode, sum(trips), sum(counts), count(*)
+    FROM mobility_hourly GROUP BY bucket, mode
     """,
 )
 
@@ -633,12 +813,22 @@ _MONTH_BIT = f"1 << (extract(month FROM {{t}} AT TIME ZONE {_ZONE})::int - 1)"
 
 
 def bike_site_years(conn: Connection) -> list[SiteYear]:
-    """Current bike trips per (local) year and site, with months, from the hours."""
+    """Current bike trips per (local) year and site, with months.
+
+    From the site months (one row per site and local month) on our own
+    rollups; from the hours with TimescaleDB, which has no site months.
+    """
+    source = (
+        "mobility_site_monthly"
+        if _relkind(conn, "mobility_site_monthly") == "r"
+        and rollup_backend(conn) == "tables"
+        else "mobility_hourly"
+    )
     rows = conn.execute(
         text(
             f"SELECT {_SITE_YEAR.format(t='bucket')} AS year, municipality_code, "
             f"site_id, sum(trips), bit_or({_MONTH_BIT.format(t='bucket')}) "
-            "FROM mobility_hourly WHERE mode = 'bike' "
+            f"FROM {source} WHERE mode = 'bike' "
             "GROUP BY 1, municipality_code, site_id"
         )
     )
@@ -685,11 +875,19 @@ def site_years_known(conn: Connection, cutoff: datetime) -> list[SiteYear]:
     ]
 
 
+# The restated rows by their partial index, then the current row of each of
+# their keys by the current-count index: never a scan of every count.
 _RESTATED = """
-    SELECT c.* FROM mobility_count c
-    JOIN (SELECT DISTINCT site_id, mode, direction, interval_start, interval_end
-          FROM mobility_count WHERE NOT is_current) k
-    USING (site_id, mode, direction, interval_start, interval_end)
+    SELECT c.* FROM mobility_count c WHERE NOT c.is_current
+    UNION ALL
+    SELECT c.* FROM (
+        SELECT DISTINCT site_id, mode, direction, interval_start, interval_end
+        FROM mobility_count WHERE NOT is_current
+    ) k
+    JOIN mobility_count c ON c.is_current
+        AND c.interval_start = k.interval_start AND c.site_id = k.site_id
+        AND c.mode = k.mode AND c.direction = k.direction
+        AND c.interval_end = k.interval_end
 """
 
 
