@@ -38,11 +38,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, TextClause, text
 
 from klimapuls.boards import all_boards
 from klimapuls.boards.macros import TimeRange, expand
@@ -233,25 +234,23 @@ def fill(engine: Engine, sites: int, days: int, years: int) -> dict[str, float]:
     spent["targets, fleet, initiatives"] = time.perf_counter() - began
     _log(f"  targets, fleet, initiatives: {spent['targets, fleet, initiatives']:.1f} s")
 
-    for month, until in _months(START, now):
-        step(
-            "counts",
-            lambda c, m=month, u=until: (
-                counts.lock_counts(c),
-                counts.ensure_partitions(c, [m], now),
-                c.execute(
-                    text(_COUNTS),
-                    {
-                        "codes": codes,
-                        "modes": list(MODES),
-                        "n_modes": len(MODES),
-                        "sites": sites,
-                        "month": m,
-                        "until": u,
-                    },
-                ),
-            ),
+    def month_of_counts(conn: Connection, month: datetime, until: datetime) -> None:
+        counts.lock_counts(conn)
+        counts.ensure_partitions(conn, [month], now)
+        conn.execute(
+            text(_COUNTS),
+            {
+                "codes": codes,
+                "modes": list(MODES),
+                "n_modes": len(MODES),
+                "sites": sites,
+                "month": month,
+                "until": until,
+            },
         )
+
+    for month, until in _months(START, now):
+        step("counts", partial(month_of_counts, month=month, until=until))
     day = START + timedelta(days=days // 2)
     step(
         "restatements",
@@ -359,12 +358,13 @@ def measure(engine: Engine, now: datetime, runs: int) -> list[Timing]:
             )
             if missing:
                 continue
-            statement = text(sql)
-            timings.append(
-                _timed(name, lambda s=statement: len(conn.execute(s).all()), runs)
-            )
+            timings.append(_timed(name, partial(_rows, conn, text(sql)), runs))
         conn.rollback()
     return timings
+
+
+def _rows(conn: Connection, statement: TextClause) -> int:
+    return len(conn.execute(statement).all())
 
 
 def _fresh_database(server: EmbeddedPostgres, name: str) -> str:
