@@ -211,3 +211,12 @@ def test_incremental_rollups_equal_a_full_rebuild(engine: Engine, seed: int) -> 
         )
         == 0
     )
+
+
+def test_restated_rows_are_read_in_the_order_of_the_count_fields() -> None:
+    from dataclasses import fields
+
+    from klimapuls.core.mobility import MobilityCount
+
+    names = tuple(f.name for f in fields(MobilityCount))
+    assert counts._COUNT_COLUMNS == names

@@ -877,10 +877,27 @@ def site_years_known(conn: Connection, cutoff: datetime) -> list[SiteYear]:
 
 # The restated rows by their partial index, then the current row of each of
 # their keys by the current-count index: never a scan of every count.
-_RESTATED = """
-    SELECT c.* FROM mobility_count c WHERE NOT c.is_current
+#: `MobilityCount`'s fields in its order: the restated rows are read positionally.
+_COUNT_COLUMNS = (
+    "event_id",
+    "site_id",
+    "municipality_code",
+    "mode",
+    "direction",
+    "interval_start",
+    "interval_end",
+    "count",
+    "reported_at",
+    "revision",
+    "delay_hours",
+    "site_kind",
+    "producer",
+)
+_RESTATED = f"""
+    SELECT {", ".join(_COUNT_COLUMNS)} FROM mobility_count WHERE NOT is_current
     UNION ALL
-    SELECT c.* FROM (
+    SELECT {", ".join(f"c.{name}" for name in _COUNT_COLUMNS)}
+    FROM (
         SELECT DISTINCT site_id, mode, direction, interval_start, interval_end
         FROM mobility_count WHERE NOT is_current
     ) k
@@ -893,7 +910,7 @@ _RESTATED = """
 
 def restated_count_rows(conn: Connection) -> list[MobilityCount]:
     """Every stored count of a count key that has a restated (not current) row."""
-    return [_count_of(r) for r in conn.execute(text(_RESTATED)).mappings()]
+    return [MobilityCount(*row) for row in conn.execute(text(_RESTATED))]
 
 
 def write_modal_splits(conn: Connection, splits: Sequence[ModalSplit]) -> None:
