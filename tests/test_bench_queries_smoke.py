@@ -53,3 +53,21 @@ def test_the_query_benchmark_times_progress_and_every_board_query() -> None:
                     n.startswith(f"{board.uid} #{query.panel_id} ") for n in names
                 ), (board.uid, query.panel_title)
     assert all(t["ms"] >= 0 and t["rows"] >= 0 for t in result["timings"])
+
+
+@pytest.mark.timeout(300)
+def test_klimapuls_bench_queries_runs_the_query_benchmark() -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "klimapuls", "bench", "--queries"),
+            *("--sites", "2", "--days", "1", "--runs", "1", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["sites"], result["days"]) == (2, 1)
+    assert result["count_rows"] == 2 * 96 + 96

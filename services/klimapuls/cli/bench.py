@@ -73,7 +73,19 @@ def register(app: typer.Typer) -> None:
         Prints events/s of a backlog, the ceiling (a plain consumer with binary
         COPY) and their ratio, live latency p50/p99, peak memory per process,
         and `lost` / `duplicates` counted by event id (exit 1 unless both are 0).
+        With --queries instead: the median time of target progress and of
+        every board query on SITES sites x DAYS days of 15-minute counts and
+        30 years of accounts (bench/queries.py).
         """
+        if queries:
+            chosen = ["--sites", str(sites), "--days", str(days), "--runs", str(runs)]
+            if as_json:
+                chosen.append("--json")
+            done = subprocess.run(  # noqa: S603 - our own script
+                [sys.executable, str(pipeline_script("queries.py")), *chosen],
+                check=False,
+            )
+            raise typer.Exit(done.returncode)
         args = [
             "--events",
             str(events),
