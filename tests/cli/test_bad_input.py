@@ -223,6 +223,9 @@ BATTERY: dict[str, list[Bad]] = {
     "bench": [
         Bad(("bench", "--events", "5"), "--events"),
         Bad(("bench", "--live-rate", "0"), "--live-rate"),
+        Bad(("bench", "--queries", "--sites", "0"), "--sites"),
+        Bad(("bench", "--queries", "--days", "400"), "--days"),
+        Bad(("bench", "--queries", "--runs", "x"), "--runs"),
     ],
     "grafana push": [
         Bad(("grafana", "push"), "GRAFANA_URL"),

@@ -42,6 +42,21 @@ def _rollups(engine: Engine) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+#: The rollups kept from the deltas of the hours, in a stable order.
+_FROM_HOURS = (
+    "SELECT * FROM mobility_site_monthly "
+    "ORDER BY bucket, site_id, municipality_code, mode",
+    "SELECT * FROM mobility_mode_hourly ORDER BY bucket, municipality_code, mode",
+    "SELECT * FROM mobility_region_hourly ORDER BY bucket, mode",
+)
+
+
+_FEEDS = (
+    "SELECT * FROM mobility_feed ORDER BY site_id",
+    "SELECT * FROM mobility_receipt ORDER BY minute, synthetic",
+)
+
+
 def test_a_refresh_with_nothing_new_changes_nothing(engine: Engine) -> None:
     _store(engine, [count_event("s1", "bike", "2024-05-01T06:00:00+00:00", 10)])
     first = _refresh(engine)
@@ -171,9 +186,16 @@ def test_incremental_rollups_equal_a_full_rebuild(engine: Engine, seed: int) -> 
         _store(engine, _random_batch(rng, seq))
         _refresh(engine)
     incremental = _rollups(engine)
+    months = [rows(engine, sql) for sql in _FROM_HOURS]
     rebuilt = in_transaction(engine, counts.rebuild_rollups)
     assert rebuilt.watermark_from == rebuilt.watermark_to
     assert _rollups(engine) == incremental
+    # The rollups kept by deltas equal the sums of the hours.
+    assert all(months) and [rows(engine, sql) for sql in _FROM_HOURS] == months
+    # So do the feeds kept as counts are stored, against every stored count.
+    feeds = [rows(engine, sql) for sql in _FEEDS]
+    in_transaction(engine, counts.rebuild_feeds)
+    assert feeds[0] and [rows(engine, sql) for sql in _FEEDS] == feeds
     # Exactly one current count per key, and it is the restatement rule's pick.
     assert (
         scalar(
@@ -189,3 +211,12 @@ def test_incremental_rollups_equal_a_full_rebuild(engine: Engine, seed: int) -> 
         )
         == 0
     )
+
+
+def test_restated_rows_are_read_in_the_order_of_the_count_fields() -> None:
+    from dataclasses import fields
+
+    from klimapuls.core.mobility import MobilityCount
+
+    names = tuple(f.name for f in fields(MobilityCount))
+    assert counts._COUNT_COLUMNS == names

@@ -292,7 +292,7 @@ ORDER BY time""",
                 """
 SELECT $__timeGroupAlias(bucket, '1d'), mode AS "Transportform",
        sum(trips) AS "Ture"
-FROM board.trips_hourly
+FROM board.trips_hourly_by_mode
 WHERE municipality_code = '$kommune' AND $__timeFilter(bucket)
 GROUP BY 1, 2 ORDER BY 1""",
                 columns=("time", "Transportform", "Ture"),

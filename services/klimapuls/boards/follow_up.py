@@ -167,10 +167,10 @@ def operations() -> Board:
         [
             Sql(
                 """
-SELECT $__timeGroupAlias(received_at, $__interval), kind AS "Familie",
-       count(*) AS "Hændelser"
-FROM board.events_received
-WHERE $__timeFilter(received_at)
+SELECT $__timeGroupAlias(received_minute, $__interval), kind AS "Familie",
+       sum(events)::bigint AS "Hændelser"
+FROM board.events_received_minutely
+WHERE $__timeFilter(received_minute)
 GROUP BY 1, 2 ORDER BY 1""",
                 columns=("time", "Familie", "Hændelser"),
                 fmt="time_series",

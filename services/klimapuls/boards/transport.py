@@ -208,7 +208,7 @@ def mobility() -> Board:
                 """
 SELECT $__timeGroupAlias(bucket, $__interval), mode AS "Transportform",
        sum(trips) AS "Ture"
-FROM board.trips_hourly
+FROM board.trips_hourly_region
 WHERE $__timeFilter(bucket)
 GROUP BY 1, 2 ORDER BY 1""",
                 columns=("time", "Transportform", "Ture"),

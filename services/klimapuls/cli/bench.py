@@ -1,4 +1,6 @@
-"""`klimapuls bench`: the pipeline benchmark of a checkout (`bench/pipeline.py`).
+"""`klimapuls bench`: the benchmarks of a checkout (`bench/`).
+
+`bench/pipeline.py` by default, `bench/queries.py` with `--queries`.
 
 The benchmark code is not shipped in the package (it starts its own stack
 and measures it); this command runs it from the checkout the package was
@@ -19,12 +21,12 @@ from klimapuls.core.errors import KlimapulsError
 __all__ = ["pipeline_script", "register"]
 
 
-def pipeline_script() -> Path:
-    """`bench/pipeline.py` of the checkout, or a `KlimapulsError`."""
-    script = Path(__file__).resolve().parents[3] / "bench" / "pipeline.py"
+def pipeline_script(name: str = "pipeline.py") -> Path:
+    """`bench/<name>` of the checkout, or a `KlimapulsError`."""
+    script = Path(__file__).resolve().parents[3] / "bench" / name
     if not script.is_file():
         raise KlimapulsError(
-            "klimapuls bench runs from a checkout of the project (bench/pipeline.py "
+            f"klimapuls bench runs from a checkout of the project (bench/{name} "
             "was not found next to the installed package)"
         )
     return script
@@ -47,13 +49,43 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print one JSON object.")
         ] = False,
+        queries: Annotated[
+            bool,
+            typer.Option(
+                "--queries",
+                help="Instead: time target progress and every board query on "
+                "a production-sized database (bench/queries.py).",
+            ),
+        ] = False,
+        sites: Annotated[
+            int, typer.Option(min=1, help="With --queries: counting sites.")
+        ] = 500,
+        days: Annotated[
+            int,
+            typer.Option(min=1, max=366, help="With --queries: days of counts."),
+        ] = 365,
+        runs: Annotated[
+            int, typer.Option(min=1, help="With --queries: timed runs per query.")
+        ] = 5,
     ) -> None:
         """Measure the pipeline on a fresh embedded stack against a plain consumer.
 
         Prints events/s of a backlog, the ceiling (a plain consumer with binary
         COPY) and their ratio, live latency p50/p99, peak memory per process,
         and `lost` / `duplicates` counted by event id (exit 1 unless both are 0).
+        With --queries instead: the median time of target progress and of
+        every board query on SITES sites x DAYS days of 15-minute counts and
+        30 years of accounts (bench/queries.py).
         """
+        if queries:
+            chosen = ["--sites", str(sites), "--days", str(days), "--runs", str(runs)]
+            if as_json:
+                chosen.append("--json")
+            done = subprocess.run(  # noqa: S603 - our own script
+                [sys.executable, str(pipeline_script("queries.py")), *chosen],
+                check=False,
+            )
+            raise typer.Exit(done.returncode)
         args = [
             "--events",
             str(events),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, text
+from sqlalchemy import Connection, delete, func, text
 from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.accounts import YearValue
@@ -96,10 +96,42 @@ def _account(r: Mapping[Any, Any]) -> Co2Account:
     )
 
 
+# Positional and with the figure as float8 (correctly rounded, as `float()`
+# of the decimal is): every stored figure is read on each recomputation.
+_ALL_ACCOUNTS = text(
+    "SELECT event_id, municipality_code, year, sector, subsector, "
+    "tonnes_co2e::float8, vintage, source, reported_at, producer FROM co2_account"
+)
+
+
 def co2_accounts(conn: Connection) -> list[Co2Account]:
     """Every stored figure, every vintage (the core picks the newest)."""
-    rows = conn.execute(select(Co2AccountRow.__table__)).mappings()
-    return [_account(r) for r in rows]
+    return [
+        Co2Account(
+            event_id=event_id,
+            municipality_code=code,
+            year=year,
+            sector=sector,
+            subsector=subsector,
+            tonnes_co2e=tonnes,
+            vintage=vintage,
+            source=source,
+            reported_at=reported_at,
+            producer=producer,
+        )
+        for (
+            event_id,
+            code,
+            year,
+            sector,
+            subsector,
+            tonnes,
+            vintage,
+            source,
+            reported_at,
+            producer,
+        ) in conn.execute(_ALL_ACCOUNTS)
+    ]
 
 
 def lock_emission_series(conn: Connection) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, text
 from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.fleet import PROPULSIONS, BusCounts, FleetShare, FleetSnapshot
@@ -104,10 +104,29 @@ def _snapshot(r: Mapping[Any, Any]) -> FleetSnapshot:
     )
 
 
+_ALL_SNAPSHOTS = text(
+    "SELECT event_id, producer, operator, contract, garage, municipality_code, "
+    f"date, reported_at, {', '.join(PROPULSIONS)} FROM fleet_status"
+)
+
+
 def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:
     """Every stored snapshot, restatements included (the core folds them)."""
-    table = FleetStatusRow.__table__
-    return [_snapshot(r) for r in conn.execute(select(table)).mappings()]
+    # Positional: every snapshot is read on each recomputation.
+    return [
+        FleetSnapshot(
+            event_id=r[0],
+            producer=r[1],
+            operator=r[2],
+            contract=r[3],
+            garage=r[4],
+            municipality_code=r[5],
+            date=r[6],
+            reported_at=r[7],
+            buses=BusCounts(**dict(zip(PROPULSIONS, r[8:], strict=True))),
+        )
+        for r in conn.execute(_ALL_SNAPSHOTS)
+    ]
 
 
 def write_fleet_shares(

@@ -66,6 +66,7 @@ __all__ = [
     "bike_site_years",
     "ensure_partitions",
     "lock_counts",
+    "rebuild_feeds",
     "rebuild_rollups",
     "refresh_continuous_aggregates",
     "refresh_rollups",
@@ -327,6 +328,7 @@ def store_counts(
             for c, e in zip(counts, new, strict=True)
         ),
     )
+    _add_to_feeds(conn, counts, [e["producer"] for e in new])
     result.added = len(counts)
     return result
 
@@ -348,6 +350,107 @@ _COPIED = (
     "reported_at",
     "payload_sha256",
 )
+
+
+# What the boards ask of every stored count (`board.data_origin`,
+# `board.feed_freshness`, `board.events_received_minutely`), kept as the counts
+# are stored, so no panel scans the raw counts. `received_at` is the
+# transaction's `now()`, as on the count rows.
+_SYNTHETIC = "producer ILIKE '%synthetic%'"
+_FEEDS = (
+    """
+    INSERT INTO mobility_feed AS f (site_id, municipality_code, events,
+        synthetic_events, last_period, last_received)
+    SELECT site_id, municipality_code, events, synthetic_events,
+        last_period, now()
+    FROM json_to_recordset(CAST(:sites AS json)) AS t(site_id text,
+        municipality_code text, events bigint, synthetic_events bigint,
+        last_period timestamptz)
+    ON CONFLICT (site_id) DO UPDATE SET
+        municipality_code = least(f.municipality_code, excluded.municipality_code),
+        events = f.events + excluded.events,
+        synthetic_events = f.synthetic_events + excluded.synthetic_events,
+        last_period = greatest(f.last_period, excluded.last_period),
+        last_received = greatest(f.last_received, excluded.last_received)
+    """,
+    """
+    INSERT INTO mobility_receipt AS r (minute, synthetic, events, last_received)
+    SELECT date_trunc('minute', now()), synthetic, events, now()
+    FROM json_to_recordset(CAST(:receipts AS json))
+        AS t(synthetic boolean, events bigint)
+    ON CONFLICT (minute, synthetic) DO UPDATE SET
+        events = r.events + excluded.events,
+        last_received = greatest(r.last_received, excluded.last_received)
+    """,
+)
+_REBUILD_FEEDS = (
+    "TRUNCATE mobility_feed, mobility_receipt",
+    f"""
+    INSERT INTO mobility_feed (site_id, municipality_code, events,
+        synthetic_events, last_period, last_received)
+    SELECT site_id, min(municipality_code), count(*),
+        count(*) FILTER (WHERE {_SYNTHETIC}), max(interval_end), max(received_at)
+    FROM mobility_count GROUP BY site_id
+    """,
+    f"""
+    INSERT INTO mobility_receipt (minute, synthetic, events, last_received)
+    SELECT date_trunc('minute', received_at), {_SYNTHETIC}, count(*),
+        max(received_at)
+    FROM mobility_count GROUP BY 1, 2
+    """,
+)
+
+
+def _is_synthetic(producer: str) -> bool:
+    # As `_SYNTHETIC` says it in SQL (ILIKE '%synthetic%').
+    return "synthetic" in producer.lower()
+
+
+def _add_to_feeds(
+    conn: Connection, counts: Sequence[MobilityCount], producers: Sequence[str]
+) -> None:
+    """Add new counts to the per-site feeds and per-minute receipts.
+
+    Summed per site here, so the server gets one small JSON row a site.
+    """
+    sites: dict[str, dict[str, Any]] = {}
+    receipts: dict[bool, int] = defaultdict(int)
+    for count, producer in zip(counts, producers, strict=True):
+        synthetic = _is_synthetic(producer)
+        receipts[synthetic] += 1
+        site = sites.get(count.site_id)
+        if site is None:
+            sites[count.site_id] = {
+                "site_id": count.site_id,
+                "municipality_code": count.municipality_code,
+                "events": 1,
+                "synthetic_events": int(synthetic),
+                "last_period": count.interval_end,
+            }
+            continue
+        site["municipality_code"] = min(
+            site["municipality_code"], count.municipality_code
+        )
+        site["events"] += 1
+        site["synthetic_events"] += int(synthetic)
+        site["last_period"] = max(site["last_period"], count.interval_end)
+    feeds, minute = _FEEDS
+    conn.execute(text(feeds), {"sites": as_json(list(sites.values()))})
+    conn.execute(
+        text(minute),
+        {
+            "receipts": as_json(
+                [{"synthetic": k, "events": v} for k, v in receipts.items()]
+            )
+        },
+    )
+
+
+def rebuild_feeds(conn: Connection) -> None:
+    """Recompute the per-site feed and per-minute receipt rows from every count."""
+    lock_counts(conn)
+    for statement in _REBUILD_FEEDS:
+        conn.execute(text(statement))
 
 
 def _local_day(moment: datetime) -> datetime:
@@ -453,13 +556,98 @@ _ROLLUP_YEARS = (
 Group = tuple[datetime, str, str]  # bucket, municipality, mode
 
 
+def _rewritten(
+    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
+) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """Run delete + insert; the rows removed and the rows added (those differing)."""
+    before = {tuple(r) for r in conn.execute(text(statements[0]), params)}
+    after = {tuple(r) for r in conn.execute(text(statements[1]), params)}
+    return before - after, after - before
+
+
 def _changed(
     conn: Connection, statements: tuple[str, str], params: dict[str, Any]
 ) -> set[Group]:
     """Run delete + insert; the groups whose rows differ before and after."""
-    before = {tuple(r) for r in conn.execute(text(statements[0]), params)}
-    after = {tuple(r) for r in conn.execute(text(statements[1]), params)}
-    return {(r[0], r[1], r[2]) for r in before ^ after}
+    removed, added = _rewritten(conn, statements, params)
+    return {(r[0], r[1], r[2]) for r in removed | added}
+
+
+def _local_month(moment: datetime) -> datetime:
+    local = moment.astimezone(LOCAL_TIME)
+    return datetime(local.year, local.month, 1, tzinfo=LOCAL_TIME)
+
+
+#: Rollups kept from the deltas of the hour rows a refresh rewrites:
+#: table -> (key columns, the key of an hour row's bucket, site, code, mode).
+#: Each has `trips`, `counts` and `hours` (hour rows summed; a key left with
+#: none is deleted), so the result equals summing the hours (`_REBUILD`).
+_FROM_HOURS: dict[str, tuple[tuple[str, ...], Callable[..., tuple[Any, ...]]]] = {
+    "mobility_site_monthly": (
+        ("bucket", "site_id", "municipality_code", "mode"),
+        lambda b, site, code, mode: (_local_month(b), site, code, mode),
+    ),
+    "mobility_mode_hourly": (
+        ("bucket", "municipality_code", "mode"),
+        lambda b, site, code, mode: (b, code, mode),
+    ),
+    "mobility_region_hourly": (
+        ("bucket", "mode"),
+        lambda b, site, code, mode: (b, mode),
+    ),
+}
+
+
+def _recordset(keys: tuple[str, ...], *numbers: str) -> str:
+    """The `:rows` JSON parameter as a typed record set named `t`."""
+    columns = [f"{k} {'timestamptz' if k == 'bucket' else 'text'}" for k in keys]
+    columns += [f"{n} bigint" for n in numbers]
+    return f"json_to_recordset(CAST(:rows AS json)) AS t({', '.join(columns)})"
+
+
+def _from_hours_sql(table: str, keys: tuple[str, ...]) -> tuple[str, str]:
+    columns = ", ".join(keys)
+    upsert = f"""
+    INSERT INTO {table} AS m ({columns}, trips, counts, hours)
+    SELECT {columns}, trips, counts, hours
+    FROM {_recordset(keys, "trips", "counts", "hours")}
+    ON CONFLICT ({columns}) DO UPDATE SET
+        trips = m.trips + excluded.trips, counts = m.counts + excluded.counts,
+        hours = m.hours + excluded.hours
+    """
+    match = " AND ".join(f"m.{k} = t.{k}" for k in keys)
+    empty = f"""
+    DELETE FROM {table} m USING {_recordset(keys)}
+    WHERE {match} AND m.hours = 0
+    """
+    return upsert, empty
+
+
+def _add_hour_deltas(
+    conn: Connection, removed: set[tuple[Any, ...]], added: set[tuple[Any, ...]]
+) -> None:
+    """Move the rollups of `_FROM_HOURS` by the hour rows that changed.
+
+    Rows are `_ROLLUP_HOURS`' (bucket, municipality, mode, trips, delay,
+    counts, site): a removed row is taken off its key, an added one put on.
+    """
+    if not removed and not added:
+        return
+    for table, (keys, key_of) in _FROM_HOURS.items():
+        deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for sign, hour_rows in ((-1, removed), (1, added)):
+            for bucket, code, mode, trips, _delay, n, site in hour_rows:
+                delta = deltas[key_of(bucket, site, code, mode)]
+                delta[0] += sign * int(trips)
+                delta[1] += sign * int(n)
+                delta[2] += sign
+        rows = [
+            dict(zip(keys, key, strict=True))
+            | {"trips": d[0], "counts": d[1], "hours": d[2]}
+            for key, d in sorted(deltas.items())
+        ]
+        for statement in _from_hours_sql(table, keys):
+            conn.execute(text(statement), {"rows": as_json(rows)})
 
 
 def _group_params(
@@ -519,7 +707,9 @@ def refresh_rollups(conn: Connection) -> RollupRefresh:
         {"bucket": hour, "until": hour + timedelta(hours=1), "site_id": site}
         for hour, site in touched
     ]
-    changed_hours = _changed(conn, _ROLLUP_HOURS, {"t": as_json(hours)})
+    removed, added = _rewritten(conn, _ROLLUP_HOURS, {"t": as_json(hours)})
+    changed_hours = {(r[0], r[1], r[2]) for r in removed | added}
+    _add_hour_deltas(conn, removed, added)
     days, day_buckets = _group_params(changed_hours, _local_day, _next_local_day)
     changed_days = _changed(conn, _ROLLUP_DAYS, days) if changed_hours else set()
     years, year_buckets = _group_params(changed_days, _local_year, _next_local_year)
@@ -537,7 +727,8 @@ def refresh_rollups(conn: Connection) -> RollupRefresh:
 
 
 _REBUILD = (
-    "TRUNCATE mobility_hourly, mobility_daily, mobility_yearly",
+    "TRUNCATE mobility_hourly, mobility_daily, mobility_yearly, "
+    "mobility_site_monthly, mobility_mode_hourly, mobility_region_hourly",
     f"""
     INSERT INTO mobility_hourly
         (bucket, municipality_code, site_id, mode, trips, delay_hours, counts)
@@ -560,6 +751,24 @@ _REBUILD = (
     SELECT date_trunc('year', bucket, {_ZONE}), municipality_code, mode,
         sum(trips), sum(delay_hours), sum(counts), bit_or(month_mask)
     FROM mobility_daily GROUP BY 1, municipality_code, mode
+    """,
+    f"""
+    INSERT INTO mobility_site_monthly
+        (bucket, site_id, municipality_code, mode, trips, counts, hours)
+    SELECT date_trunc('month', bucket, {_ZONE}), site_id, municipality_code, mode,
+        sum(trips), sum(counts), count(*)
+    FROM mobility_hourly GROUP BY 1, site_id, municipality_code, mode
+    """,
+    """
+    INSERT INTO mobility_mode_hourly
+        (bucket, municipality_code, mode, trips, counts, hours)
+    SELECT bucket, municipality_code, mode, sum(trips), sum(counts), count(*)
+    FROM mobility_hourly GROUP BY bucket, municipality_code, mode
+    """,
+    """
+    INSERT INTO mobility_region_hourly (bucket, mode, trips, counts, hours)
+    SELECT bucket, mode, sum(trips), sum(counts), count(*)
+    FROM mobility_hourly GROUP BY bucket, mode
     """,
 )
 
@@ -638,12 +847,22 @@ _MONTH_BIT = f"1 << (extract(month FROM {{t}} AT TIME ZONE {_ZONE})::int - 1)"
 
 
 def bike_site_years(conn: Connection) -> list[SiteYear]:
-    """Current bike trips per (local) year and site, with months, from the hours."""
+    """Current bike trips per (local) year and site, with months.
+
+    From the site months (one row per site and local month) on our own
+    rollups; from the hours with TimescaleDB, which has no site months.
+    """
+    source = (
+        "mobility_site_monthly"
+        if _relkind(conn, "mobility_site_monthly") == "r"
+        and rollup_backend(conn) == "tables"
+        else "mobility_hourly"
+    )
     rows = conn.execute(
         text(
             f"SELECT {_SITE_YEAR.format(t='bucket')} AS year, municipality_code, "
             f"site_id, sum(trips), bit_or({_MONTH_BIT.format(t='bucket')}) "
-            "FROM mobility_hourly WHERE mode = 'bike' "
+            f"FROM {source} WHERE mode = 'bike' "
             "GROUP BY 1, municipality_code, site_id"
         )
     )
@@ -690,17 +909,42 @@ def site_years_known(conn: Connection, cutoff: datetime) -> list[SiteYear]:
     ]
 
 
-_RESTATED = """
-    SELECT c.* FROM mobility_count c
-    JOIN (SELECT DISTINCT site_id, mode, direction, interval_start, interval_end
-          FROM mobility_count WHERE NOT is_current) k
-    USING (site_id, mode, direction, interval_start, interval_end)
+# The restated rows by their partial index, then the current row of each of
+# their keys by the current-count index: never a scan of every count.
+#: `MobilityCount`'s fields in its order: the restated rows are read positionally.
+_COUNT_COLUMNS = (
+    "event_id",
+    "site_id",
+    "municipality_code",
+    "mode",
+    "direction",
+    "interval_start",
+    "interval_end",
+    "count",
+    "reported_at",
+    "revision",
+    "delay_hours",
+    "site_kind",
+    "producer",
+)
+_RESTATED = f"""
+    SELECT {", ".join(_COUNT_COLUMNS)} FROM mobility_count WHERE NOT is_current
+    UNION ALL
+    SELECT {", ".join(f"c.{name}" for name in _COUNT_COLUMNS)}
+    FROM (
+        SELECT DISTINCT site_id, mode, direction, interval_start, interval_end
+        FROM mobility_count WHERE NOT is_current
+    ) k
+    JOIN mobility_count c ON c.is_current
+        AND c.interval_start = k.interval_start AND c.site_id = k.site_id
+        AND c.mode = k.mode AND c.direction = k.direction
+        AND c.interval_end = k.interval_end
 """
 
 
 def restated_count_rows(conn: Connection) -> list[MobilityCount]:
     """Every stored count of a count key that has a restated (not current) row."""
-    return [_count_of(r) for r in conn.execute(text(_RESTATED)).mappings()]
+    return [MobilityCount(*row) for row in conn.execute(text(_RESTATED))]
 
 
 def write_modal_splits(conn: Connection, splits: Sequence[ModalSplit]) -> None:
