@@ -44,3 +44,24 @@ def test_the_pipeline_benchmark_loses_and_doubles_nothing() -> None:
     for key in ("events_per_s", "ceiling_events_per_s", "ratio", "p50_ms", "p99_ms"):
         assert result[key] is not None
     assert set(result["peak_rss_mb"]) >= {"co2", "mobility", "targets"}
+
+
+BACKFILL = Path(__file__).parent.parent / "bench" / "backfill.py"
+
+
+@pytest.mark.timeout(300)
+def test_a_backfill_imported_twice_loses_doubles_and_adds_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BACKFILL), "--rows", "3000", "--sites", "5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["rows"] == 3000
+    assert result["stored"] + result["dead_lettered"] == 3000
+    assert result["lost"] == 0
+    assert result["duplicates"] == 0
+    assert result["reimport_new"] == 0

@@ -226,6 +226,7 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("bench", "--queries", "--sites", "0"), "--sites"),
         Bad(("bench", "--queries", "--days", "400"), "--days"),
         Bad(("bench", "--queries", "--runs", "x"), "--runs"),
+        Bad(("bench", "--backfill", "5"), "--backfill"),
     ],
     "grafana push": [
         Bad(("grafana", "push"), "GRAFANA_URL"),

@@ -67,6 +67,15 @@ def register(app: typer.Typer) -> None:
         runs: Annotated[
             int, typer.Option(min=1, help="With --queries: timed runs per query.")
         ] = 5,
+        backfill: Annotated[
+            int | None,
+            typer.Option(
+                min=100,
+                help="Instead: import ROWS 15-minute counts into a running stack "
+                "with `klimapuls import`, then the same file again "
+                "(bench/backfill.py).",
+            ),
+        ] = None,
     ) -> None:
         """Measure the pipeline on a fresh embedded stack against a plain consumer.
 
@@ -75,8 +84,17 @@ def register(app: typer.Typer) -> None:
         and `lost` / `duplicates` counted by event id (exit 1 unless both are 0).
         With --queries instead: the median time of target progress and of
         every board query on SITES sites x DAYS days of 15-minute counts and
-        30 years of accounts (bench/queries.py).
+        30 years of accounts (bench/queries.py). With --backfill ROWS: a year
+        of counts imported into a running stack, counted by event id, then
+        imported again, which must store nothing (bench/backfill.py).
         """
+        if backfill is not None:
+            chosen = ["--rows", str(backfill)] + (["--json"] if as_json else [])
+            done = subprocess.run(  # noqa: S603 - our own script
+                [sys.executable, str(pipeline_script("backfill.py")), *chosen],
+                check=False,
+            )
+            raise typer.Exit(done.returncode)
         if queries:
             chosen = ["--sites", str(sites), "--days", str(days), "--runs", str(runs)]
             if as_json:

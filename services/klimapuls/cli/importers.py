@@ -14,6 +14,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,7 +33,7 @@ from klimapuls.importers import (
     ImportOptions,
     convert,
 )
-from klimapuls.importers.table import decode_table, delimiter_of
+from klimapuls.importers.table import decode_table, delimiter_of, physical_lines
 
 if TYPE_CHECKING:
     from klimapuls.producer import EventProducer
@@ -101,7 +102,7 @@ def import_file(
     decoded = decode_table(path.read_bytes(), str(path))
     text = decoded.text
     report.encoding = decoded.encoding
-    if len([line for line in text.splitlines() if line.strip()]) < 2:
+    if len(list(islice(filter(str.strip, physical_lines(text)), 2))) < 2:
         report.has_rows = False
         return report
 
