@@ -109,3 +109,24 @@ def test_a_round_in_year_0_is_an_issue_not_a_crash() -> None:
     with pytest.raises(EventValidationError) as caught:
         validate_event("initiative_status", late)
     assert caught.value.field == "round"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"18446744073709551616", b'{"a": 100000000000000000000}', b"[1e400, -0, 1.5]"],
+)
+def test_numbers_are_read_as_the_standard_library_reads_them(body: bytes) -> None:
+    # orjson makes an integer beyond 64 bits a float: such bodies take the
+    # standard library's path, which keeps them exact.
+    from klimapuls.core.validation import parse_json
+
+    value, expected = parse_json(body), json.loads(body)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("field", ["tonnes_co2e", "year"])
+def test_an_integer_beyond_64_bits_is_too_large_not_a_float(field: str) -> None:
+    event = co2_event("101", 2022, "energy", 1.0)
+    event[field] = 10**20
+    with pytest.raises(EventValidationError, match=f"{field}: .* is too large"):
+        decode_event("co2_account", json.dumps(event).encode())

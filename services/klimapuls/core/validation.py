@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -481,18 +482,26 @@ def validate_event(
     return event
 
 
+#: Digits enough for an integer beyond 63 bits (orjson would make it a float).
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
 def parse_json(raw: bytes | str) -> Any:
     """Parse JSON text; any failure, at any depth, is an `EventValidationError`.
 
     orjson parses what it can (about 8x faster); whatever it refuses (NaN,
-    integers beyond 64 bits, lone surrogates, other encodings, deep nesting)
-    is parsed again by the standard library, whose result and error message
-    are the rule, so both paths give the same answer.
+    lone surrogates, other encodings, deep nesting) is parsed again by the
+    standard library, whose result and error message are the rule, so both
+    paths give the same answer. orjson reads an integer beyond 64 bits as a
+    float instead of refusing it, so a body with a run of 19 or more digits
+    goes to the standard library at once (it keeps such a number exact, and
+    the value rules then call it too large).
     """
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
+    if _LONG_DIGITS.search(raw if isinstance(raw, bytes) else raw.encode()) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw)
     except RecursionError as exc:
