@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Sequence
@@ -90,35 +91,49 @@ class BulkWorker:
     async def run(self) -> None:
         """Consume until `stopping` is set (SIGTERM, Ctrl-C), then stop cleanly.
 
-        A stop lets the batch in hand finish and the open window be derived,
-        each within `_STOP_GRACE_S` (the broker or the database may be gone
-        too, as when `klimapuls up` is killed): what is cut short is read
-        again after the restart, since nothing uncommitted was committed.
+        A stop lets the batch in hand finish and derives the open window
+        (`flush(force=True)`), all within `_STOP_GRACE_S` together (the
+        broker or the database may be gone too, as when `klimapuls up` is
+        killed): what is cut short is read again after the restart, since
+        nothing uncommitted was committed. A timer that fails for good (a
+        bug) stops the worker like a failing batch.
         """
         consumer = self._consumer()
-        self._producer = AIOKafkaProducer(
+        producer = self._producer = AIOKafkaProducer(
             **self.settings.kafka.aiokafka_options(), acks="all", linger_ms=5
         )
-        await self._producer.start()
-        await consumer.start()
+        await producer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         timers = [
             asyncio.create_task(self._every(name, seconds))
             for name, seconds in self._timers()
         ]
         consuming = asyncio.create_task(self._consume(consumer))
         stop = asyncio.create_task(self.stopping.wait())
+        deadline = time.monotonic() + _STOP_GRACE_S
         try:
-            await asyncio.wait({consuming, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if consuming.done():
-                consuming.result()  # a bug: raise it, the supervisor restarts us
-            await _within(consuming, "the batch in hand")
-            await _within(self._tick("flush"), "the last derive")
+            await asyncio.wait(
+                {consuming, stop, *timers}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in (consuming, *timers):
+                if task.done():
+                    task.result()  # a bug: raise it, the supervisor restarts us
+            deadline = time.monotonic() + _STOP_GRACE_S
+            # Timers first: one cut off mid-publish leaves its window pending
+            # for the forced flush below, which publishes it.
+            await _cancelled(timers)
+            await _within(consuming, "the batch in hand", deadline)
+            await _within(self._tick("flush", True), "the last derive", deadline)
         finally:
             stop.cancel()
-            for timer in timers:
-                timer.cancel()
-            await _within(consumer.stop(), "leaving the group")
-            await _within(self._producer.stop(), "stopping the producer")
+            await _cancelled(timers)
+            end = max(deadline, time.monotonic()) + 3
+            await _within(consumer.stop(), "leaving the group", end)
+            await _within(producer.stop(), "stopping the producer", end)
 
     def _timers(self) -> list[tuple[str, float]]:
         found = []
@@ -136,11 +151,12 @@ class BulkWorker:
             await asyncio.sleep(seconds)
             await self._tick(name)
 
-    async def _tick(self, name: str) -> None:
+    async def _tick(self, name: str, force: bool = False) -> None:
         work = getattr(self.handler, name, None)
         if work is None:
             return
-        result = await with_retries(work, name)
+        call = partial(work, force=True) if force else work
+        result = await with_retries(call, name)
         await publish_with_retries(self._publish, result, f"publishing the {name}")
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -204,16 +220,23 @@ class BulkWorker:
             await sent
 
 
-#: How long a stop waits for each step (the batch in hand, the last derive).
-_STOP_GRACE_S = 10.0
+#: How long a stop waits for the batch in hand and the last derive together
+#: (`klimapuls up` sends SIGKILL after 20 s).
+_STOP_GRACE_S = 12.0
 
 
-async def _within(step: Awaitable[Any], what: str) -> None:
-    """Await `step` for at most `_STOP_GRACE_S`; past that, give it up."""
+async def _within(step: Awaitable[Any], what: str, deadline: float) -> None:
+    """Await `step` until `deadline` (monotonic); past that, give it up."""
     try:
-        await asyncio.wait_for(step, _STOP_GRACE_S)
+        await asyncio.wait_for(step, max(deadline - time.monotonic(), 0.1))
     except TimeoutError:
-        log.warning("stopping: gave up on %s after %.0f s", what, _STOP_GRACE_S)
+        log.warning("stopping: gave up on %s", what)
+
+
+async def _cancelled(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _commit(
@@ -230,6 +253,8 @@ async def _commit(
             log.warning("commit refused after a rebalance (%s); batch re-read", exc)
             return
         except KafkaError as exc:
+            if not exc.retriable:
+                raise  # e.g. not authorised: no retry mends it
             log.warning("commit failed, retrying in %.1fs: %s", delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
@@ -257,4 +282,15 @@ def run_bulk_worker(worker: BulkWorker) -> None:
             loop.add_signal_handler(signum, worker.stopping.set)
         await worker.run()
 
-    asyncio.run(main())
+    code = 0
+    try:
+        asyncio.run(main())
+    except Exception:
+        log.exception("batch worker crashed; stopping")
+        code = 1
+    finally:
+        # A handler thread still blocked in the database (given up on above)
+        # would keep the interpreter waiting for it: leave without it. What
+        # it had not committed is read again after the restart.
+        logging.shutdown()
+        os._exit(code)

@@ -10,8 +10,12 @@ finds the window over, or from `flush` (the service's timer) when no batch
 comes. With a window of 0 every batch derives (the handlers' tests).
 
 Nothing durable depends on memory: derived rows are recomputed from stored
-facts. The announced scopes are kept in memory, so a new handler (a
-restarted service) derives and announces on its first batch or timer tick.
+facts. The scopes to announce are kept in memory: a new handler (a
+restarted service) derives and announces on its first batch or timer tick,
+naming the region and the scopes of its own batches, so scopes stored in
+the last window before a crash are not named again. The targets service
+recomputes every target on any notice, so its progress is complete either
+way; a consumer that wants one notice per scope must not rely on the list.
 """
 
 from __future__ import annotations
@@ -130,13 +134,16 @@ class SeriesOwner(Generic[R]):
                 self._announce(result, now)
         return result
 
-    def flush(self) -> R:
-        """Derive what the last batches left pending (the service's timer)."""
+    def flush(self, force: bool = False) -> R:
+        """Derive what the last batches left pending (the service's timer).
+
+        `force` derives even inside the window (a stopping worker).
+        """
         result = self.result_type()
         with self._lock:
             now = self.clock()
             first = self._derived_at is None
-            if (self._pending or first) and self._due(now):
+            if (self._pending or first) and (force or self._due(now)):
                 in_transaction(
                     self.engine, lambda conn: self._derive_timed(conn, now, result)
                 )

@@ -80,3 +80,35 @@ def test_values_the_database_cannot_hold_are_dead_letters_not_crashes(
     fields = sorted(letter.field for letter in result.dead_letters)  # type: ignore[attr-defined]
     assert fields == ["source", "tonnes_co2e"]
     assert scalar(engine, "SELECT count(*) FROM co2_account") == 0
+
+
+def test_a_window_derives_once_and_a_forced_flush_derives_what_is_left(
+    engine: Engine,
+) -> None:
+    clock = [datetime(2026, 11, 1, tzinfo=UTC)]
+    handler = Co2Handler(engine, lambda: clock[0], window_seconds=60)
+
+    def send(*events: dict[str, object]) -> object:
+        return handler.handle(
+            [
+                Incoming("co2_account", json.dumps(e).encode(), f"t:0:{i}")
+                for i, e in enumerate(events)
+            ]
+        )
+
+    def series() -> object:
+        return scalar(
+            engine,
+            "SELECT tonnes_co2e FROM emission_series WHERE scope = '147' "
+            "AND year = 2021",
+        )
+
+    first = send(co2_event("147", 2021, "energy", 10.0))  # a new handler derives
+    assert series() == 10.0 and first.series_changes  # type: ignore[attr-defined]
+    later = send(co2_event("147", 2021, "transport", 5.0))  # inside the window
+    assert series() == 10.0 and not later.series_changes  # type: ignore[attr-defined]
+    assert not handler.flush().series_changes  # the window is still open
+    stopping = handler.flush(force=True)
+    assert series() == 15.0
+    [notice] = stopping.series_changes
+    assert "147" in notice.scopes

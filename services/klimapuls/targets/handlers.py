@@ -115,11 +115,14 @@ class TargetsHandler:
                 self._recomputed(now)
         return result
 
-    def flush(self) -> BatchResult:
-        """Recompute for the notices the last batches left pending (the timer)."""
+    def flush(self, force: bool = False) -> BatchResult:
+        """Recompute for the notices the last batches left pending (the timer).
+
+        `force` recomputes even inside the window (a stopping worker).
+        """
         with self._lock:
             now = self.clock()
-            if not (self._pending and self._due(now)):
+            if not (self._pending and (force or self._due(now))):
                 return BatchResult()
             changes = in_transaction(self.engine, lambda conn: recompute(conn, now))
             self._recomputed(now)
