@@ -15,9 +15,11 @@ from klimapuls.core.alerting import (
     FeedStatus,
     dead_letter_conditions,
     feed_conditions,
+    forecast_worsening_pct,
     inhibit,
     observe,
     target_conditions,
+    usable_forecast,
 )
 from klimapuls.core.messages import TargetStatusChange
 from klimapuls.core.model import Target
@@ -149,6 +151,30 @@ def test_a_forecast_that_worsens_by_more_than_the_share_opens_until_it_recovers(
     back = observe(still, _change(5, "on_track", 310.0, "at_risk", 395.0), RULES)
     assert back.forecast_reference is None
     assert observe(back, _change(3, "off_track", 999.0), RULES) is back  # replay
+
+
+def test_a_forecast_of_zero_or_missing_is_no_worsening_and_keeps_the_reference() -> (
+    None
+):
+    assert usable_forecast(None) is None and usable_forecast(0.0) is None
+    assert usable_forecast(-3.0) == -3.0
+    # From 0 or to 0/None: no share computed, no division by zero.
+    assert forecast_worsening_pct(0.0, 400.0, "co2e_total", 0.0) == 0.0
+    assert forecast_worsening_pct(300.0, None, "co2e_total", 300.0) == 0.0
+    first = observe(None, _change(1, "on_track", 0.0), RULES)
+    from_zero = observe(first, _change(2, "at_risk", 400.0, "on_track", 0.0), RULES)
+    assert from_zero.forecast_reference is None
+    worse = observe(from_zero, _change(3, "at_risk", 450.0, "at_risk", 300.0), RULES)
+    assert worse.forecast_reference == 300.0
+    # The forecast goes missing, then comes back: still compared to 300.
+    gone = observe(worse, _change(4, "at_risk", None, "at_risk", 450.0), RULES)
+    assert gone.forecast_reference == 300.0
+    zero = observe(gone, _change(5, "at_risk", 0.0, "at_risk", None), RULES)
+    assert zero.forecast_reference == 300.0
+    back = observe(zero, _change(6, "at_risk", 460.0, "at_risk", 0.0), RULES)
+    assert back.forecast_reference == 300.0
+    [c] = [c for c in target_conditions([back], RULES) if c.rule == "forecast_worsened"]
+    assert c.facts["forecast_reference"] == 300.0
 
 
 def test_a_target_that_was_achieved_and_no_longer_is_slips() -> None:

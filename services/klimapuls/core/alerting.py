@@ -11,7 +11,9 @@ Defaults of every threshold are in `AlertRules` (the README lists them):
 - `forecast_worsened`: the forecast for the deadline got worse by more than
   `forecast_worsen_pct` % between two evaluations (the targets service logs
   an evaluation whenever the forecast moves); it holds until the forecast is
-  back within that share of where it stood before.
+  back within that share of where it stood before. Only usable forecasts
+  count (`usable_forecast`: not missing, not 0); an evaluation without one
+  keeps an open worsening as it is.
 - `feed_stale`: a feed that reported before has not within its cadence: a
   municipality's yearly CO2 account (the newest year is more than
   `co2_max_lag_years` before this year), a counting site (no count for
@@ -81,6 +83,7 @@ __all__ = [
     "producer_of",
     "target_conditions",
     "topic_of_indicator",
+    "usable_forecast",
     "vintages_by_scope",
 ]
 
@@ -203,22 +206,35 @@ def _feed_of_indicator(indicator: str) -> str | None:
 # --- Targets ----------------------------------------------------------------
 
 
+def usable_forecast(value: float | None) -> float | None:
+    """The forecast if a worsening can be measured from or to it, else None.
+
+    A missing forecast (too few years) and a forecast of exactly 0 (no trend
+    to extrapolate) say nothing about a worsening: a share of them is
+    meaningless (a division by zero from 0).
+    """
+    if value is None or value == 0:
+        return None
+    return value
+
+
 def forecast_worsening_pct(
     before: float | None, after: float | None, indicator: str, goal: float | None
 ) -> float:
     """By how many percent the forecast got worse (0 if not, or not comparable).
 
-    Relative to the larger of the earlier forecast and the goal, so a net-zero
-    goal (forecast near 0) still has a scale. Lower is better for emission
-    indicators, higher for shares and counts.
+    Both forecasts must be usable (`usable_forecast`). Relative to the larger
+    of the earlier forecast and the goal, so a net-zero goal (forecast near 0)
+    still has a scale. Lower is better for emission indicators, higher for
+    shares and counts.
     """
+    before, after = usable_forecast(before), usable_forecast(after)
     if before is None or after is None:
         return 0.0
     change = after - before if indicator in LOWER_IS_BETTER else before - after
     if change <= 0:
         return 0.0
-    scale = max(abs(before), abs(goal or 0.0))
-    return float("inf") if scale == 0 else 100 * change / scale
+    return 100 * change / max(abs(before), abs(goal or 0.0))
 
 
 @dataclass(frozen=True)
@@ -271,7 +287,15 @@ def observe(
             previous = None  # a revised target starts afresh
     share = rules.forecast_worsen_pct
     reference = None
-    if previous is not None and previous.forecast_reference is not None:
+    if (
+        previous is not None
+        and previous.forecast_reference is not None
+        and usable_forecast(change.forecast_value) is None
+    ):
+        # Nothing to compare with now: the open worsening stays open, and a
+        # later usable forecast is compared to the same reference.
+        reference = previous.forecast_reference
+    elif previous is not None and previous.forecast_reference is not None:
         still = forecast_worsening_pct(
             previous.forecast_reference,
             change.forecast_value,
