@@ -247,6 +247,7 @@ class Settings(BaseSettings):
     alert_fleet_max_silence_days: float = Field(default=45.0, gt=0)
     alert_dead_letter_max_pct: float = Field(default=5.0, ge=0, le=100)
     alert_dead_letter_min_events: int = Field(default=20, ge=1)
+    alert_report_grace_days: float = Field(default=30.0, ge=0)
     alert_evaluate_seconds: float = Field(default=60.0, gt=0)
     alert_send_seconds: float = Field(default=5.0, gt=0)
 
@@ -262,6 +263,7 @@ class Settings(BaseSettings):
             fleet_max_silence=timedelta(days=self.alert_fleet_max_silence_days),
             dead_letter_max_pct=self.alert_dead_letter_max_pct,
             dead_letter_min_events=self.alert_dead_letter_min_events,
+            report_grace=timedelta(days=self.alert_report_grace_days),
         )
 
     def alert_env(self) -> dict[str, str]:

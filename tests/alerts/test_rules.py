@@ -17,10 +17,12 @@ from klimapuls.core.alerting import (
     feed_conditions,
     forecast_worsening_pct,
     inhibit,
+    initiative_conditions,
     observe,
     target_conditions,
     usable_forecast,
 )
+from klimapuls.core.initiatives import Initiative, MissingReport
 from klimapuls.core.messages import TargetStatusChange
 from klimapuls.core.model import Target
 from klimapuls.core.progress import MeasuredSeries
@@ -182,6 +184,35 @@ def test_a_target_that_was_achieved_and_no_longer_is_slips() -> None:
     lost = observe(achieved, _change(2, "on_track", 250.0, "achieved", 250.0), RULES)
     [c] = target_conditions([lost], RULES)
     assert (c.rule, c.severity) == ("target_status", "on_track")
+
+
+def test_a_missing_report_fires_after_the_grace_and_older_rounds_keep_firing() -> None:
+    listed = [
+        Initiative("a", "A", "p", "g", ("Ballerup",)),
+        Initiative("b", "B", "p", "g", ("Herlev",)),
+    ]
+    missing = [
+        MissingReport("b", "p", "2025-03", ("Herlev",)),
+        MissingReport("b", "p", "2025-05", ("Herlev",)),
+    ]
+    rules = replace(RULES, report_grace=timedelta(days=30))
+
+    def fired(now: datetime) -> list[str]:
+        return [
+            c.period for c in initiative_conditions(listed, missing, [], now, rules)
+        ]
+
+    # 2025-05 ends on 1 June; it fires 30 days later, 2025-03 still fires.
+    assert fired(datetime(2025, 6, 30, 23, tzinfo=UTC)) == ["2025-03"]
+    assert fired(datetime(2025, 7, 1, tzinfo=UTC)) == ["2025-03", "2025-05"]
+    assert AlertRules().report_grace == timedelta(days=30)
+
+
+def test_the_report_grace_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from klimapuls.settings import Settings
+
+    monkeypatch.setenv("KLIMAPULS_ALERT_REPORT_GRACE_DAYS", "7")
+    assert Settings().alert_rules().report_grace == timedelta(days=7)
 
 
 def test_feeds_never_seen_are_not_stale_and_cadences_apply() -> None:

@@ -19,8 +19,10 @@ Defaults of every threshold are in `AlertRules` (the README lists them):
   `co2_max_lag_years` before this year), a counting site (no count for
   `site_max_silence`), an operator's fleet report (no snapshot dated within
   `fleet_max_silence`). A feed never seen is not stale.
-- `missing_report`: an initiative has no report in the newest round of its
-  programme; `no_tovholder`: an open initiative has nobody in charge.
+- `missing_report`: an initiative has no report in a round of its programme
+  and the round ended more than `report_grace` ago (older rounds still
+  lacking one keep firing); `no_tovholder`: an open initiative has nobody in
+  charge.
 - `dead_letter_rate`: more than `dead_letter_max_pct` % of a producer's
   events were rejected (at least `dead_letter_min_events` events).
 
@@ -53,6 +55,7 @@ from klimapuls.core.initiatives import (
     MissingReport,
     StatusReport,
     missing_reports,
+    round_end,
     without_tovholder,
 )
 from klimapuls.core.messages import TargetStatusChange
@@ -134,6 +137,8 @@ class AlertRules:
     dead_letter_max_pct: float = 5.0
     dead_letter_min_events: int = 20
     dead_letter_window: timedelta = timedelta(hours=24)
+    #: A round's missing report fires this long after the round ended.
+    report_grace: timedelta = timedelta(days=30)
 
 
 def alert_key(rule: str, subject: str, scope: str, period: str) -> str:
@@ -489,20 +494,19 @@ def initiative_conditions(
     initiatives: Sequence[Initiative],
     missing: Iterable[MissingReport],
     without: Iterable[Initiative],
+    now: datetime,
+    rules: AlertRules,
 ) -> list[Condition]:
-    """Missing reports of each programme's newest round; initiatives unattended.
+    """Missing reports past the grace after their round; initiatives unattended.
 
-    Older rounds' missing reports are history (the boards show them), not
-    alerts: they cannot be mended by now.
+    A round's report is missing once the round ended `report_grace` ago; a
+    round that still lacks it keeps firing, newest or not.
     """
     names = {i.initiative_id: i.name for i in initiatives}
-    listed = list(missing)
-    newest: dict[str, str] = {}
-    for m in listed:
-        newest[m.programme] = max(newest.get(m.programme, m.round), m.round)
     found = []
-    for m in listed:
-        if m.round != newest[m.programme]:
+    for m in missing:
+        due = _utc(datetime.combine(round_end(m.round), datetime.min.time()))
+        if now < due + rules.report_grace:
             continue
         name = names.get(m.initiative_id, m.initiative_id)
         found.append(
@@ -718,7 +722,11 @@ def conditions(
         ),
         *feed_conditions(inputs.feeds, now, rules),
         *initiative_conditions(
-            listed, missing_reports(listed, reports), without_tovholder(listed, reports)
+            listed,
+            missing_reports(listed, reports),
+            without_tovholder(listed, reports),
+            now,
+            rules,
         ),
         *dead_letter_conditions(inputs.dead_letters, rules),
     ]
