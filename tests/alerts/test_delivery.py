@@ -266,6 +266,28 @@ def test_acknowledgement_stops_escalation(
     assert len(p.smtp.to(SECRETARIAT_MAIL)) == 1  # escalated once
 
 
+def test_the_service_reads_the_newest_ack_of_a_firing_alert(
+    pipeline: Pipeline, engine: Engine, webhook: WebhookServer
+) -> None:
+    _contacts(engine, webhook)
+    _slip(pipeline)
+    ballerup = scalar(
+        engine, "SELECT alert_id FROM alert WHERE target_id = 'dk2020-151-2030'"
+    )
+    first, newest = pipeline.now, pipeline.now + timedelta(minutes=5)
+    for at, by in ((first, "a"), (newest, "b")):
+        in_transaction(
+            engine,
+            lambda conn, at=at, by=by: contacts.acknowledge(conn, ballerup, by, at),
+        )
+    acks = in_transaction(engine, lambda conn: contacts.pending_acks(conn, [ballerup]))
+    assert [(a.at, a.by) for a in acks] == [(newest, "b")]
+    pipeline.later(minutes=10)
+    pipeline.evaluate()
+    acks = in_transaction(engine, lambda conn: contacts.pending_acks(conn, [ballerup]))
+    assert acks == []  # acknowledged: nothing left to apply
+
+
 def test_a_restatement_that_changes_nothing_and_a_replay_send_nothing(
     pipeline: Pipeline, engine: Engine, webhook: WebhookServer
 ) -> None:

@@ -116,6 +116,49 @@ def test_an_acknowledged_alert_does_not_escalate_an_unacknowledged_one_does() ->
     assert step([acked], [_slip()], [], later, RULES).notices == []
 
 
+def test_an_ack_covers_the_notices_before_it_and_a_new_notice_can_escalate_again() -> (
+    None
+):
+    fired = replace(
+        step([], [_slip()], [], T0, replace(RULES, hold=timedelta(0))).alerts[0],
+        alert_id=7,
+    )
+    ack = Ack(7, T0 + timedelta(hours=1), "Ballerup")
+    [acked] = step([fired], [_slip()], [ack], T0 + timedelta(hours=1), RULES).alerts
+    assert acked.state == "acknowledged"
+    # It worsens: a new notice, which the earlier ack does not cover.
+    worse_at = T0 + timedelta(hours=2)
+    worsened = step([acked], [_slip("off_track")], [], worse_at, RULES)
+    [alert] = worsened.alerts
+    assert [n.kind for n in worsened.notices] == ["worsened"]
+    assert alert.state == "firing"
+    old_ack = step([alert], [_slip("off_track")], [ack], worse_at, RULES)
+    assert old_ack.alerts == [] and old_ack.notices == []  # still firing
+    # Escalation counts from the worsened notice, not from the first one.
+    before = step(
+        [alert], [_slip("off_track")], [ack], worse_at + timedelta(hours=23), RULES
+    )
+    assert before.notices == []
+    late = step(
+        [alert], [_slip("off_track")], [ack], worse_at + timedelta(days=1), RULES
+    )
+    assert [(n.kind, n.parties) for n in late.notices] == [
+        ("escalated", ("Klimaalliancen",))
+    ]
+    # A new ack covers the worsened notice: no escalation after it.
+    new_ack = Ack(7, worse_at + timedelta(hours=3), "Ballerup")
+    [covered] = step(
+        [alert], [_slip("off_track")], [new_ack], worse_at + timedelta(hours=3), RULES
+    ).alerts
+    assert covered.state == "acknowledged"
+    assert (
+        step(
+            [covered], [_slip("off_track")], [], worse_at + timedelta(days=5), RULES
+        ).notices
+        == []
+    )
+
+
 def test_an_inhibited_condition_waits_and_says_by_what() -> None:
     stale = FeedStatus("co2_account", "151", "151", T0 - timedelta(days=1500), 2020)
     measured = replace(_slip(), measured_on=("co2_account", "151"))

@@ -12,9 +12,12 @@ transition; each transition that someone must hear of is one `Notice`:
 - `firing`/`acknowledged`, gone: `resolved` (notice `resolved`);
 - `firing`/`acknowledged`, worse severity than last notified: notice
   `worsened` (an acknowledged alert opens again);
-- `firing`, acknowledged: `acknowledged` (escalation stops);
+- `firing`, acknowledged after its last notice: `acknowledged` (escalation
+  stops); an ack covers the notices sent up to it, so after a `worsened`
+  notice an earlier ack no longer counts and a new one is needed;
 - `firing`, not acknowledged for `escalate_after` since its last notice:
-  notice `escalated` to the secretariat (once).
+  notice `escalated` to the secretariat (once per notice: a `worsened`
+  notice starts the count again).
 
 Anything else (the same condition again, a restatement that moves no
 severity, a replay) changes the stored figures at most, and sends nothing.
@@ -171,6 +174,11 @@ def _fire(alert: Alert, now: datetime) -> tuple[Alert, Notice]:
     return _notify(fired, "firing", alert.parties)
 
 
+def _covers(ack: Ack, alert: Alert) -> bool:
+    """An ack covers the notices sent up to it, not a later one."""
+    return alert.notified_at is None or ack.at >= alert.notified_at
+
+
 def _advance(
     alert: Alert,
     condition: Condition | None,
@@ -199,7 +207,7 @@ def _advance(
         return ended, [notice]
     current = alert.seen(condition)
     notices: list[Notice] = []
-    if ack is not None and current.state == "firing":
+    if ack is not None and current.state == "firing" and _covers(ack, current):
         current = replace(
             current,
             state="acknowledged",
