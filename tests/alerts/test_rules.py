@@ -31,6 +31,7 @@ from klimapuls.simulator import demo_events, dk2020_demo_targets
 
 T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
 RULES = AlertRules(hold=timedelta(hours=1), escalate_after=timedelta(days=1))
+NO_HOLD = replace(RULES, hold=timedelta(0))
 
 
 def _change(
@@ -93,12 +94,32 @@ def test_only_a_worse_severity_is_a_new_notice_and_recovery_resolves() -> None:
     fired = step([], [_slip()], [], T0, replace(RULES, hold=timedelta(0))).alerts[0]
     same = step([fired], [_slip()], [], T0, RULES)
     assert same.notices == []
-    worse = step([fired], [_slip("off_track")], [], T0, RULES)
+    worse = step([fired], [_slip("off_track")], [], T0, NO_HOLD)
     assert [n.kind for n in worse.notices] == ["worsened"]
     better = step(worse.alerts, [_slip("at_risk")], [], T0, RULES)
     assert better.notices == []
     resolved = step(worse.alerts, [], [], T0, RULES)
     assert [n.kind for n in resolved.notices] == ["resolved"]
+
+
+def test_a_worse_severity_must_hold_before_the_worsened_notice() -> None:
+    fired = step([], [_slip()], [], T0, NO_HOLD).alerts[0]
+    at = T0 + timedelta(minutes=10)
+    [worse] = step([fired], [_slip("off_track")], [], at, RULES).alerts
+    assert worse.worse_since == at and worse.notified_severity == "at_risk"
+    # A restatement and its correction within the hold: nothing is sent.
+    corrected = step([worse], [_slip()], [], at + timedelta(minutes=20), RULES)
+    assert corrected.notices == [] and corrected.alerts[0].worse_since is None
+    again = at + timedelta(minutes=30)
+    [worse] = step(corrected.alerts, [_slip("off_track")], [], again, RULES).alerts
+    early = step(
+        [worse], [_slip("off_track")], [], again + timedelta(minutes=59), RULES
+    )
+    assert early.notices == []
+    held = step([worse], [_slip("off_track")], [], again + timedelta(hours=1), RULES)
+    assert [n.kind for n in held.notices] == ["worsened"]
+    [notified] = held.alerts
+    assert notified.worse_since is None and notified.notified_severity == "off_track"
 
 
 def test_an_acknowledged_alert_does_not_escalate_an_unacknowledged_one_does() -> None:
@@ -128,7 +149,7 @@ def test_an_ack_covers_the_notices_before_it_and_a_new_notice_can_escalate_again
     assert acked.state == "acknowledged"
     # It worsens: a new notice, which the earlier ack does not cover.
     worse_at = T0 + timedelta(hours=2)
-    worsened = step([acked], [_slip("off_track")], [], worse_at, RULES)
+    worsened = step([acked], [_slip("off_track")], [], worse_at, NO_HOLD)
     [alert] = worsened.alerts
     assert [n.kind for n in worsened.notices] == ["worsened"]
     assert alert.state == "firing"

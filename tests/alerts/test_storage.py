@@ -1,6 +1,8 @@
-"""The alert tables: migration 0009 matches the models; the board view reads."""
+"""The alert tables: migrations 0009 and 0014 match the models; the board view reads."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -66,3 +68,41 @@ def test_the_board_view_of_alerts_sent_has_the_columns_the_panel_reads(
         "channel",
         "state",
     } <= names
+
+
+def test_a_worse_state_waiting_for_its_hold_is_kept_across_evaluations(
+    engine: Engine,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from klimapuls.core.alert_state import step
+    from klimapuls.core.alerting import AlertRules, Condition
+    from klimapuls.storage import alerts
+    from klimapuls.storage.db import in_transaction
+
+    t0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    rules = AlertRules(hold=timedelta(hours=1))
+
+    def slip(severity: str) -> Condition:
+        return Condition(
+            "target_status", "t", "151", "2030", severity, "co2", ("Ballerup",), "T"
+        )
+
+    def evaluate(severity: str, now: datetime) -> list[str]:
+        def work(conn: Any) -> list[str]:
+            decided = step(alerts.open_alerts(conn), [slip(severity)], [], now, rules)
+            alerts.write_alerts(conn, decided.alerts)
+            return [n.kind for n in decided.notices]
+
+        return in_transaction(engine, work)
+
+    assert evaluate("at_risk", t0) == []
+    assert evaluate("at_risk", t0 + timedelta(hours=1)) == ["firing"]
+    worse_at = t0 + timedelta(hours=2)
+    assert evaluate("off_track", worse_at) == []
+    [stored] = in_transaction(engine, alerts.open_alerts)
+    assert stored.worse_since == worse_at
+    assert evaluate("off_track", worse_at + timedelta(minutes=30)) == []
+    assert evaluate("off_track", worse_at + timedelta(hours=1)) == ["worsened"]
+    [stored] = in_transaction(engine, alerts.open_alerts)
+    assert stored.worse_since is None and stored.notified_severity == "off_track"

@@ -122,6 +122,7 @@ _ALERT_FIELDS = (
     "acknowledged_by",
     "escalated_at",
     "ended_at",
+    "worse_since",
 )
 
 
