@@ -88,7 +88,7 @@ def test_a_slipping_target_sends_exactly_one_mail_to_its_municipality(
         "Prognose for 2030: 600 t CO2e (mål: 300 t CO2e)",
         "Påkrævet årlig reduktion: 53 t CO2e om året",
         "første besked",
-        "https://grafana.example.org/d/klimapuls-co2?var-target=dk2020-151-2030",
+        "https://grafana.example.org/d/klimapuls-kommune?var-kommune=151",
     ):
         assert expected in text, text
     [(headers, body)] = webhook.received

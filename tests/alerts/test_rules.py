@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from klimapuls.core.alert_state import Ack, ContactError, parse_contacts, step
+from klimapuls.core.alert_text import board_link
 from klimapuls.core.alerting import (
     AlertRules,
     Condition,
@@ -298,6 +299,56 @@ def test_the_dead_letter_rate_needs_enough_events_and_a_high_share() -> None:
         DeadLetterCount("bad", 90, 10),
     ]
     assert [c.subject for c in dead_letter_conditions(counts, RULES)] == ["bad"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "scope", "topic", "facts", "board"),
+    [
+        ("target_status", "151", "co2", {}, "klimapuls-kommune?var-kommune=151"),
+        ("forecast_worsened", "101", "co2", {}, "klimapuls-kommune?var-kommune=101"),
+        ("target_status", "1084", "co2", {}, "klimapuls-co2"),
+        ("target_status", "movia", "fleet", {}, "klimapuls-fleet"),
+        ("target_status", "1084", "mobility", {}, "klimapuls-mobility"),
+        (
+            "feed_stale",
+            "movia",
+            "fleet",
+            {"family": "fleet_report"},
+            "klimapuls-fleet",
+        ),
+        (
+            "feed_stale",
+            "147",
+            "mobility",
+            {"family": "counting_site"},
+            "klimapuls-mobility",
+        ),
+        (
+            "feed_stale",
+            "157",
+            "co2",
+            {"family": "co2_account"},
+            "klimapuls-kommune?var-kommune=157",
+        ),
+        ("missing_report", "vip_klima", "initiatives", {}, "klimapuls-initiatives"),
+        ("no_tovholder", "vip_klima", "initiatives", {}, "klimapuls-initiatives"),
+        ("dead_letter_rate", "-", "operations", {}, "klimapuls-operations"),
+    ],
+)
+def test_a_notice_links_to_the_board_of_its_alert(
+    rule: str, scope: str, topic: str, facts: dict[str, str], board: str
+) -> None:
+    record = {
+        "rule": rule,
+        "key": f"{rule}:x:{scope}:-",
+        "topic": topic,
+        "facts": facts,
+        "target_id": "x",
+    }
+    base = "https://grafana.example.org/"
+    assert board_link(base, record) == f"https://grafana.example.org/d/{board}"
+    stored = {**record, "scope": scope, "key": "other:x:y:-"}
+    assert board_link(base, stored) == f"https://grafana.example.org/d/{board}"
 
 
 def test_a_contact_file_error_names_the_field() -> None:
