@@ -59,13 +59,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from klimapuls.core.alerting import AlertRules
 from klimapuls.core.errors import ConfigurationError
 
-__all__ = ["GrafanaSettings", "KafkaSettings", "Settings", "Topics"]
+__all__ = ["GrafanaSettings", "KafkaSettings", "Settings", "Topics", "load_settings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -309,3 +309,33 @@ class Settings(BaseSettings):
                 "KAFKA_BOOTSTRAP_SERVERS is not set: give host:port[,host:port]"
             )
         return self.kafka.bootstrap_servers
+
+
+def _variable(model: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    """The environment variable of an error's location in a settings class."""
+    name = str(loc[0]) if loc else "?"
+    if name.isupper():  # a validation alias such as DATABASE_URL
+        return name
+    prefix = str(model.model_config.get("env_prefix") or "")
+    return f"{prefix}{name}".upper()
+
+
+def load_settings() -> Settings:
+    """`Settings()`, with a malformed variable as one `ConfigurationError` line.
+
+    The line names each variable and the reason (pydantic's message), never
+    a traceback; commands build their settings through this.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        models: dict[str, type[BaseSettings]] = {
+            m.__name__: m for m in (Settings, KafkaSettings, GrafanaSettings)
+        }
+        model = models.get(exc.title, Settings)
+        problems = "; ".join(
+            f"{_variable(model, tuple(e['loc']))}: {e['msg']}"
+            + (f" (got {e['input']!r})" if isinstance(e.get("input"), str) else "")
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"bad setting: {problems}") from None
