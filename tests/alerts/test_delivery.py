@@ -149,6 +149,58 @@ def test_a_restart_while_the_channel_is_down_does_not_repeat_the_mail(
     assert len(pipeline.smtp.to(BALLERUP_MAIL)) == 1
 
 
+def test_a_permanent_smtp_refusal_is_tried_a_bounded_number_of_times_then_failed(
+    pipeline: Pipeline, engine: Engine, webhook: WebhookServer
+) -> None:
+    from klimapuls.cli.alerts import database_alerts
+
+    add_contacts(
+        engine,
+        Contact("Klimakoordinator Ballerup", "Ballerup", "co2", "email", BALLERUP_MAIL),
+    )
+    pipeline.smtp.inbox.refuse[BALLERUP_MAIL] = "550 5.1.1 mailbox unavailable"
+    _slip(pipeline)
+    reports = []
+    for _ in range(10):  # far more rounds than attempts
+        reports.append(pipeline.send())
+        pipeline.later(minutes=15)
+    assert sum(r.failed for r in reports) == 3  # bounded attempts ...
+    assert sum(r.given_up for r in reports) == 1  # ... then given up, once
+    [message] = rows(engine, "SELECT * FROM alert_message")
+    assert (message["state"], message["attempts"]) == ("failed", 3)
+    assert "550" in message["last_error"]
+    assert pipeline.smtp.mails == []
+    [row] = [r for r in database_alerts(engine) if r["target_id"] == "dk2020-151-2030"]
+    [heard] = row["notified"]
+    assert "failed" in heard and "550" in heard
+    from rich.console import Console
+
+    from klimapuls.cli.alerts import _table
+
+    screen = Console(record=True, width=300)
+    screen.print(_table([row], "Alerts"))
+    assert "failed: SMTP" in screen.export_text()  # `alerts list` shows why
+
+
+def test_a_temporary_smtp_refusal_keeps_retrying_with_backoff(
+    pipeline: Pipeline, engine: Engine, webhook: WebhookServer
+) -> None:
+    add_contacts(
+        engine,
+        Contact("Klimakoordinator Ballerup", "Ballerup", "co2", "email", BALLERUP_MAIL),
+    )
+    pipeline.smtp.inbox.refuse[BALLERUP_MAIL] = "450 4.2.1 try again later"
+    _slip(pipeline)
+    for _ in range(6):
+        assert pipeline.send().given_up == 0
+        pipeline.later(minutes=15)
+    assert scalar(engine, "SELECT state FROM alert_message") == "pending"
+    assert scalar(engine, "SELECT attempts FROM alert_message") == 6
+    del pipeline.smtp.inbox.refuse[BALLERUP_MAIL]
+    assert pipeline.send().sent == 1
+    assert len(pipeline.smtp.to(BALLERUP_MAIL)) == 1
+
+
 class _CrashAfterSending:
     """Sends, then dies before the sender can mark the message sent."""
 

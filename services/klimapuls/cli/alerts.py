@@ -154,6 +154,8 @@ def _table(rows: Sequence[dict[str, Any]], title: str) -> Table:
         who = who or [
             f"nobody: no contact for {', '.join(r['parties'])} ({r['topic']})"
         ]
+        # A message refused for good is shown with its reason.
+        who += [n for n in r.get("notified", ()) if ", failed: " in n]
         table.add_row(
             str(r["alert_id"] or "—"),
             f"[{_STATE_STYLE.get(r['state'], '')}]{escape(state)}[/]",

@@ -158,12 +158,16 @@ def alerts_summary(
                 "ORDER BY 3 DESC, 1"
             )
         ).all()
+        failed = conn.execute(
+            text("SELECT count(*) FROM alert_message WHERE state = 'failed'")
+        ).scalar_one()
     rules = ", ".join(f"{n} {rule}" for rule, n in firing) or "none"
     note = "" if settled else " [yellow](still settling)[/]"
     console.print(
         f"\n[bold]Alerts[/]{note}: firing {rules}; {held} held back by a stale "
         f"feed; {sum(n for *_, n in sent)} alerts sent to {len(sent)} recipients "
         f"in {catcher.received} mails, stored in {catcher.folder}"
+        + (f"; {failed} messages failed (see klimapuls alerts list)" if failed else "")
     )
     by_count = Counter({f"{name} <{address}>": n for name, address, n in sent})
     for who, n in by_count.most_common(8):

@@ -129,7 +129,8 @@ class AlertMessageRow(Base):
     body: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     alert_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    #: `pending` until a channel took it, then `sent`.
+    #: `pending` until a channel took it, then `sent`; `failed` when the
+    #: channel refused it for good (`last_error` says why).
     state: Mapped[str] = mapped_column(Text, server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default=sql_text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
