@@ -399,3 +399,12 @@ def test_alert_settings_become_rules_and_reach_the_service_processes() -> None:
         "KLIMAPULS_ALERT_HOLD_SECONDS": "8.0",
         "KLIMAPULS_BOARD_URL": "x",
     }
+
+
+def test_the_demo_contacts_are_labelled_demo_with_example_addresses() -> None:
+    from klimapuls.cli.alerts_demo import demo_contacts
+
+    people = demo_contacts()
+    assert len(people) == 31  # 29 municipalities, the region, the secretariat
+    assert all(p.name.endswith("(demo)") for p in people)
+    assert all(p.address.endswith((".example.org", ".example.com")) for p in people)
