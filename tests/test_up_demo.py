@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,20 @@ def test_up_demo_once_processes_the_demo_and_prints_the_summary(tmp_path: Path) 
     texts = [m.read_bytes() for m in mails]
     assert all(b"X-Klimapuls-Message-Key: klimapuls-" in t for t in texts)
     assert any(b"target_status:syntetisk-dk2020-" in t for t in texts)
+    # The summary waited for the alerts to settle: every target that slips
+    # in the summary table (the demo DK2020 targets and region-co2-2030) was
+    # mailed under its slip key (a target that slipped only while the data
+    # arrived may have been mailed too, and resolved).
+    slipping = set(
+        re.findall(r"│ ([a-z0-9-]+) v\d+ .*│ (?:at_risk|off_track) +│", output)
+    )
+    mailed = {
+        m.decode()
+        for t in texts
+        for m in re.findall(rb"target_status:([a-z0-9-]+):[0-9a-z-]+:\d{4}", t)
+    }
+    assert len(slipping) == 12 and slipping <= mailed, (slipping, mailed)
+    assert "12 target_status" in output
     assert "stack shut down cleanly" in output
     # Nothing is left running: the data folder's server is stopped.
     assert not (tmp_path / ".klimapuls" / "postgres" / "postmaster.pid").exists()

@@ -49,6 +49,7 @@ Variables (the README has the same list):
   `KLIMAPULS_ALERT_FLEET_MAX_SILENCE_DAYS`,
   `KLIMAPULS_ALERT_DEAD_LETTER_MAX_PCT`,
   `KLIMAPULS_ALERT_DEAD_LETTER_MIN_EVENTS`,
+  `KLIMAPULS_ALERT_REPORT_GRACE_DAYS`,
   `KLIMAPULS_ALERT_EVALUATE_SECONDS`, `KLIMAPULS_ALERT_SEND_SECONDS`.
 """
 
@@ -59,13 +60,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from klimapuls.core.alerting import AlertRules
 from klimapuls.core.errors import ConfigurationError
 
-__all__ = ["GrafanaSettings", "KafkaSettings", "Settings", "Topics"]
+__all__ = ["GrafanaSettings", "KafkaSettings", "Settings", "Topics", "load_settings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -247,6 +248,7 @@ class Settings(BaseSettings):
     alert_fleet_max_silence_days: float = Field(default=45.0, gt=0)
     alert_dead_letter_max_pct: float = Field(default=5.0, ge=0, le=100)
     alert_dead_letter_min_events: int = Field(default=20, ge=1)
+    alert_report_grace_days: float = Field(default=30.0, ge=0)
     alert_evaluate_seconds: float = Field(default=60.0, gt=0)
     alert_send_seconds: float = Field(default=5.0, gt=0)
 
@@ -262,6 +264,7 @@ class Settings(BaseSettings):
             fleet_max_silence=timedelta(days=self.alert_fleet_max_silence_days),
             dead_letter_max_pct=self.alert_dead_letter_max_pct,
             dead_letter_min_events=self.alert_dead_letter_min_events,
+            report_grace=timedelta(days=self.alert_report_grace_days),
         )
 
     def alert_env(self) -> dict[str, str]:
@@ -307,3 +310,33 @@ class Settings(BaseSettings):
                 "KAFKA_BOOTSTRAP_SERVERS is not set: give host:port[,host:port]"
             )
         return self.kafka.bootstrap_servers
+
+
+def _variable(model: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    """The environment variable of an error's location in a settings class."""
+    name = str(loc[0]) if loc else "?"
+    if name.isupper():  # a validation alias such as DATABASE_URL
+        return name
+    prefix = str(model.model_config.get("env_prefix") or "")
+    return f"{prefix}{name}".upper()
+
+
+def load_settings() -> Settings:
+    """`Settings()`, with a malformed variable as one `ConfigurationError` line.
+
+    The line names each variable and the reason (pydantic's message), never
+    a traceback; commands build their settings through this.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        models: dict[str, type[BaseSettings]] = {
+            m.__name__: m for m in (Settings, KafkaSettings, GrafanaSettings)
+        }
+        model = models.get(exc.title, Settings)
+        problems = "; ".join(
+            f"{_variable(model, tuple(e['loc']))}: {e['msg']}"
+            + (f" (got {e['input']!r})" if isinstance(e.get("input"), str) else "")
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"bad setting: {problems}") from None

@@ -40,6 +40,16 @@ def _free_port() -> int:
 class _Inbox:
     def __init__(self) -> None:
         self.mails: list[tuple[list[str], EmailMessage]] = []
+        #: Address -> the SMTP reply that refuses it (`550 ...`, `450 ...`).
+        self.refuse: dict[str, str] = {}
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.mails.append(

@@ -88,7 +88,7 @@ def test_a_slipping_target_sends_exactly_one_mail_to_its_municipality(
         "Prognose for 2030: 600 t CO2e (mål: 300 t CO2e)",
         "Påkrævet årlig reduktion: 53 t CO2e om året",
         "første besked",
-        "https://grafana.example.org/d/klimapuls-co2?var-target=dk2020-151-2030",
+        "https://grafana.example.org/d/klimapuls-kommune?var-kommune=151",
     ):
         assert expected in text, text
     [(headers, body)] = webhook.received
@@ -146,6 +146,58 @@ def test_a_restart_while_the_channel_is_down_does_not_repeat_the_mail(
     again.later(minutes=5)
     again.evaluate()
     again.send()
+    assert len(pipeline.smtp.to(BALLERUP_MAIL)) == 1
+
+
+def test_a_permanent_smtp_refusal_is_tried_a_bounded_number_of_times_then_failed(
+    pipeline: Pipeline, engine: Engine, webhook: WebhookServer
+) -> None:
+    from klimapuls.cli.alerts import database_alerts
+
+    add_contacts(
+        engine,
+        Contact("Klimakoordinator Ballerup", "Ballerup", "co2", "email", BALLERUP_MAIL),
+    )
+    pipeline.smtp.inbox.refuse[BALLERUP_MAIL] = "550 5.1.1 mailbox unavailable"
+    _slip(pipeline)
+    reports = []
+    for _ in range(10):  # far more rounds than attempts
+        reports.append(pipeline.send())
+        pipeline.later(minutes=15)
+    assert sum(r.failed for r in reports) == 3  # bounded attempts ...
+    assert sum(r.given_up for r in reports) == 1  # ... then given up, once
+    [message] = rows(engine, "SELECT * FROM alert_message")
+    assert (message["state"], message["attempts"]) == ("failed", 3)
+    assert "550" in message["last_error"]
+    assert pipeline.smtp.mails == []
+    [row] = [r for r in database_alerts(engine) if r["target_id"] == "dk2020-151-2030"]
+    [heard] = row["notified"]
+    assert "failed" in heard and "550" in heard
+    from rich.console import Console
+
+    from klimapuls.cli.alerts import _table
+
+    screen = Console(record=True, width=300)
+    screen.print(_table([row], "Alerts"))
+    assert "failed: SMTP" in screen.export_text()  # `alerts list` shows why
+
+
+def test_a_temporary_smtp_refusal_keeps_retrying_with_backoff(
+    pipeline: Pipeline, engine: Engine, webhook: WebhookServer
+) -> None:
+    add_contacts(
+        engine,
+        Contact("Klimakoordinator Ballerup", "Ballerup", "co2", "email", BALLERUP_MAIL),
+    )
+    pipeline.smtp.inbox.refuse[BALLERUP_MAIL] = "450 4.2.1 try again later"
+    _slip(pipeline)
+    for _ in range(6):
+        assert pipeline.send().given_up == 0
+        pipeline.later(minutes=15)
+    assert scalar(engine, "SELECT state FROM alert_message") == "pending"
+    assert scalar(engine, "SELECT attempts FROM alert_message") == 6
+    del pipeline.smtp.inbox.refuse[BALLERUP_MAIL]
+    assert pipeline.send().sent == 1
     assert len(pipeline.smtp.to(BALLERUP_MAIL)) == 1
 
 
@@ -264,6 +316,28 @@ def test_acknowledgement_stops_escalation(
     p.evaluate()
     p.send()
     assert len(p.smtp.to(SECRETARIAT_MAIL)) == 1  # escalated once
+
+
+def test_the_service_reads_the_newest_ack_of_a_firing_alert(
+    pipeline: Pipeline, engine: Engine, webhook: WebhookServer
+) -> None:
+    _contacts(engine, webhook)
+    _slip(pipeline)
+    ballerup = scalar(
+        engine, "SELECT alert_id FROM alert WHERE target_id = 'dk2020-151-2030'"
+    )
+    first, newest = pipeline.now, pipeline.now + timedelta(minutes=5)
+    for at, by in ((first, "a"), (newest, "b")):
+        in_transaction(
+            engine,
+            lambda conn, at=at, by=by: contacts.acknowledge(conn, ballerup, by, at),
+        )
+    acks = in_transaction(engine, lambda conn: contacts.pending_acks(conn, [ballerup]))
+    assert [(a.at, a.by) for a in acks] == [(newest, "b")]
+    pipeline.later(minutes=10)
+    pipeline.evaluate()
+    acks = in_transaction(engine, lambda conn: contacts.pending_acks(conn, [ballerup]))
+    assert acks == []  # acknowledged: nothing left to apply
 
 
 def test_a_restatement_that_changes_nothing_and_a_replay_send_nothing(

@@ -92,8 +92,10 @@ def _files(tmp_path: Path) -> list[Path]:
         fleet_event("test-operator", "2025-01-31", garage="G", diesel=10),
         count_event("site-old", "bike", "2025-05-01T08:00:00+00:00", 40),
         count_event("site-live", "bike", "2025-06-01T08:00:00+00:00", 40),
+        _report("test-a", "2025-03", ["Ballerup"]),
+        _report("test-b", "2025-03", ["Gentofte"]),
         _report("test-a", "2025-04", ["Ballerup"]),
-        _report("test-b", "2025-04", ["Gentofte"]),
+        # test-b misses 2025-04 (past the grace) and 2025-05 (within it).
         _report("test-a", "2025-05", ["Ballerup"]),
         # Three rejected events of the same producer: 3 of 24 is past 5 %.
         *(co2_event("999", 2023, "energy", 1.0, event_id=f"bad-{n}") for n in range(3)),
@@ -196,7 +198,8 @@ def test_offline_and_database_paths_raise_the_same_alerts(
     assert "feed_stale:counting_site/site-old:147:-" in keys
     assert "feed_stale:counting_site/site-live:147:-" not in keys
     assert "feed_stale:fleet_report/test-operator:test-operator:-" in keys
-    missing = keys["missing_report:test-b:test-programme:2025-05"]
+    missing = keys["missing_report:test-b:test-programme:2025-04"]
+    assert "missing_report:test-b:test-programme:2025-05" not in keys  # grace
     assert [c["name"] for c in missing["recipients"]] == []  # Gentofte: no contact
     assert keys["dead_letter_rate:pytest:-:-"]["facts"]["rejected"] == 3
     ballerup = keys["target_status:dk2020-151-2030:151:2030"]["recipients"]
@@ -208,10 +211,11 @@ def test_offline_and_database_paths_raise_the_same_alerts(
     db_missing = rows(
         engine,
         "SELECT initiative_id, round FROM initiative_missing_report "
-        "WHERE programme = 'test-programme'",
+        "WHERE programme = 'test-programme' ORDER BY round",
     )
     assert [(r["initiative_id"], r["round"]) for r in db_missing] == [
-        ("test-b", "2025-05")
+        ("test-b", "2025-04"),
+        ("test-b", "2025-05"),
     ]
 
 

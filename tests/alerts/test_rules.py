@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from klimapuls.core.alert_state import Ack, ContactError, parse_contacts, step
+from klimapuls.core.alert_text import board_link
 from klimapuls.core.alerting import (
     AlertRules,
     Condition,
@@ -15,10 +16,14 @@ from klimapuls.core.alerting import (
     FeedStatus,
     dead_letter_conditions,
     feed_conditions,
+    forecast_worsening_pct,
     inhibit,
+    initiative_conditions,
     observe,
     target_conditions,
+    usable_forecast,
 )
+from klimapuls.core.initiatives import Initiative, MissingReport
 from klimapuls.core.messages import TargetStatusChange
 from klimapuls.core.model import Target
 from klimapuls.core.progress import MeasuredSeries
@@ -27,6 +32,7 @@ from klimapuls.simulator import demo_events, dk2020_demo_targets
 
 T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
 RULES = AlertRules(hold=timedelta(hours=1), escalate_after=timedelta(days=1))
+NO_HOLD = replace(RULES, hold=timedelta(0))
 
 
 def _change(
@@ -89,12 +95,32 @@ def test_only_a_worse_severity_is_a_new_notice_and_recovery_resolves() -> None:
     fired = step([], [_slip()], [], T0, replace(RULES, hold=timedelta(0))).alerts[0]
     same = step([fired], [_slip()], [], T0, RULES)
     assert same.notices == []
-    worse = step([fired], [_slip("off_track")], [], T0, RULES)
+    worse = step([fired], [_slip("off_track")], [], T0, NO_HOLD)
     assert [n.kind for n in worse.notices] == ["worsened"]
     better = step(worse.alerts, [_slip("at_risk")], [], T0, RULES)
     assert better.notices == []
     resolved = step(worse.alerts, [], [], T0, RULES)
     assert [n.kind for n in resolved.notices] == ["resolved"]
+
+
+def test_a_worse_severity_must_hold_before_the_worsened_notice() -> None:
+    fired = step([], [_slip()], [], T0, NO_HOLD).alerts[0]
+    at = T0 + timedelta(minutes=10)
+    [worse] = step([fired], [_slip("off_track")], [], at, RULES).alerts
+    assert worse.worse_since == at and worse.notified_severity == "at_risk"
+    # A restatement and its correction within the hold: nothing is sent.
+    corrected = step([worse], [_slip()], [], at + timedelta(minutes=20), RULES)
+    assert corrected.notices == [] and corrected.alerts[0].worse_since is None
+    again = at + timedelta(minutes=30)
+    [worse] = step(corrected.alerts, [_slip("off_track")], [], again, RULES).alerts
+    early = step(
+        [worse], [_slip("off_track")], [], again + timedelta(minutes=59), RULES
+    )
+    assert early.notices == []
+    held = step([worse], [_slip("off_track")], [], again + timedelta(hours=1), RULES)
+    assert [n.kind for n in held.notices] == ["worsened"]
+    [notified] = held.alerts
+    assert notified.worse_since is None and notified.notified_severity == "off_track"
 
 
 def test_an_acknowledged_alert_does_not_escalate_an_unacknowledged_one_does() -> None:
@@ -110,6 +136,49 @@ def test_an_acknowledged_alert_does_not_escalate_an_unacknowledged_one_does() ->
     acked = step([fired], [_slip()], [Ack(7, T0, "Ballerup")], T0, RULES).alerts[0]
     assert acked.state == "acknowledged"
     assert step([acked], [_slip()], [], later, RULES).notices == []
+
+
+def test_an_ack_covers_the_notices_before_it_and_a_new_notice_can_escalate_again() -> (
+    None
+):
+    fired = replace(
+        step([], [_slip()], [], T0, replace(RULES, hold=timedelta(0))).alerts[0],
+        alert_id=7,
+    )
+    ack = Ack(7, T0 + timedelta(hours=1), "Ballerup")
+    [acked] = step([fired], [_slip()], [ack], T0 + timedelta(hours=1), RULES).alerts
+    assert acked.state == "acknowledged"
+    # It worsens: a new notice, which the earlier ack does not cover.
+    worse_at = T0 + timedelta(hours=2)
+    worsened = step([acked], [_slip("off_track")], [], worse_at, NO_HOLD)
+    [alert] = worsened.alerts
+    assert [n.kind for n in worsened.notices] == ["worsened"]
+    assert alert.state == "firing"
+    old_ack = step([alert], [_slip("off_track")], [ack], worse_at, RULES)
+    assert old_ack.alerts == [] and old_ack.notices == []  # still firing
+    # Escalation counts from the worsened notice, not from the first one.
+    before = step(
+        [alert], [_slip("off_track")], [ack], worse_at + timedelta(hours=23), RULES
+    )
+    assert before.notices == []
+    late = step(
+        [alert], [_slip("off_track")], [ack], worse_at + timedelta(days=1), RULES
+    )
+    assert [(n.kind, n.parties) for n in late.notices] == [
+        ("escalated", ("Klimaalliancen",))
+    ]
+    # A new ack covers the worsened notice: no escalation after it.
+    new_ack = Ack(7, worse_at + timedelta(hours=3), "Ballerup")
+    [covered] = step(
+        [alert], [_slip("off_track")], [new_ack], worse_at + timedelta(hours=3), RULES
+    ).alerts
+    assert covered.state == "acknowledged"
+    assert (
+        step(
+            [covered], [_slip("off_track")], [], worse_at + timedelta(days=5), RULES
+        ).notices
+        == []
+    )
 
 
 def test_an_inhibited_condition_waits_and_says_by_what() -> None:
@@ -151,11 +220,64 @@ def test_a_forecast_that_worsens_by_more_than_the_share_opens_until_it_recovers(
     assert observe(back, _change(3, "off_track", 999.0), RULES) is back  # replay
 
 
+def test_a_forecast_of_zero_or_missing_is_no_worsening_and_keeps_the_reference() -> (
+    None
+):
+    assert usable_forecast(None) is None and usable_forecast(0.0) is None
+    assert usable_forecast(-3.0) == -3.0
+    # From 0 or to 0/None: no share computed, no division by zero.
+    assert forecast_worsening_pct(0.0, 400.0, "co2e_total", 0.0) == 0.0
+    assert forecast_worsening_pct(300.0, None, "co2e_total", 300.0) == 0.0
+    first = observe(None, _change(1, "on_track", 0.0), RULES)
+    from_zero = observe(first, _change(2, "at_risk", 400.0, "on_track", 0.0), RULES)
+    assert from_zero.forecast_reference is None
+    worse = observe(from_zero, _change(3, "at_risk", 450.0, "at_risk", 300.0), RULES)
+    assert worse.forecast_reference == 300.0
+    # The forecast goes missing, then comes back: still compared to 300.
+    gone = observe(worse, _change(4, "at_risk", None, "at_risk", 450.0), RULES)
+    assert gone.forecast_reference == 300.0
+    zero = observe(gone, _change(5, "at_risk", 0.0, "at_risk", None), RULES)
+    assert zero.forecast_reference == 300.0
+    back = observe(zero, _change(6, "at_risk", 460.0, "at_risk", 0.0), RULES)
+    assert back.forecast_reference == 300.0
+    [c] = [c for c in target_conditions([back], RULES) if c.rule == "forecast_worsened"]
+    assert c.facts["forecast_reference"] == 300.0
+
+
 def test_a_target_that_was_achieved_and_no_longer_is_slips() -> None:
     achieved = observe(None, _change(1, "achieved", 250.0), RULES)
     lost = observe(achieved, _change(2, "on_track", 250.0, "achieved", 250.0), RULES)
     [c] = target_conditions([lost], RULES)
     assert (c.rule, c.severity) == ("target_status", "on_track")
+
+
+def test_a_missing_report_fires_after_the_grace_and_older_rounds_keep_firing() -> None:
+    listed = [
+        Initiative("a", "A", "p", "g", ("Ballerup",)),
+        Initiative("b", "B", "p", "g", ("Herlev",)),
+    ]
+    missing = [
+        MissingReport("b", "p", "2025-03", ("Herlev",)),
+        MissingReport("b", "p", "2025-05", ("Herlev",)),
+    ]
+    rules = replace(RULES, report_grace=timedelta(days=30))
+
+    def fired(now: datetime) -> list[str]:
+        return [
+            c.period for c in initiative_conditions(listed, missing, [], now, rules)
+        ]
+
+    # 2025-05 ends on 1 June; it fires 30 days later, 2025-03 still fires.
+    assert fired(datetime(2025, 6, 30, 23, tzinfo=UTC)) == ["2025-03"]
+    assert fired(datetime(2025, 7, 1, tzinfo=UTC)) == ["2025-03", "2025-05"]
+    assert AlertRules().report_grace == timedelta(days=30)
+
+
+def test_the_report_grace_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from klimapuls.settings import Settings
+
+    monkeypatch.setenv("KLIMAPULS_ALERT_REPORT_GRACE_DAYS", "7")
+    assert Settings().alert_rules().report_grace == timedelta(days=7)
 
 
 def test_feeds_never_seen_are_not_stale_and_cadences_apply() -> None:
@@ -177,6 +299,56 @@ def test_the_dead_letter_rate_needs_enough_events_and_a_high_share() -> None:
         DeadLetterCount("bad", 90, 10),
     ]
     assert [c.subject for c in dead_letter_conditions(counts, RULES)] == ["bad"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "scope", "topic", "facts", "board"),
+    [
+        ("target_status", "151", "co2", {}, "klimapuls-kommune?var-kommune=151"),
+        ("forecast_worsened", "101", "co2", {}, "klimapuls-kommune?var-kommune=101"),
+        ("target_status", "1084", "co2", {}, "klimapuls-co2"),
+        ("target_status", "movia", "fleet", {}, "klimapuls-fleet"),
+        ("target_status", "1084", "mobility", {}, "klimapuls-mobility"),
+        (
+            "feed_stale",
+            "movia",
+            "fleet",
+            {"family": "fleet_report"},
+            "klimapuls-fleet",
+        ),
+        (
+            "feed_stale",
+            "147",
+            "mobility",
+            {"family": "counting_site"},
+            "klimapuls-mobility",
+        ),
+        (
+            "feed_stale",
+            "157",
+            "co2",
+            {"family": "co2_account"},
+            "klimapuls-kommune?var-kommune=157",
+        ),
+        ("missing_report", "vip_klima", "initiatives", {}, "klimapuls-initiatives"),
+        ("no_tovholder", "vip_klima", "initiatives", {}, "klimapuls-initiatives"),
+        ("dead_letter_rate", "-", "operations", {}, "klimapuls-operations"),
+    ],
+)
+def test_a_notice_links_to_the_board_of_its_alert(
+    rule: str, scope: str, topic: str, facts: dict[str, str], board: str
+) -> None:
+    record = {
+        "rule": rule,
+        "key": f"{rule}:x:{scope}:-",
+        "topic": topic,
+        "facts": facts,
+        "target_id": "x",
+    }
+    base = "https://grafana.example.org/"
+    assert board_link(base, record) == f"https://grafana.example.org/d/{board}"
+    stored = {**record, "scope": scope, "key": "other:x:y:-"}
+    assert board_link(base, stored) == f"https://grafana.example.org/d/{board}"
 
 
 def test_a_contact_file_error_names_the_field() -> None:
@@ -227,3 +399,12 @@ def test_alert_settings_become_rules_and_reach_the_service_processes() -> None:
         "KLIMAPULS_ALERT_HOLD_SECONDS": "8.0",
         "KLIMAPULS_BOARD_URL": "x",
     }
+
+
+def test_the_demo_contacts_are_labelled_demo_with_example_addresses() -> None:
+    from klimapuls.cli.alerts_demo import demo_contacts
+
+    people = demo_contacts()
+    assert len(people) == 31  # 29 municipalities, the region, the secretariat
+    assert all(p.name.endswith("(demo)") for p in people)
+    assert all(p.address.endswith((".example.org", ".example.com")) for p in people)

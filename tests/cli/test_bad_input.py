@@ -43,6 +43,7 @@ BAD_PORT = {"KAFKA_BOOTSTRAP_SERVERS": "localhost:notaport"}
 NO_DB = {"DATABASE_URL": f"postgresql+psycopg://u:p@127.0.0.1:{DEAD}/klimapuls"}
 BAD_DB = {"DATABASE_URL": "not-a-url"}
 SQLITE_DB = {"DATABASE_URL": "sqlite:///x.db"}
+BAD_HOLD = {"KLIMAPULS_ALERT_HOLD_SECONDS": "soon"}
 
 
 def _file_cases(command: tuple[str, ...], ending: str) -> list[Bad]:
@@ -163,20 +164,52 @@ BATTERY: dict[str, list[Bad]] = {
     "alerts": [
         Bad(("alerts", "--json"), "DATABASE_URL"),
         Bad(("alerts", "--json"), "is not a database URL", BAD_DB),
+        Bad(("alerts", "--json"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
+        Bad(("alerts", "ack", "1"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("alerts", "--offline", "{missing}"), "readable"),
+        Bad(("alerts", "--offline", "{good}.jsonl"), "KLIMAPULS_ALERT_HOLD", BAD_HOLD),
+        Bad(("alerts", "--offline", "{binary}.jsonl"), "binary"),
+        Bad(("alerts", "--offline", "{latin1}.jsonl"), "not UTF-8"),
+        Bad(
+            ("alerts", "--offline", "{good}.jsonl", "--contacts", "{binary}.jsonl"),
+            "binary",
+        ),
+        Bad(
+            ("alerts", "--offline", "{good}.jsonl", "--contacts", "{latin1}.jsonl"),
+            "not UTF-8",
+        ),
     ],
     "contacts add": [
         Bad(("contacts", "add", "x"), "--party"),
+        Bad(
+            (
+                "contacts",
+                "add",
+                "x",
+                "--party",
+                "101",
+                "--topic",
+                "co2",
+                "--email",
+                "a@b.dk",
+            ),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
     ],
     "contacts import": [
         Bad(("contacts", "import", "{missing}"), "readable"),
+        Bad(("contacts", "import", "{binary}.jsonl"), "binary"),
+        Bad(("contacts", "import", "{latin1}.jsonl"), "not UTF-8"),
     ],
     "contacts list": [
         Bad(("contacts", "list"), "DATABASE_URL"),
         Bad(("contacts", "list"), "is not a database URL", BAD_DB),
+        Bad(("contacts", "list"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
     ],
     "contacts remove": [
         Bad(("contacts", "remove", "1"), "DATABASE_URL"),
+        Bad(("contacts", "remove", "1"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
     ],
     "changes": [
         Bad(("changes", "--since", "soon"), "not a date"),

@@ -79,6 +79,11 @@ def create_app(settings: Settings) -> faust.App:
             log.warning("sending alerts failed, retrying on the next tick: %s", exc)
             return
         if report.sent or report.failed:
-            log.info("alerts: %d messages sent, %d failed", report.sent, report.failed)
+            log.info(
+                "alerts: %d messages sent, %d attempts failed, %d given up",
+                report.sent,
+                report.failed,
+                report.given_up,
+            )
 
     return app

@@ -176,11 +176,17 @@ class SendReport:
 
     grouped: int = 0
     sent: int = 0
+    #: Attempts that failed (retried later, or given up).
     failed: int = 0
+    #: Messages given up on this round (refused for good: marked `failed`).
+    given_up: int = 0
 
 
 _MAX_BACKOFF = timedelta(minutes=10)
 _PER_ROUND = 200
+#: Attempts of a message the channel refuses for good (SMTP 5xx) before it is
+#: marked failed (a few: a misconfigured server may be mended meanwhile).
+PERMANENT_ATTEMPTS = 3
 
 
 class AlertSender:
@@ -227,7 +233,7 @@ class AlertSender:
     def _backoff(self, attempts: int) -> timedelta:
         return min(self.retry_base * (2 ** min(attempts, 16)), _MAX_BACKOFF)
 
-    def _send_one(self, conn: Connection, now: datetime) -> bool | None:
+    def _send_one(self, conn: Connection, now: datetime) -> str | None:
         claimed = alerts.claim_message(conn, now)
         if claimed is None:
             return None
@@ -235,6 +241,17 @@ class AlertSender:
         try:
             self.channels[message.channel].send(message)
         except ChannelError as exc:
+            if exc.permanent and claimed.attempts + 1 >= PERMANENT_ATTEMPTS:
+                log.error(
+                    "message %s to %s refused for good after %d attempts, "
+                    "marked failed: %s",
+                    message.key,
+                    message.address,
+                    claimed.attempts + 1,
+                    exc,
+                )
+                alerts.mark_given_up(conn, claimed.message_id, str(exc))
+                return "given_up"
             retry_at = now + self._backoff(claimed.attempts)
             log.warning(
                 "message %s to %s not sent (attempt %d), retry at %s: %s",
@@ -245,21 +262,23 @@ class AlertSender:
                 exc,
             )
             alerts.mark_failed(conn, claimed.message_id, str(exc), retry_at)
-            return False
+            return "failed"
         alerts.mark_sent(conn, claimed.message_id, now)
-        return True
+        return "sent"
 
     def send_due(self) -> SendReport:
         """Group what is due into messages, then send every due message once."""
         now = self.clock()
         grouped = in_transaction(self.engine, lambda conn: self._group(conn, now))
-        sent = failed = 0
+        outcomes = {"sent": 0, "failed": 0, "given_up": 0}
         for _ in range(_PER_ROUND):
             outcome = in_transaction(
                 self.engine, lambda conn: self._send_one(conn, now)
             )
             if outcome is None:
                 break
-            sent += outcome
-            failed += not outcome
-        return SendReport(grouped, sent, failed)
+            outcomes[outcome] += 1
+        given_up = outcomes["given_up"]
+        return SendReport(
+            grouped, outcomes["sent"], outcomes["failed"] + given_up, given_up
+        )

@@ -30,13 +30,15 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
+from klimapuls.cli.common import command_settings
 from klimapuls.core.alert_offline import OfflineAlerts, alert_json
 from klimapuls.core.alert_state import Alert, Contact, contact, parse_contacts
 from klimapuls.core.alerting import CONTACT_TOPICS, AlertRules, producer_of
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.core.fold import read_jsonl
 from klimapuls.core.identity import Verdict
-from klimapuls.settings import Settings
+from klimapuls.importers.table import FileEncodingError, text_lines
+from klimapuls.settings import load_settings
 from klimapuls.storage import alerts as alert_store
 from klimapuls.storage import contacts as contact_store
 from klimapuls.storage.db import create_db_engine, in_transaction
@@ -53,10 +55,29 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 
+def _yaml_text(path: Path) -> str:
+    """A YAML file's text: UTF-8 only; binary or other bytes are named."""
+    data = path.read_bytes()
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise FileEncodingError(
+            f"{path}: line {line}: binary data (byte 0x00): this is not a text file"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FileEncodingError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02X} is not UTF-8 "
+            "(a contacts file must be UTF-8; save it as UTF-8)"
+        ) from None
+
+
 def load_contact_file(path: Path) -> list[Contact]:
     """Contacts from a YAML file; a `ContactError` names the bad field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_yaml_text(path))
     except (OSError, yaml.YAMLError) as exc:
         raise KlimapulsError(f"{path}: cannot read contacts: {exc}") from None
     try:
@@ -72,7 +93,13 @@ def offline_alerts(
     offline = OfflineAlerts(rules, now)
     issues: list[str] = []
     for path in files:
-        raw = path.read_text(encoding="utf-8-sig").splitlines()
+        # Binary data is a `FileEncodingError` naming the file; a line that is
+        # not UTF-8 is an issue naming the file, the line and the byte.
+        decoded = text_lines(path.read_bytes(), str(path))
+        issues.extend(
+            f"{path}:{t.number}: {t.problem}" for t in decoded if t.problem is not None
+        )
+        raw = [t.text or "" for t in decoded]
         for line in read_jsonl(raw):
             error = line.error
             verdict = None
@@ -127,6 +154,8 @@ def _table(rows: Sequence[dict[str, Any]], title: str) -> Table:
         who = who or [
             f"nobody: no contact for {', '.join(r['parties'])} ({r['topic']})"
         ]
+        # A message refused for good is shown with its reason.
+        who += [n for n in r.get("notified", ()) if ", failed: " in n]
         table.add_row(
             str(r["alert_id"] or "—"),
             f"[{_STATE_STYLE.get(r['state'], '')}]{escape(state)}[/]",
@@ -147,7 +176,7 @@ def _print(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
 
 
 def _engine() -> Engine:
-    return create_db_engine(Settings().require_database_url())
+    return create_db_engine(command_settings().require_database_url())
 
 
 def _find_alert(engine: Engine, ident: str) -> Alert:
@@ -211,7 +240,7 @@ def _run_offline(
         if as_of is not None
         else datetime.now(UTC)
     )
-    result, issues = offline_alerts(files, now, Settings().alert_rules())
+    result, issues = offline_alerts(files, now, load_settings().alert_rules())
     for issue in issues:
         err_console.print(
             issue, markup=False, emoji=False, highlight=False, soft_wrap=True

@@ -104,26 +104,29 @@ SELECT
     (SELECT evaluated_at FROM alert_evaluation WHERE id = 1),
     (SELECT coalesce(max(observed_id), 0) FROM alert_evaluation),
     (SELECT coalesce(max(id), 0) FROM target_status_change),
+    (SELECT max(changed_at) FROM target_status_change),
+    (SELECT count(*) FROM alert
+     WHERE state = 'pending' AND inhibited_by IS NULL),
     (SELECT count(*) FROM alert_delivery WHERE message_id IS NULL),
-    (SELECT count(*) FROM alert_message WHERE state = 'pending'),
-    (SELECT now())
+    (SELECT count(*) FROM alert_message WHERE state = 'pending')
 """
 
 
 def _wait_settled(engine: Engine, timeout_s: float) -> bool:
-    """Wait until the alerts service saw every change, past the hold, and sent."""
-    with engine.connect() as conn:
-        start = conn.execute(text("SELECT now()")).scalar_one()
+    """Wait until the alerts have settled, and every message is sent.
+
+    Settled: the alerts service evaluated after the newest logged status
+    change, having seen it, and no alert waits for its hold time (each has
+    fired, or cleared); held-back alerts wait for their feed, not the clock.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            evaluated, seen, newest, waiting, pending, _ = conn.execute(
+            evaluated, seen, newest, changed, holding, waiting, pending = conn.execute(
                 text(_SETTLED_SQL)
             ).one()
-        held = evaluated is not None and (
-            (evaluated - start).total_seconds() > DEMO_HOLD_SECONDS + 2
-        )
-        if held and seen >= newest and waiting == 0 and pending == 0:
+        after = evaluated is not None and (changed is None or evaluated > changed)
+        if after and seen >= newest and not (holding or waiting or pending):
             return True
         time.sleep(_POLL_S)
     return False
@@ -155,12 +158,16 @@ def alerts_summary(
                 "ORDER BY 3 DESC, 1"
             )
         ).all()
+        failed = conn.execute(
+            text("SELECT count(*) FROM alert_message WHERE state = 'failed'")
+        ).scalar_one()
     rules = ", ".join(f"{n} {rule}" for rule, n in firing) or "none"
     note = "" if settled else " [yellow](still settling)[/]"
     console.print(
         f"\n[bold]Alerts[/]{note}: firing {rules}; {held} held back by a stale "
         f"feed; {sum(n for *_, n in sent)} alerts sent to {len(sent)} recipients "
         f"in {catcher.received} mails, stored in {catcher.folder}"
+        + (f"; {failed} messages failed (see klimapuls alerts list)" if failed else "")
     )
     by_count = Counter({f"{name} <{address}>": n for name, address, n in sent})
     for who, n in by_count.most_common(8):

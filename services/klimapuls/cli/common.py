@@ -40,7 +40,7 @@ from klimapuls.core.initiatives import (
 )
 from klimapuls.core.progress import Facts
 from klimapuls.importers.table import text_lines
-from klimapuls.settings import Settings
+from klimapuls.settings import Settings, load_settings
 from klimapuls.stack.state import running_stack
 
 __all__ = [
@@ -110,7 +110,7 @@ def command_settings(
     up` runs for this data folder, its addresses (written to
     `DATA_DIR/stack.json`) are used, and a note says so on stderr.
     """
-    settings = Settings()
+    settings = load_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     if not discover or (

@@ -10,11 +10,15 @@ transition; each transition that someone must hear of is one `Notice`:
 - `pending`, gone: `cleared` without a word (a restatement and its
   correction within the hold time send nothing);
 - `firing`/`acknowledged`, gone: `resolved` (notice `resolved`);
-- `firing`/`acknowledged`, worse severity than last notified: notice
-  `worsened` (an acknowledged alert opens again);
-- `firing`, acknowledged: `acknowledged` (escalation stops);
+- `firing`/`acknowledged`, worse severity than last notified for `hold`
+  (since `worse_since`): notice `worsened` (an acknowledged alert opens
+  again); back to the notified severity within the hold sends nothing;
+- `firing`, acknowledged after its last notice: `acknowledged` (escalation
+  stops); an ack covers the notices sent up to it, so after a `worsened`
+  notice an earlier ack no longer counts and a new one is needed;
 - `firing`, not acknowledged for `escalate_after` since its last notice:
-  notice `escalated` to the secretariat (once).
+  notice `escalated` to the secretariat (once per notice: a `worsened`
+  notice starts the count again).
 
 Anything else (the same condition again, a restatement that moves no
 severity, a replay) changes the stored figures at most, and sends nothing.
@@ -93,6 +97,7 @@ class Alert:
     acknowledged_by: str | None = None
     escalated_at: datetime | None = None
     ended_at: datetime | None = None
+    worse_since: datetime | None = None
     alert_id: int | None = None
 
     @classmethod
@@ -171,6 +176,11 @@ def _fire(alert: Alert, now: datetime) -> tuple[Alert, Notice]:
     return _notify(fired, "firing", alert.parties)
 
 
+def _covers(ack: Ack, alert: Alert) -> bool:
+    """An ack covers the notices sent up to it, not a later one."""
+    return alert.notified_at is None or ack.at >= alert.notified_at
+
+
 def _advance(
     alert: Alert,
     condition: Condition | None,
@@ -199,7 +209,7 @@ def _advance(
         return ended, [notice]
     current = alert.seen(condition)
     notices: list[Notice] = []
-    if ack is not None and current.state == "firing":
+    if ack is not None and current.state == "firing" and _covers(ack, current):
         current = replace(
             current,
             state="acknowledged",
@@ -207,7 +217,19 @@ def _advance(
             acknowledged_by=ack.by,
         )
     held_back = current.inhibited_by is not None
-    if not held_back and _rank(current.severity) > _rank(current.notified_severity):
+    worse = _rank(current.severity) > _rank(current.notified_severity)
+    # A worse severity must hold too: a restatement and its correction within
+    # the hold time send nothing.
+    if not worse:
+        current = replace(current, worse_since=None)
+    elif current.worse_since is None:
+        current = replace(current, worse_since=now)
+    if (
+        not held_back
+        and worse
+        and current.worse_since is not None
+        and now - current.worse_since >= rules.hold
+    ):
         current = replace(
             current,
             state="firing",
@@ -215,6 +237,7 @@ def _advance(
             acknowledged_at=None,
             acknowledged_by=None,
             escalated_at=None,
+            worse_since=None,
         )
         current, notice = _notify(current, "worsened", current.parties)
         notices.append(notice)

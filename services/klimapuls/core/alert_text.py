@@ -14,6 +14,9 @@ from typing import Any
 
 from klimapuls.core.alert_state import Notice
 from klimapuls.core.alerting import (
+    FEED_CO2,
+    FEED_FLEET,
+    FEED_SITE,
     RULE_DEAD_LETTERS,
     RULE_FEED_STALE,
     RULE_FORECAST,
@@ -22,6 +25,7 @@ from klimapuls.core.alerting import (
     RULE_TARGET_STATUS,
 )
 from klimapuls.core.model import TONNES_CO2E
+from klimapuls.core.reference import municipalities
 
 __all__ = [
     "KIND_LABEL",
@@ -46,15 +50,25 @@ KIND_LABEL = {
     "resolved": "Løst",
     "escalated": "Eskaleret: ikke kvitteret",
 }
-_RULE_BOARD = {
-    RULE_TARGET_STATUS: "klimapuls-co2",
-    RULE_FORECAST: "klimapuls-co2",
-    RULE_FEED_STALE: "klimapuls-co2",
-    RULE_DEAD_LETTERS: "klimapuls-co2",
-    RULE_MISSING_REPORT: "klimapuls-mobility",
-    RULE_NO_TOVHOLDER: "klimapuls-mobility",
+#: Grafana board uids (`grafana/dashboards/`).
+BOARD_CO2 = "klimapuls-co2"
+BOARD_KOMMUNE = "klimapuls-kommune"
+BOARD_FLEET = "klimapuls-fleet"
+BOARD_MOBILITY = "klimapuls-mobility"
+BOARD_INITIATIVES = "klimapuls-initiatives"
+BOARD_OPERATIONS = "klimapuls-operations"
+_TOPIC_BOARD = {
+    "co2": BOARD_CO2,
+    "fleet": BOARD_FLEET,
+    "mobility": BOARD_MOBILITY,
+    "initiatives": BOARD_INITIATIVES,
+    "operations": BOARD_OPERATIONS,
 }
-_MOBILITY_BOARD_TOPICS = ("mobility", "fleet", "initiatives")
+_FEED_BOARD = {
+    FEED_CO2: BOARD_KOMMUNE,
+    FEED_FLEET: BOARD_FLEET,
+    FEED_SITE: BOARD_MOBILITY,
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,7 @@ def notice_record(notice: Notice) -> dict[str, Any]:
         "key": alert.key,
         "kind": notice.kind,
         "rule": alert.rule,
+        "scope": alert.scope,
         "title": alert.title,
         "topic": alert.topic,
         "severity": alert.severity,
@@ -110,18 +125,35 @@ def _value(value: Any, unit: str) -> str:
     return f"{danish_number(float(value))} {unit}".strip()
 
 
+def _scope(record: Mapping[str, Any]) -> str:
+    # Records stored before `scope` was added: the key is rule:subject:scope:period.
+    scope = record.get("scope")
+    return str(scope) if scope is not None else str(record["key"]).rsplit(":", 2)[1]
+
+
 def board_link(base: str, record: Mapping[str, Any]) -> str:
-    """The Grafana board of a notice, under the configured link base."""
-    uid = _RULE_BOARD.get(str(record["rule"]), "klimapuls-co2")
-    if record["rule"] == RULE_FEED_STALE and record["topic"] in _MOBILITY_BOARD_TOPICS:
-        uid = "klimapuls-mobility"
-    if record["rule"] in (RULE_TARGET_STATUS, RULE_FORECAST):
-        facts = record["facts"]
-        if facts.get("indicator") != "co2e_total":
-            uid = "klimapuls-mobility"
+    """The Grafana board of a notice's alert, under the configured base URL.
+
+    A municipality's own target (or its CO2 account) -> its municipality
+    board; fleet feeds -> the fleet board, counting sites -> the mobility
+    board; initiatives -> the initiatives board; dead letters -> operations;
+    regional and other targets -> the board of their topic (CO2: overview).
+    """
+    rule = str(record["rule"])
+    scope = _scope(record)
+    municipal = scope in {m.code for m in municipalities()}
+    uid = _TOPIC_BOARD.get(str(record.get("topic")), BOARD_CO2)
+    if rule in (RULE_MISSING_REPORT, RULE_NO_TOVHOLDER):
+        uid = BOARD_INITIATIVES
+    elif rule == RULE_DEAD_LETTERS:
+        uid = BOARD_OPERATIONS
+    elif rule == RULE_FEED_STALE:
+        uid = _FEED_BOARD.get(str(record["facts"].get("family")), uid)
+    elif rule in (RULE_TARGET_STATUS, RULE_FORECAST) and municipal:
+        uid = BOARD_KOMMUNE
     link = f"{base.rstrip('/')}/d/{uid}"
-    if record.get("target_id"):
-        link += f"?var-target={record['target_id']}"
+    if uid == BOARD_KOMMUNE and municipal:
+        link += f"?var-kommune={scope}"
     return link
 
 

@@ -11,14 +11,18 @@ Defaults of every threshold are in `AlertRules` (the README lists them):
 - `forecast_worsened`: the forecast for the deadline got worse by more than
   `forecast_worsen_pct` % between two evaluations (the targets service logs
   an evaluation whenever the forecast moves); it holds until the forecast is
-  back within that share of where it stood before.
+  back within that share of where it stood before. Only usable forecasts
+  count (`usable_forecast`: not missing, not 0); an evaluation without one
+  keeps an open worsening as it is.
 - `feed_stale`: a feed that reported before has not within its cadence: a
   municipality's yearly CO2 account (the newest year is more than
   `co2_max_lag_years` before this year), a counting site (no count for
   `site_max_silence`), an operator's fleet report (no snapshot dated within
   `fleet_max_silence`). A feed never seen is not stale.
-- `missing_report`: an initiative has no report in the newest round of its
-  programme; `no_tovholder`: an open initiative has nobody in charge.
+- `missing_report`: an initiative has no report in a round of its programme
+  and the round ended more than `report_grace` ago (older rounds still
+  lacking one keep firing); `no_tovholder`: an open initiative has nobody in
+  charge.
 - `dead_letter_rate`: more than `dead_letter_max_pct` % of a producer's
   events were rejected (at least `dead_letter_min_events` events).
 
@@ -51,6 +55,7 @@ from klimapuls.core.initiatives import (
     MissingReport,
     StatusReport,
     missing_reports,
+    round_end,
     without_tovholder,
 )
 from klimapuls.core.messages import TargetStatusChange
@@ -81,6 +86,7 @@ __all__ = [
     "producer_of",
     "target_conditions",
     "topic_of_indicator",
+    "usable_forecast",
     "vintages_by_scope",
 ]
 
@@ -131,6 +137,8 @@ class AlertRules:
     dead_letter_max_pct: float = 5.0
     dead_letter_min_events: int = 20
     dead_letter_window: timedelta = timedelta(hours=24)
+    #: A round's missing report fires this long after the round ended.
+    report_grace: timedelta = timedelta(days=30)
 
 
 def alert_key(rule: str, subject: str, scope: str, period: str) -> str:
@@ -203,22 +211,35 @@ def _feed_of_indicator(indicator: str) -> str | None:
 # --- Targets ----------------------------------------------------------------
 
 
+def usable_forecast(value: float | None) -> float | None:
+    """The forecast if a worsening can be measured from or to it, else None.
+
+    A missing forecast (too few years) and a forecast of exactly 0 (no trend
+    to extrapolate) say nothing about a worsening: a share of them is
+    meaningless (a division by zero from 0).
+    """
+    if value is None or value == 0:
+        return None
+    return value
+
+
 def forecast_worsening_pct(
     before: float | None, after: float | None, indicator: str, goal: float | None
 ) -> float:
     """By how many percent the forecast got worse (0 if not, or not comparable).
 
-    Relative to the larger of the earlier forecast and the goal, so a net-zero
-    goal (forecast near 0) still has a scale. Lower is better for emission
-    indicators, higher for shares and counts.
+    Both forecasts must be usable (`usable_forecast`). Relative to the larger
+    of the earlier forecast and the goal, so a net-zero goal (forecast near 0)
+    still has a scale. Lower is better for emission indicators, higher for
+    shares and counts.
     """
+    before, after = usable_forecast(before), usable_forecast(after)
     if before is None or after is None:
         return 0.0
     change = after - before if indicator in LOWER_IS_BETTER else before - after
     if change <= 0:
         return 0.0
-    scale = max(abs(before), abs(goal or 0.0))
-    return float("inf") if scale == 0 else 100 * change / scale
+    return 100 * change / max(abs(before), abs(goal or 0.0))
 
 
 @dataclass(frozen=True)
@@ -271,7 +292,15 @@ def observe(
             previous = None  # a revised target starts afresh
     share = rules.forecast_worsen_pct
     reference = None
-    if previous is not None and previous.forecast_reference is not None:
+    if (
+        previous is not None
+        and previous.forecast_reference is not None
+        and usable_forecast(change.forecast_value) is None
+    ):
+        # Nothing to compare with now: the open worsening stays open, and a
+        # later usable forecast is compared to the same reference.
+        reference = previous.forecast_reference
+    elif previous is not None and previous.forecast_reference is not None:
         still = forecast_worsening_pct(
             previous.forecast_reference,
             change.forecast_value,
@@ -465,20 +494,19 @@ def initiative_conditions(
     initiatives: Sequence[Initiative],
     missing: Iterable[MissingReport],
     without: Iterable[Initiative],
+    now: datetime,
+    rules: AlertRules,
 ) -> list[Condition]:
-    """Missing reports of each programme's newest round; initiatives unattended.
+    """Missing reports past the grace after their round; initiatives unattended.
 
-    Older rounds' missing reports are history (the boards show them), not
-    alerts: they cannot be mended by now.
+    A round's report is missing once the round ended `report_grace` ago; a
+    round that still lacks it keeps firing, newest or not.
     """
     names = {i.initiative_id: i.name for i in initiatives}
-    listed = list(missing)
-    newest: dict[str, str] = {}
-    for m in listed:
-        newest[m.programme] = max(newest.get(m.programme, m.round), m.round)
     found = []
-    for m in listed:
-        if m.round != newest[m.programme]:
+    for m in missing:
+        due = _utc(datetime.combine(round_end(m.round), datetime.min.time()))
+        if now < due + rules.report_grace:
             continue
         name = names.get(m.initiative_id, m.initiative_id)
         found.append(
@@ -694,7 +722,11 @@ def conditions(
         ),
         *feed_conditions(inputs.feeds, now, rules),
         *initiative_conditions(
-            listed, missing_reports(listed, reports), without_tovholder(listed, reports)
+            listed,
+            missing_reports(listed, reports),
+            without_tovholder(listed, reports),
+            now,
+            rules,
         ),
         *dead_letter_conditions(inputs.dead_letters, rules),
     ]

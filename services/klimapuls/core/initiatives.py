@@ -57,6 +57,7 @@ __all__ = [
     "missing_reports",
     "naming_reports",
     "reference_initiatives",
+    "round_end",
     "round_start",
     "tovholder_timeline",
     "without_tovholder",
@@ -99,6 +100,14 @@ def round_start(round_: str) -> date:
     """The first day of a reporting round `YYYY-MM`."""
     year, month = round_.split("-")
     return date(int(year), int(month), 1)
+
+
+def round_end(round_: str) -> date:
+    """The day after a reporting round `YYYY-MM`: the first of the next month."""
+    start = round_start(round_)
+    if start.month == 12:
+        return date(start.year + 1, 1, 1)
+    return date(start.year, start.month + 1, 1)
 
 
 @cache

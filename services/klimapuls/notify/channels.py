@@ -15,7 +15,16 @@ ALERT_KEY_HEADER = "X-Klimapuls-Alert-Key"
 
 
 class ChannelError(KlimapulsError):
-    """The channel did not take the message (away, refused); retry later."""
+    """The channel did not take the message (away, refused).
+
+    `permanent`: the far side refused it for good (an SMTP 5xx reply), so
+    retrying will not help; the sender gives up after a few attempts. Else
+    (away, a 4xx reply) it is retried with back-off until it is taken.
+    """
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
 
 
 class Channel(Protocol):

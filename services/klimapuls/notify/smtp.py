@@ -19,6 +19,16 @@ __all__ = ["SmtpChannel", "email_of"]
 _TIMEOUT_S = 15.0
 
 
+def _permanent(exc: BaseException) -> bool:
+    """A 5xx reply refuses for good; 4xx and connection trouble are temporary."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 500 <= exc.smtp_code < 600
+    return False
+
+
 def email_of(message: OutgoingMessage, sender: str) -> EmailMessage:
     """The e-mail of a message: Danish text, its keys in the headers.
 
@@ -69,5 +79,6 @@ class SmtpChannel:
                 smtp.send_message(mail)
         except (OSError, smtplib.SMTPException) as exc:
             raise ChannelError(
-                f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
+                f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}",
+                permanent=_permanent(exc),
             ) from exc

@@ -1,10 +1,11 @@
 """What the alert rules read from other owners' tables (read-only).
 
-Readers only: `co2_account` (co2), `mobility_count` (mobility),
-`fleet_status` (fleet), `initiative*` (initiatives), `dead_letter`
-(deadletter) and the event tables' producers. The alerts service hands
-these to `klimapuls.core.alerting`, as `alerts --offline` does with the same
-inputs folded from event files.
+Readers only: `co2_account` (co2), `mobility_feed` (mobility: one row per
+counting site), `fleet_status` (fleet), `initiative*` (initiatives),
+`dead_letter` (deadletter) and the event tables' producers (in the
+dead-letter window, by `received_at`, indexed on the large tables). The
+alerts service hands these to `klimapuls.core.alerting`, as `alerts
+--offline` does with the same inputs folded from event files.
 """
 
 from __future__ import annotations
@@ -54,10 +55,9 @@ def feeds(conn: Connection) -> list[FeedStatus]:
     found += [
         FeedStatus(FEED_SITE, site, code, seen)
         for site, code, seen in conn.execute(
-            text(
-                "SELECT site_id, min(municipality_code), max(interval_end) "
-                "FROM mobility_count GROUP BY site_id"
-            )
+            # One row per site, kept by the mobility service as it stores
+            # counts (migration 0013): no scan of the raw counts.
+            text("SELECT site_id, municipality_code, last_period FROM mobility_feed")
         )
     ]
     found += [

@@ -42,6 +42,7 @@ __all__ = [
     "lock_sending",
     "mark_evaluated",
     "mark_failed",
+    "mark_given_up",
     "mark_sent",
     "notice_records",
     "open_alerts",
@@ -122,6 +123,7 @@ _ALERT_FIELDS = (
     "acknowledged_by",
     "escalated_at",
     "ended_at",
+    "worse_since",
 )
 
 
@@ -352,6 +354,19 @@ def mark_failed(
     )
 
 
+def mark_given_up(conn: Connection, message_id: int, error: str) -> None:
+    """The channel refused the message for good: `failed`, never retried."""
+    conn.execute(
+        update(AlertMessageRow)
+        .where(AlertMessageRow.message_id == message_id)
+        .values(
+            state="failed",
+            attempts=AlertMessageRow.attempts + 1,
+            last_error=error[:500],
+        )
+    )
+
+
 def alert_rows(conn: Connection, everything: bool = False) -> list[Alert]:
     """Open alerts (or all, newest first) for `klimapuls alerts list`."""
     query = select(AlertRow).order_by(AlertRow.alert_id.desc())
@@ -361,20 +376,26 @@ def alert_rows(conn: Connection, everything: bool = False) -> list[Alert]:
 
 
 def deliveries_of(conn: Connection, alert_ids: Sequence[int]) -> dict[int, list[str]]:
-    """Who heard of each alert: `name <address> (channel, sent|pending)`."""
+    """Who heard of each alert: `name <address> (channel, sent|pending|failed)`.
+
+    A message given up on says why: `(email, failed: 550 ...)`.
+    """
     if not alert_ids:
         return {}
     d, n, m = AlertDeliveryRow, AlertNoticeRow, AlertMessageRow
     rows = conn.execute(
-        select(n.alert_id, d.recipient, d.address, d.channel, m.state)
+        select(n.alert_id, d.recipient, d.address, d.channel, m.state, m.last_error)
         .join(n, n.notice_id == d.notice_id)
         .outerjoin(m, m.message_id == d.message_id)
         .where(n.alert_id.in_(list(alert_ids)))
         .order_by(d.delivery_id)
     )
     found: dict[int, list[str]] = {}
-    for alert_id, recipient, address, channel, state in rows:
-        entry = f"{recipient} <{address}> ({channel}, {state or 'waiting'})"
+    for alert_id, recipient, address, channel, state, error in rows:
+        outcome = state or "waiting"
+        if state == "failed":
+            outcome = f"failed: {error}"
+        entry = f"{recipient} <{address}> ({channel}, {outcome})"
         if entry not in found.setdefault(alert_id, []):
             found[alert_id].append(entry)
     return found

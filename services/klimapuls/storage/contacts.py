@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert
 
-from klimapuls.core.alert_state import OPEN_STATES, Ack, Contact
+from klimapuls.core.alert_state import Ack, Contact
 from klimapuls.storage.models_alerts import (
     AlertAcknowledgementRow,
     AlertContactRow,
@@ -90,7 +90,11 @@ def acknowledge(
 
 
 def pending_acks(conn: Connection, alert_ids: Sequence[int]) -> list[Ack]:
-    """The first acknowledgement of each open alert not yet acknowledged."""
+    """The newest acknowledgement of each firing alert.
+
+    The core decides whether it covers the alert's last notice (an ack given
+    before a `worsened` notice does not).
+    """
     if not alert_ids:
         return []
     a, r = AlertAcknowledgementRow, AlertRow
@@ -99,12 +103,11 @@ def pending_acks(conn: Connection, alert_ids: Sequence[int]) -> list[Ack]:
         .join(r, r.alert_id == a.alert_id)
         .where(
             a.alert_id.in_(list(alert_ids)),
-            r.state.in_(OPEN_STATES),
-            r.acknowledged_at.is_(None),
+            r.state == "firing",
         )
-        .order_by(a.alert_id, a.ack_id)
+        .order_by(a.alert_id, a.ack_id.desc())
     )
-    first: dict[int, Ack] = {}
+    newest: dict[int, Ack] = {}
     for alert_id, at, by in rows:
-        first.setdefault(alert_id, Ack(alert_id, at, by))
-    return list(first.values())
+        newest.setdefault(alert_id, Ack(alert_id, at, by))
+    return list(newest.values())

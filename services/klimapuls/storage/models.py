@@ -235,7 +235,11 @@ class DeadLetterRow(Base):
         Boolean, server_default=text("false")
     )
 
-    __table_args__ = (Index(None, "kind", "rejected_at"),)
+    __table_args__ = (
+        Index(None, "kind", "rejected_at"),
+        # The dead-letter-rate window (revision 0014).
+        Index(None, "received_at"),
+    )
 
 
 class ScopeRow(Base):

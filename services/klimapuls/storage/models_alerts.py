@@ -4,7 +4,7 @@ Writers (one per table): the alerts service writes `alert_observation`,
 `alert`, `alert_notice`, `alert_delivery`, `alert_message` and
 `alert_evaluation`; `klimapuls contacts` writes `alert_contact`;
 `klimapuls alerts ack` writes `alert_acknowledgement` (the service reads
-it and moves the alert on). Migration 0009.
+it and moves the alert on). Migration 0009; 0014 added `alert.worse_since`.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class AlertRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(Text)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When a worse severity than the notified one began (it must hold too).
+    worse_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -127,7 +129,8 @@ class AlertMessageRow(Base):
     body: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     alert_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    #: `pending` until a channel took it, then `sent`.
+    #: `pending` until a channel took it, then `sent`; `failed` when the
+    #: channel refused it for good (`last_error` says why).
     state: Mapped[str] = mapped_column(Text, server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default=sql_text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
