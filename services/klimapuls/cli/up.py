@@ -46,6 +46,7 @@ from klimapuls.simulator import (
     ids_by_kind,
     kind_counts,
 )
+from klimapuls.stack.lock import UpLock
 from klimapuls.stack.runner import Stack
 from klimapuls.stack.state import StackState
 from klimapuls.storage.db import create_db_engine
@@ -381,7 +382,38 @@ def run_up(
     demo_days: int = 1,
     drain_timeout_s: float = 60.0,
 ) -> int:
-    """Start everything, supervise until done or stopped; return the exit code."""
+    """Start everything, supervise until done or stopped; return the exit code.
+
+    First takes `DATA_DIR/up.lock` (`klimapuls.stack.lock`): a second `up` on
+    the same folder refuses before it touches anything of the first's.
+    """
+    lock = UpLock.acquire(settings.data_dir, lambda note: _note(console, note))
+    try:
+        return _run_locked(
+            settings,
+            demo=demo,
+            once=once,
+            seed=seed,
+            timeout_s=timeout_s,
+            console=console,
+            demo_days=demo_days,
+            drain_timeout_s=drain_timeout_s,
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    settings: Settings,
+    *,
+    demo: bool,
+    once: bool,
+    seed: int,
+    timeout_s: float,
+    console: Console,
+    demo_days: int,
+    drain_timeout_s: float,
+) -> int:
     started = time.monotonic()
     stack = Stack(settings)
     cleanup: list[Callable[[], None]] = []
