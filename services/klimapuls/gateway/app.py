@@ -51,7 +51,7 @@ from klimapuls.storage.db import create_db_engine
 from klimapuls.storage.grants import Credentials, GrantCache, TokenInfo
 from klimapuls.storage.grants import load_credentials as _load_credentials
 
-__all__ = ["GATEWAY", "create_app"]
+__all__ = ["GATEWAY", "check_rate", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class _Gateway:
     rate: RateLimitItem
 
 
-def _rate(settings: Settings) -> RateLimitItem:
+def check_rate(settings: Settings) -> RateLimitItem:
+    """The per-token rate of the settings, or a `ConfigurationError` naming it."""
     try:
         return parse(settings.gateway_rate_limit)
     except ValueError as exc:
@@ -278,7 +279,7 @@ def _components() -> dict[str, Any]:
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The gateway app; settings (and optionally an engine) from the entry point."""
-    rate = _rate(settings)
+    rate = check_rate(settings)
     db = engine or create_db_engine(settings.require_database_url())
     settings.require_bootstrap_servers()
     gateway = _Gateway(
