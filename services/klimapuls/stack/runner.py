@@ -360,8 +360,23 @@ class Stack:
             if CONSUMES.get(name)
         }
 
+    def close_intake(self) -> bool:
+        """Tell the gateway the stack is stopping: it answers 503 from now on.
+
+        The gateway (`SIGUSR1`, see `klimapuls.gateway.server`) keeps serving
+        but accepts nothing more, so what is in the topics can be drained.
+        Returns whether a gateway was told.
+        """
+        gateway = self.supervised.get("gateway")
+        if gateway is None or gateway.process.poll() is not None:
+            return False
+        gateway.process.send_signal(signal.SIGUSR1)
+        return True
+
     def drain(
-        self, timeout_s: float, on_progress: Callable[[int, float], None] | None = None
+        self,
+        timeout_s: float,
+        on_progress: Callable[[Mapping[str, int], float], None] | None = None,
     ) -> DrainReport:
         """Wait (at most `timeout_s`) until the services took all in their topics."""
         return drain_topics(
