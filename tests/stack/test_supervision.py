@@ -55,6 +55,8 @@ def test_a_killed_service_is_restarted_and_the_stream_is_stored_completely(
         assert sender.acked == ids
         assert not lost
         assert not doubled
+        trips = rollup_sums(state["database_url"])
+        assert trips[0] == trips[1] == trips[2] > 0  # none rolled up twice
         # Still supervised and running: only the user stops the stack.
         assert up.process.poll() is None
     finally:
