@@ -34,6 +34,7 @@ from klimapuls.stack import EmbeddedPostgres
 from klimapuls.storage import mobility as counts
 from klimapuls.storage import prepare_database
 from klimapuls.storage.db import create_db_engine, in_transaction
+from klimapuls.storage.grants import load_grants
 
 T = TypeVar("T")
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -108,7 +109,10 @@ def main() -> None:
                     for e in _hour_of_counts(rng, args.sites, hour)
                 ]
                 seconds, result = _timed(
-                    engine, lambda c, b=batch: counts.store_counts(c, b, NOW)
+                    engine,
+                    lambda c, b=batch: counts.store_counts(
+                        c, b, NOW, grants=load_grants(c)
+                    ),
                 )
                 ingest_s += seconds
                 stored += result.added
@@ -142,7 +146,10 @@ def main() -> None:
                         site = rng.randrange(args.sites)
                         batch.append(_event(site, "in", old, rng.randint(0, 900), 1))
                     in_transaction(
-                        engine, lambda c, b=batch: counts.store_counts(c, b, NOW)
+                        engine,
+                        lambda c, b=batch: counts.store_counts(
+                            c, b, NOW, grants=load_grants(c)
+                        ),
                     )
                     seconds, refreshed = _timed(engine, counts.refresh_rollups)
                     timings.append(seconds)

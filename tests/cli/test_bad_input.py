@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -364,3 +368,72 @@ def test_bad_input_gets_one_clear_line_and_exit_1_or_2(
     assert err.strip(), "the error goes to stderr"
     assert not err.startswith("\n"), "no blank first line"
     assert len(err.strip().splitlines()) <= 8, err
+
+
+class _Http(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return  # quiet
+
+
+@pytest.fixture(scope="module")
+def not_kafka() -> Iterator[dict[str, str]]:
+    """Two open ports that are not Kafka: an HTTP server, and one that is silent."""
+    http = ThreadingHTTPServer(("127.0.0.1", 0), _Http)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (the kernel does), never answers
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        yield {
+            "http": f"127.0.0.1:{http.server_address[1]}",
+            "silent": f"127.0.0.1:{silent.getsockname()[1]}",
+        }
+    finally:
+        http.shutdown()
+        http.server_close()
+        silent.close()
+
+
+NOT_KAFKA_COMMANDS = [
+    ("produce", "co2_account", "{good}.jsonl"),
+    ("import", "co2-account", "{csv}.csv"),
+    ("topics", "create"),
+    ("simulate", "--duration", "1"),
+    ("up",),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("server", ["http", "silent"])
+@pytest.mark.parametrize("args", NOT_KAFKA_COMMANDS, ids=" ".join)
+def test_a_port_that_is_not_kafka_fails_fast_in_one_line(
+    args: tuple[str, ...],
+    server: str,
+    not_kafka: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("KAFKA_", "KLIMAPULS_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", not_kafka[server])
+    monkeypatch.chdir(tmp_path)
+    files = _files(tmp_path)
+    began = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        main([a.format(**files) for a in args])
+    elapsed = time.monotonic() - began
+    out, err = capsys.readouterr()
+    assert exited.value.code == 1, out + err
+    [line] = err.strip().splitlines()
+    assert "does not answer as a Kafka broker" in line
+    assert not_kafka[server] in line
+    assert not _PYTHON.search(out + err), out + err
+    assert elapsed < 10, f"{elapsed:.1f} s"

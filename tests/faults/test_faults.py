@@ -5,7 +5,8 @@ started again while services consume (once for a few seconds, then six
 times in quick succession), the broker paused (SIGSTOP) and resumed, and two
 workers of one service in one consumer group with a rebalance mid-stream.
 In every case each sent event is stored exactly once (or dead-lettered,
-for the malformed ones): lost 0, doubled 0.
+for the malformed ones): lost 0, doubled 0; and the hourly and daily
+rollups sum to the stored counts (no count rolled up twice, none left out).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from klimapuls.storage import prepare_database
 from tests.conftest import grant_test_producer
 from tests.helpers import co2_event, wait_for
 from tests.mobility.factories import count_event
+from tests.stack.helpers import rollup_sums
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -65,11 +67,21 @@ class Count:
     stored: int
     dead_lettered: int
     doubled: int
+    #: Trips in the stored counts, the hourly and the daily rollups.
+    trips: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def lost(self) -> int:
         """Sent, but neither stored nor dead-lettered."""
         return self.sent - self.stored - self.dead_lettered
+
+    def __str__(self) -> str:
+        stored, hourly, daily = self.trips
+        return (
+            f"sent {self.sent}, stored {self.stored}, dead-lettered "
+            f"{self.dead_lettered}, lost {self.lost}, doubled {self.doubled}; "
+            f"trips stored {stored}, rolled up hourly {hourly}, daily {daily}"
+        )
 
 
 def _count(url: str, events: list[tuple[str, dict[str, Any] | bytes]]) -> Count:
@@ -160,6 +172,11 @@ def _finish(url: str, events: list[tuple[str, dict[str, Any] | bytes]]) -> Count
     )
     assert (count.lost, count.doubled) == (0, 0), count
     assert count.dead_lettered == len(MALFORMED)
+    count.trips = rollup_sums(url)
+    stored_trips = sum(
+        e["count"] for k, e in events if k == "mobility_count" and isinstance(e, dict)
+    )
+    assert count.trips == (stored_trips, stored_trips, stored_trips), count
     return count
 
 

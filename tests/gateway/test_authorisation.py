@@ -220,3 +220,82 @@ def test_the_built_in_producers_are_granted_by_db_upgrade(engine: Engine) -> Non
     for producer in (*BUILTIN_PRODUCERS, SIMULATOR_PRODUCER):
         assert granted.allows(producer, "co2_account", "147"), producer
     assert not granted.allows("klimapuls-gateway", "co2_account", "147")
+
+
+def test_a_counting_site_keeps_the_municipality_of_its_first_count(
+    engine: Engine, grant: Callable[..., None]
+) -> None:
+    grant("frederiksberg", "147")
+    grant("gentofte", "157")
+    grant("tællinger", "147", "157", kinds=("mobility_count",))
+    handler = MobilityHandler(engine, _clock)
+    start = "2025-03-03T08:00:00+01:00"
+
+    def count(site: str, code: str, producer: str, revision: int) -> dict[str, Any]:
+        event = count_event(
+            site,
+            "bike",
+            start,
+            10 + revision,
+            municipality_code=code,
+            revision=revision,
+        )
+        return {**event, "producer": producer}
+
+    # Given a Frederiksberg site (its first count) and a Gentofte site:
+    first = [
+        count("frb-1", "147", "frederiksberg", 0),
+        count("gen-1", "157", "gentofte", 0),
+    ]
+    assert (
+        handler.handle(
+            [_incoming("mobility_count", e, i) for i, e in enumerate(first)]
+        ).stored
+        == 2
+    )
+    # When Gentofte moves Frederiksberg's site into Gentofte, and
+    # Frederiksberg moves Gentofte's site into Frederiksberg (each writes a
+    # municipality it is granted):
+    moves = [
+        count("frb-1", "157", "gentofte", 1),
+        count("gen-1", "147", "frederiksberg", 1),
+    ]
+    result = handler.handle(
+        [_incoming("mobility_count", e, 10 + i) for i, e in enumerate(moves)]
+    )
+    # Then both are dead letters naming the site's municipality; nothing moved.
+    assert result.stored == 0
+    assert [(d.field, d.reason) for d in result.dead_letters] == [
+        (
+            "municipality_code",
+            "municipality_code: counting site 'frb-1' belongs to municipality "
+            "'147'; producer 'gentofte' may not move it to '157'",
+        ),
+        (
+            "municipality_code",
+            "municipality_code: counting site 'gen-1' belongs to municipality "
+            "'157'; producer 'frederiksberg' may not move it to '147'",
+        ),
+    ]
+    assert scalar(engine, "SELECT count(*) FROM mobility_count") == 2
+    # A producer granted both municipalities may correct a site into the
+    # other; the site still belongs to the first (so its owner can correct back).
+    moved = count("frb-1", "157", "tællinger", 2)
+    assert handler.handle([_incoming("mobility_count", moved, 20)]).stored == 1
+    back = count("frb-1", "147", "frederiksberg", 3)
+    assert handler.handle([_incoming("mobility_count", back, 21)]).stored == 1
+    assert (
+        scalar(
+            engine,
+            "SELECT municipality_code FROM mobility_count "
+            "WHERE site_id = 'frb-1' AND is_current",
+        )
+        == "147"
+    )
+    assert (
+        scalar(
+            engine,
+            "SELECT municipality_code FROM counting_site WHERE site_id = 'frb-1'",
+        )
+        == "147"
+    )

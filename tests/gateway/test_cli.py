@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 
 import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from klimapuls.cli import app
+from klimapuls.cli import app, main
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.settings import KafkaSettings
 from tests.helpers import rows
@@ -72,3 +74,83 @@ def test_the_gateway_uses_the_services_kafka_tls_and_sasl_settings() -> None:
         assert aio[key] == python[key]
     assert aio["sasl_plain_password"] == "secret"
     assert aio["ssl_context"] is not None
+
+
+GOOD_ENV = {
+    "DATABASE_URL": "postgresql+psycopg://u:p@127.0.0.1:5432/klimapuls",
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+}
+
+#: (options, environment changes, what the one line must name)
+BAD_GATEWAY = [
+    (("--port", "70000"), {}, "--port '70000' is not a port: give 1 to 65535"),
+    (("--port", "-1"), {}, "--port '-1' is not a port"),
+    (("--port", "0"), {}, "--port '0' is not a port"),
+    (("--port", "http"), {}, "--port 'http' is not a port"),
+    (("--host", "bad host"), {}, "--host 'bad host' is not an address"),
+    (("--host", ""), {}, "--host '' is not an address"),
+    (("--host", "999.1.1.1"), {}, "--host '999.1.1.1' is not an address of this"),
+    (("--host", "192.0.2.1"), {}, "cannot listen on 192.0.2.1:8080 (--host)"),
+    ((), {"KLIMAPULS_GATEWAY_HOST": "no such host."}, "KLIMAPULS_GATEWAY_HOST"),
+    ((), {"DATABASE_URL": None}, "DATABASE_URL is not set"),
+    ((), {"KAFKA_BOOTSTRAP_SERVERS": None}, "KAFKA_BOOTSTRAP_SERVERS is not set"),
+    ((), {"DATABASE_URL": "not-a-url"}, "is not a database URL"),
+    ((), {"DATABASE_URL": "sqlite:///x.db"}, "needs PostgreSQL"),
+    ((), {"KAFKA_BOOTSTRAP_SERVERS": "nohost"}, "is not host:port"),
+    ((), {"KLIMAPULS_GATEWAY_PORT": "abc"}, "KLIMAPULS_GATEWAY_PORT='abc': input"),
+    ((), {"KLIMAPULS_GATEWAY_PORT": "99999"}, "KLIMAPULS_GATEWAY_PORT='99999'"),
+    (
+        (),
+        {"KLIMAPULS_GATEWAY_RATE_LIMIT": "lots"},
+        "KLIMAPULS_GATEWAY_RATE_LIMIT='lots' is not a rate",
+    ),
+    (
+        (),
+        {"KLIMAPULS_GATEWAY_MAX_BODY_BYTES": "-5"},
+        "KLIMAPULS_GATEWAY_MAX_BODY_BYTES='-5'",
+    ),
+    ((), {"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL='TLS'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "names"), BAD_GATEWAY, ids=[b[2][:40] for b in BAD_GATEWAY]
+)
+def test_bad_gateway_options_and_settings_give_one_line_and_exit_2(
+    options: tuple[str, ...],
+    env: dict[str, str | None],
+    names: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("KAFKA_", "KLIMAPULS_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    for name, value in {**GOOD_ENV, **env}.items():
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        main(["gateway", *options])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2, out + err
+    [line] = err.strip().splitlines()
+    assert names in line
+    assert "Traceback" not in out + err and "Error" not in out + err
+
+
+def test_a_gateway_port_in_use_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in GOOD_ENV.items():
+        monkeypatch.setenv(name, value)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        with pytest.raises(SystemExit) as exited:
+            main(["gateway", "--port", port])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 1, out + err
+    assert err.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use; give another with --port"
+    ]

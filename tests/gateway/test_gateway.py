@@ -19,6 +19,7 @@ import httpx
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine
 
+from klimapuls.gateway.app import start_draining
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack.broker import free_port
 from klimapuls.storage import grants
@@ -254,6 +255,35 @@ def test_broker_away_answers_503_with_a_clear_body(
     assert "Kafka broker" in answer.json()["detail"]
     assert "send the request again" in answer.json()["detail"]
     assert health.status_code == 503 and health.json()["credentials"] == "ok"
+
+
+def test_broker_away_and_draining_answers_carry_retry_after(
+    start_gateway: Callable[[Settings], RunningGateway],
+    gateway: RunningGateway,
+    gateway_settings: Settings,
+    token: Token,
+) -> None:
+    nowhere = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    away = start_gateway(
+        gateway_settings.model_copy(
+            update={"kafka": nowhere, "gateway_port": free_port()}
+        )
+    )
+    t = token("frederiksberg", "147")
+    answer = away.post(co2_event("147", 2022, "energy", 1.0), t)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+
+    # `klimapuls up` stopping (SIGUSR1 in the gateway process):
+    assert gateway.post(co2_event("147", 2022, "energy", 1.0), t).status_code == 202
+    start_draining(gateway.server.config.app)
+    for answer in (
+        gateway.post(co2_event("147", 2022, "energy", 2.0), t),
+        gateway.post({"not": "checked"}, None),
+        httpx.get(f"{gateway.url}/v1/health", timeout=30),
+    ):
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "30"
+        assert answer.json()["error"] == "draining"
 
 
 def test_health_and_openapi(gateway: RunningGateway) -> None:

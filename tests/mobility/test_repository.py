@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from klimapuls.core.identity import Verdict
 from klimapuls.core.validation import validate_event
+from klimapuls.storage import grants
 from klimapuls.storage import mobility as counts
 from klimapuls.storage.db import in_transaction
 from tests.helpers import rows, scalar
@@ -24,7 +25,12 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 def _store(engine: Engine, events: list[dict[str, Any]]) -> counts.StoredCounts:
     valid = [validate_event("mobility_count", e, now=NOW) for e in events]
-    return in_transaction(engine, lambda conn: counts.store_counts(conn, valid, NOW))
+    return in_transaction(
+        engine,
+        lambda conn: counts.store_counts(
+            conn, valid, NOW, grants=grants.load_grants(conn)
+        ),
+    )
 
 
 def _refresh(engine: Engine) -> counts.RollupRefresh:

@@ -209,3 +209,22 @@ def wait_stored(
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+_ROLLUP_SUMS = """
+SELECT (SELECT coalesce(sum(count), 0) FROM mobility_count WHERE is_current),
+       (SELECT coalesce(sum(trips), 0) FROM mobility_hourly),
+       (SELECT coalesce(sum(trips), 0) FROM mobility_daily)
+"""
+
+
+def rollup_sums(database_url: str, timeout_s: float = 60) -> tuple[int, int, int]:
+    """Trips in the current counts, the hourly and the daily rollups, once the
+    rollups caught up (or at the timeout): equal unless a count was rolled
+    up twice or not at all."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stored, hourly, daily = (int(v) for v in query(database_url, _ROLLUP_SUMS)[0])
+        if stored == hourly == daily or time.monotonic() > deadline:
+            return stored, hourly, daily
+        time.sleep(1)

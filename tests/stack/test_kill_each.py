@@ -36,6 +36,7 @@ from tests.stack.helpers import (
     dead_lettered,
     malformed,
     query,
+    rollup_sums,
     topic_of,
     valid_events,
     wait_stored,
@@ -279,6 +280,12 @@ def test_each_service_killed_mid_stream_is_restarted_and_nothing_is_lost(
         assert (lost, doubled, dead_lost, dead_doubled) == (set(), set(), set(), set())
         assert wrongly_dead == 0
         assert set(stored) - (valid_ids | http_ids) == set()
+
+        trips = rollup_sums(db)
+        print(
+            f"trips: stored {trips[0]}, rolled up hourly {trips[1]}, daily {trips[2]}"
+        )
+        assert trips[0] == trips[1] == trips[2] > 0  # none rolled up twice
 
         _check_targets_and_alerts(db, restarted_at)
         assert up.process.poll() is None

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from klimapuls.cli import app
 from klimapuls.co2.handlers import Co2Handler
 from klimapuls.core.batch import BatchResult, Incoming
 from klimapuls.core.fold import EventFold
@@ -288,3 +290,65 @@ def test_a_series_notice_alone_recomputes(engine: Engine) -> None:
         )
         == 2023
     )
+
+
+def test_a_new_version_cannot_move_a_target_to_another_scope(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Given version 1 of a Frederiksberg target, stored.
+    first = target_event("frb-co2", 1, scope="147")
+    handler = TargetsHandler(engine, lambda: NOW)
+    assert handler.handle(_batch(first)).verdicts == [Verdict.NEW]
+    # When version 2 names the region's scope, and a seed target id is
+    # re-declared under Frederiksberg's scope:
+    moved = target_event("frb-co2", 2, scope="1084")
+    seed = next(e for e in seed_target_events() if e["scope"] == "1084")
+    taken = target_event(seed["target_id"], 99, scope="147")
+    result = handler.handle(_batch(moved, taken))
+    # Then both are dead letters on `scope`, and nothing is stored.
+    assert result.verdicts == [Verdict.REJECTED, Verdict.REJECTED]
+    reasons = [
+        (
+            "scope",
+            "target 'frb-co2' belongs to scope '147'; "
+            "a new version cannot move it to '1084'",
+        ),
+        (
+            "scope",
+            f"target {seed['target_id']!r} belongs to scope '1084'; "
+            "a new version cannot move it to '147'",
+        ),
+    ]
+    assert [(d.field, d.reason) for d in result.dead_letters] == [
+        (field, f"{field}: {reason}") for field, reason in reasons
+    ]
+    assert scalar(engine, "SELECT count(*) FROM target_version WHERE version = 99") == 0
+    assert (
+        scalar(
+            engine,
+            "SELECT max(version) FROM target_version WHERE target_id = 'frb-co2'",
+        )
+        == 1
+    )
+    # A new version in the same scope is still a revision.
+    same = target_event("frb-co2", 2, scope="147", reduction_pct=90)
+    assert handler.handle(_batch(same)).verdicts == [Verdict.NEW]
+    # The offline path refuses the same events with the same reasons.
+    fold = EventFold()
+    assert fold.add("target", validate_event("target", first)) is Verdict.NEW
+    for event, (field, reason) in zip((moved, taken), reasons, strict=True):
+        judgement = fold.judge("target", validate_event("target", event))
+        assert judgement.verdict is Verdict.REJECTED
+        [issue] = judgement.error.issues
+        assert (issue.field, issue.reason) == (field, reason)
+    # And so does `produce --dry-run`, line by line.
+    path = tmp_path / "targets.jsonl"
+    path.write_text(
+        "\n".join(json.dumps(e) for e in (first, moved, taken, same)) + "\n",
+        encoding="utf-8",
+    )
+    out = CliRunner().invoke(app, ["produce", "target", str(path), "--dry-run"])
+    assert out.exit_code == 1, out.output
+    assert f"{path}:2: scope: {reasons[0][1]}" in out.output
+    assert f"{path}:3: scope: {reasons[1][1]}" in out.output
+    assert "2 valid (dry run, nothing sent), 2 invalid" in out.output

@@ -22,6 +22,7 @@ import typer.main
 
 from klimapuls.cli.common import (
     KlimapulsConsole,
+    OptionError,
     check_database,
     command_settings,
     escape,
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except KlimapulsError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, OptionError) else 1)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         err_console.print(

@@ -24,9 +24,10 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
@@ -49,6 +50,7 @@ __all__ = [
     "OfflineFiles",
     "OfflineFlag",
     "OfflineReport",
+    "OptionError",
     "check_database",
     "check_offline_files",
     "command_settings",
@@ -56,10 +58,12 @@ __all__ = [
     "escape",
     "json_option",
     "normalize_kind",
+    "parse_database_url",
     "parse_day",
     "plural",
     "read_offline",
     "scope_option",
+    "settings_problem",
 ]
 
 _CONNECT_TIMEOUT_S = 5
@@ -140,8 +144,28 @@ def masked(url: str) -> str:
         return "(not a URL)"
 
 
-def check_database(url: str) -> str:
-    """`url` once it parses and a server answers on it; else one clear error."""
+class OptionError(ConfigurationError):
+    """A bad option or setting of a command: one line, exit code 2."""
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """One line naming the environment variable a `ValidationError` is about."""
+    error = exc.errors()[0]
+    field = "_".join(str(part) for part in error["loc"]).upper()
+    if exc.title == "KafkaSettings":
+        name = f"KAFKA_{field}"
+    elif field == "DATABASE_URL":
+        name = field
+    else:
+        name = f"KLIMAPULS_{field}"
+    value = error.get("input")
+    shown = f"={str(value)[:80]!r}" if isinstance(value, str | int | float) else ""
+    message = str(error["msg"])
+    return f"{name}{shown}: {message[:1].lower()}{message[1:]}"
+
+
+def parse_database_url(url: str) -> URL:
+    """`url` parsed, if it is a PostgreSQL URL; else a `ConfigurationError`."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -154,6 +178,12 @@ def check_database(url: str) -> str:
             f"DATABASE_URL uses {parsed.drivername!r}; Klimapuls needs PostgreSQL "
             "(postgresql+psycopg://user:pass@host:5432/klimapuls)"
         )
+    return parsed
+
+
+def check_database(url: str) -> str:
+    """`url` once it parses and a server answers on it; else one clear error."""
+    parsed = parse_database_url(url)
     conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
         with psycopg.connect(conninfo, connect_timeout=_CONNECT_TIMEOUT_S):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
@@ -46,6 +46,7 @@ from klimapuls.simulator import (
     ids_by_kind,
     kind_counts,
 )
+from klimapuls.stack.lock import UpLock
 from klimapuls.stack.runner import Stack
 from klimapuls.stack.state import StackState
 from klimapuls.storage.db import create_db_engine
@@ -275,6 +276,10 @@ def _addresses(stack: Stack, settings: Settings, console: Console) -> None:
     )
 
 
+def _per_topic(left: Mapping[str, int]) -> str:
+    return ", ".join(f"{topic} {n:,}" for topic, n in sorted(left.items()))
+
+
 def _drain(stack: Stack, console: Console, timeout_s: float) -> bool:
     """Drain the embedded broker's topics; True when nothing was left."""
     if stack.broker is None:
@@ -284,13 +289,22 @@ def _drain(stack: Stack, console: Console, timeout_s: float) -> bool:
         )
         return True
 
-    def progress(left: int, elapsed: float) -> None:
+    def progress(left: Mapping[str, int], elapsed: float) -> None:
         console.print(
-            f"draining: {plural(left, 'event')} still to process "
-            f"({elapsed:.0f} s of at most {timeout_s:g} s)"
+            f"draining: {plural(sum(left.values()), 'event')} still to process "
+            f"({_per_topic(left)}); {elapsed:.0f} s of at most {timeout_s:g} s",
+            markup=False,
         )
 
-    console.print("draining the topics before stopping (Ctrl-C again to skip)")
+    intake = stack.close_intake()
+    console.print(
+        "draining the topics before stopping (Ctrl-C again to skip); "
+        + (
+            "the gateway answers 503 with Retry-After meanwhile"
+            if intake
+            else "no gateway runs"
+        )
+    )
     try:
         report = stack.drain(timeout_s, progress)
     except KeyboardInterrupt:
@@ -307,7 +321,8 @@ def _drain(stack: Stack, console: Console, timeout_s: float) -> bool:
         return True
     console.print(
         f"[red]drain incomplete after {report.seconds:.0f} s[/]: "
-        f"{plural(report.left, 'event')} not processed are lost with the "
+        f"{plural(report.left, 'event')} not processed "
+        f"({escape(_per_topic(report.left_by_topic))}) are lost with the "
         "embedded broker (memory only)"
     )
     return False
@@ -381,7 +396,38 @@ def run_up(
     demo_days: int = 1,
     drain_timeout_s: float = 60.0,
 ) -> int:
-    """Start everything, supervise until done or stopped; return the exit code."""
+    """Start everything, supervise until done or stopped; return the exit code.
+
+    First takes `DATA_DIR/up.lock` (`klimapuls.stack.lock`): a second `up` on
+    the same folder refuses before it touches anything of the first's.
+    """
+    lock = UpLock.acquire(settings.data_dir, lambda note: _note(console, note))
+    try:
+        return _run_locked(
+            settings,
+            demo=demo,
+            once=once,
+            seed=seed,
+            timeout_s=timeout_s,
+            console=console,
+            demo_days=demo_days,
+            drain_timeout_s=drain_timeout_s,
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    settings: Settings,
+    *,
+    demo: bool,
+    once: bool,
+    seed: int,
+    timeout_s: float,
+    console: Console,
+    demo_days: int,
+    drain_timeout_s: float,
+) -> int:
     started = time.monotonic()
     stack = Stack(settings)
     cleanup: list[Callable[[], None]] = []

@@ -14,6 +14,11 @@ its fields:
   kommune code, `1084` for Region Hovedstaden, `klimaalliancen` for the
   secretariat), or `1084` when it names none.
 
+A counting site keeps the municipality of its first stored count: a later
+count naming another municipality is stored only when its producer may also
+write the stored one (`site_owner_issue`), so a producer can neither move a
+site into its own municipality nor move another's site out of it.
+
 A grant names a scope exactly: the region's `1084` is the region's own
 scope, not a licence to write its municipalities' figures. A tovholder
 reports on its initiative, so any one named tovholder suffices. Outbound
@@ -41,6 +46,7 @@ __all__ = [
     "Grants",
     "WrittenScope",
     "authorisation_issue",
+    "site_owner_issue",
     "tovholder_scope",
     "written_scope",
 ]
@@ -171,4 +177,26 @@ def authorisation_issue(
     return FieldIssue(
         "producer",
         f"producer {producer[:100]!r} {why}; not {kind} for {written.field} {wanted}",
+    )
+
+
+def site_owner_issue(
+    grants: Grants, event: Mapping[str, Any], owner: str | None
+) -> FieldIssue | None:
+    """Why a count may not name its municipality, given its site's `owner`.
+
+    `owner` is the municipality of the site's first stored count (None for
+    a new site). A count naming another municipality is refused unless its
+    producer may also write mobility counts of the owner.
+    """
+    code = str(event["municipality_code"])
+    if owner is None or owner == code:
+        return None
+    producer = str(event["producer"])
+    if grants.allows(producer, "mobility_count", owner):
+        return None
+    return FieldIssue(
+        "municipality_code",
+        f"counting site {str(event['site_id'])[:100]!r} belongs to municipality "
+        f"{owner!r}; producer {producer[:100]!r} may not move it to {code!r}",
     )

@@ -29,7 +29,11 @@ A target version is keyed by (`target_id`, `version`):
   stands, for example a seeded one, changes nothing;
 - a key known with another definition is rejected: a revision needs a new
   version. The definition is `TARGET_DEFINITION`, numbers compared by value
-  (85 and 85.0 are the same percentage).
+  (85 and 85.0 are the same percentage);
+- a new version keeps its target's scope: a target belongs to the scope of
+  the versions known of it, and a version naming another scope is rejected
+  (`moved_scope_issue`), so a producer granted one scope cannot take over
+  another scope's target id, nor move one out of it.
 
 `Ledger` holds what is known (rows in the database, or events read so far
 from files) and `Ledger.judge` decides. The services' storage and
@@ -61,6 +65,7 @@ __all__ = [
     "content_digest",
     "fact_of",
     "identity_of",
+    "moved_scope_issue",
     "origin_id",
     "resend_id",
     "stored_identity",
@@ -144,6 +149,23 @@ def target_digest(definition: Mapping[str, Any]) -> str:
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def moved_scope_issue(
+    target_id: str, known_scope: str | None, scope: str
+) -> FieldIssue | None:
+    """Why a new version of `target_id` may not name `scope`, or None.
+
+    `known_scope` is the scope of the versions already known (None for a
+    new target). A target's scope never changes between versions.
+    """
+    if known_scope is None or known_scope == scope:
+        return None
+    return FieldIssue(
+        "scope",
+        f"target {target_id[:100]!r} belongs to scope {known_scope!r}; "
+        f"a new version cannot move it to {scope[:100]!r}",
+    )
 
 
 def resend_id(event_id: str, reported_at: str) -> str:
@@ -255,17 +277,24 @@ class Ledger:
     by_event_id: dict[str, Identity] = field(default_factory=dict)
     #: The current (highest-ranked) known report of every slot.
     current: dict[Slot, Identity] = field(default_factory=dict)
+    #: The scope of every known target (targets only).
+    scopes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
-        cls, kind: str, known: Iterable[Identity], rivals: Iterable[Identity] = ()
+        cls,
+        kind: str,
+        known: Iterable[Identity],
+        rivals: Iterable[Identity] = (),
+        scopes: Mapping[str, str] | None = None,
     ) -> Ledger:
         """A ledger of `kind` that already knows `known` (e.g. stored rows).
 
         `rivals` are stored reports of the slots the events may compete in
         (storage loads them for re-sent facts); they only set `current`.
+        `scopes` are the stored targets' scopes, by target id.
         """
-        ledger = cls(kind)
+        ledger = cls(kind, scopes=dict(scopes or {}))
         for identity in known:
             ledger.know(identity)
         for identity in rivals:
@@ -293,6 +322,12 @@ class Ledger:
             return Judgement(Verdict.REJECTED, identity, self._names_other(by_id))
         known = self.by_key.get(identity.key)
         if known is None:
+            if self.kind == "target":
+                target_id, scope = identity.key[1], str(event["scope"])
+                moved = moved_scope_issue(target_id, self.scopes.get(target_id), scope)
+                if moved is not None:
+                    return Judgement(Verdict.REJECTED, identity, moved)
+                self.scopes.setdefault(target_id, scope)
             self.know(identity)
             return Judgement(Verdict.NEW, identity)
         if known.digest == identity.digest:

@@ -51,7 +51,19 @@ from klimapuls.storage.db import create_db_engine
 from klimapuls.storage.grants import Credentials, GrantCache, TokenInfo
 from klimapuls.storage.grants import load_credentials as _load_credentials
 
-__all__ = ["GATEWAY", "create_app"]
+__all__ = [
+    "DRAIN_RETRY_AFTER_S",
+    "GATEWAY",
+    "UNAVAILABLE_RETRY_AFTER_S",
+    "check_rate",
+    "create_app",
+    "start_draining",
+]
+
+#: Retry-After of the answers while the stack stops (a restart takes this long).
+DRAIN_RETRY_AFTER_S = 30
+#: Retry-After when the broker or the database does not answer.
+UNAVAILABLE_RETRY_AFTER_S = 5
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +83,12 @@ class _Gateway:
     producer: AsyncEventProducer
     limiter: MovingWindowRateLimiter
     rate: RateLimitItem
+    #: Set when the stack stops (`start_draining`): every answer is then 503.
+    draining: bool = False
 
 
-def _rate(settings: Settings) -> RateLimitItem:
+def check_rate(settings: Settings) -> RateLimitItem:
+    """The per-token rate of the settings, or a `ConfigurationError` naming it."""
     try:
         return parse(settings.gateway_rate_limit)
     except ValueError as exc:
@@ -88,12 +103,41 @@ def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
 
 
 def _unavailable(exc: BaseException) -> JSONResponse:
-    return _error(
-        503,
-        "unavailable",
-        f"{exc}; nothing is known to be stored: send the request again later "
-        "(event ids make a repeat harmless)",
+    return JSONResponse(
+        {
+            "error": "unavailable",
+            "detail": f"{exc}; nothing is known to be stored: send the request "
+            "again later (event ids make a repeat harmless)",
+            "retry_after_s": UNAVAILABLE_RETRY_AFTER_S,
+        },
+        status_code=503,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
     )
+
+
+def _draining() -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": "draining",
+            "detail": "the platform is stopping and processes what it has; "
+            "nothing was sent: send again after it restarts",
+            "retry_after_s": DRAIN_RETRY_AFTER_S,
+        },
+        status_code=503,
+        headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)},
+    )
+
+
+def start_draining(app: FastAPI) -> None:
+    """From now on, answer every request 503 with Retry-After (the stack stops).
+
+    `klimapuls up` asks for it (SIGUSR1) before it drains the topics, so no
+    event is accepted that the drain might not wait for.
+    """
+    gateway: _Gateway = app.state.gateway
+    if not gateway.draining:
+        log.warning("the stack is stopping: answering 503 from now on")
+    gateway.draining = True
 
 
 def _unauthorised(detail: str) -> JSONResponse:
@@ -231,7 +275,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         **_ERROR,
     },
-    503: {"description": "Broker or database away: send again later.", **_ERROR},
+    503: {
+        "description": "Broker or database away, or the platform stopping: send "
+        "again after Retry-After seconds.",
+        **_ERROR,
+    },
 }
 
 
@@ -278,7 +326,7 @@ def _components() -> dict[str, Any]:
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The gateway app; settings (and optionally an engine) from the entry point."""
-    rate = _rate(settings)
+    rate = check_rate(settings)
     db = engine or create_db_engine(settings.require_database_url())
     settings.require_bootstrap_servers()
     gateway = _Gateway(
@@ -306,6 +354,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    app.state.gateway = gateway
     _routes(app, gateway)
     _add_components(app)
     return app
@@ -341,6 +390,8 @@ def _routes(app: FastAPI, gateway: _Gateway) -> None:
     @app.get("/v1/health", responses={503: _RESPONSES[503]})
     async def health() -> JSONResponse:
         """Whether the gateway can reach the broker and its credentials."""
+        if gateway.draining:
+            return _draining()
         checks = {"broker": "ok", "credentials": "ok"}
         try:
             await gateway.producer.check()
@@ -364,6 +415,8 @@ def _routes(app: FastAPI, gateway: _Gateway) -> None:
     )
     async def post_events(request: Request, bearer: Bearer) -> JSONResponse:
         """Send one event or a batch; 202 once the broker has every one."""
+        if gateway.draining:
+            return _draining()
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return _too_large(limit)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+
 import uvicorn
 
-from klimapuls.gateway.app import create_app
+from klimapuls.gateway.app import create_app, start_draining
 from klimapuls.settings import Settings
 
 __all__ = ["DEFAULT_PORT", "serve"]
@@ -22,10 +24,16 @@ _UVICORN_LEVELS = {
 
 
 def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or Ctrl-C (uvicorn finishes open requests first)."""
+    """Serve until SIGTERM or Ctrl-C (uvicorn finishes open requests first).
+
+    SIGUSR1 (sent by `klimapuls up` when it stops) makes every answer a 503
+    with Retry-After while the topics drain (`start_draining`).
+    """
     port = settings.gateway_port if settings.gateway_port is not None else DEFAULT_PORT
+    app = create_app(settings)
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: start_draining(app))
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.gateway_host,
         port=port,
         log_level=_UVICORN_LEVELS[settings.log_level],

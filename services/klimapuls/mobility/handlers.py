@@ -74,7 +74,7 @@ class MobilityHandler(SeriesOwner[MobilityBatchResult]):
         result: MobilityBatchResult,
     ) -> list[Judgement]:
         """Store counts; restated ones stay, no longer current."""
-        stored = counts.store_counts(conn, events, now)
+        stored = counts.store_counts(conn, events, now, grants=self.grants.get())
         result.restated = stored.restated
         return stored.judgements
 

@@ -21,6 +21,8 @@ from kafka.errors import KafkaError
 
 from klimapuls.core.deadletter import DeadLetter
 from klimapuls.core.errors import EventValidationError
+from klimapuls.core.identity import moved_scope_issue
+from klimapuls.core.reference import seed_target_events
 from klimapuls.core.validation import validate_event
 from klimapuls.producer.connect import BrokerUnavailableError, check_reachable
 from klimapuls.producer.readers import read_events
@@ -204,10 +206,17 @@ def produce_file(
     """Validate every line of `path`; send valid ones (none when `producer` is None).
 
     Invalid lines are reported with their number, field and reason, and sent
-    to the dead-letter topic when a producer is given.
+    to the dead-letter topic when a producer is given. A target version that
+    moves its target to another scope than the seed targets' or an earlier
+    line's is refused as the targets service refuses it (`moved_scope_issue`).
     """
     report = ProduceReport()
     now = _now()
+    scopes = (
+        {str(e["target_id"]): str(e["scope"]) for e in seed_target_events()}
+        if kind == "target"
+        else {}
+    )
     for line in read_events(kind, path, producer_name, now):
         if on_line is not None:
             on_line()
@@ -216,6 +225,7 @@ def produce_file(
         if error is None and event is not None:
             try:
                 validate_event(kind, event, now=now)
+                _keep_scope(kind, event, scopes)
             except EventValidationError as exc:
                 error = exc
         if error is not None:
@@ -242,6 +252,17 @@ def produce_file(
     if producer is not None:
         producer.flush()
     return report
+
+
+def _keep_scope(kind: str, event: dict[str, Any], scopes: dict[str, str]) -> None:
+    """Record a target's scope; raise if a version moves it to another scope."""
+    if kind != "target":
+        return
+    target_id, scope = str(event["target_id"]), str(event["scope"])
+    moved = moved_scope_issue(target_id, scopes.get(target_id), scope)
+    if moved is not None:
+        raise EventValidationError([moved])
+    scopes.setdefault(target_id, scope)
 
 
 def send_events(

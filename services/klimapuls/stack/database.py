@@ -72,17 +72,36 @@ class EmbeddedPostgres:
         uri = self._server.get_uri(database)
         return "postgresql+psycopg://" + uri.split("://", 1)[1]
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: open sessions are ended)."""
+    def restart(self) -> str:
+        """Start the server again after it died; return its URL.
+
+        The library caches a server per data folder and would hand back the
+        dead one, so it is forgotten first. PostgreSQL recovers from its
+        write-ahead log on start: every committed transaction is kept.
+        """
+        self._forget()
+        return self.start()
+
+    def _forget(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
-        pg_ctl(
-            ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
-        )
         # The library also stops it at exit; it is stopped already, so forget it.
         atexit.unregister(server._cleanup)
         PostgresServer._instances.pop(server.pgdata, None)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open sessions are ended)."""
+        server = self._server
+        if server is None:
+            return
+        if self.running_pid() is not None:
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"],
+                pgdata=server.pgdata,
+                user=server.system_user,
+            )
+        self._forget()
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

@@ -44,6 +44,8 @@ class DrainReport:
     seconds: float
     complete: bool
     left_by_group: Mapping[str, int]
+    #: Events still unprocessed per topic (only topics with some left).
+    left_by_topic: Mapping[str, int]
 
 
 class _Reader:
@@ -100,27 +102,33 @@ def _left(
     reader: _Reader,
     consumes: Mapping[str, Sequence[str]],
     committed: Mapping[str, Mapping[TopicPartition, int]],
-) -> dict[str, int]:
-    left: dict[str, int] = {}
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Events not yet processed, by group and by topic (topics with some left)."""
+    by_group: dict[str, int] = {}
+    by_topic: dict[str, int] = {}
     for group, topics in consumes.items():
         done = committed.get(group, {})
-        left[group] = sum(
-            max(0, end - max(done.get(tp, 0), 0))
-            for tp, end in reader.end.items()
-            if tp.topic in topics
-        )
-    return left
+        by_group[group] = 0
+        for tp, end in reader.end.items():
+            if tp.topic not in topics:
+                continue
+            behind = max(0, end - max(done.get(tp, 0), 0))
+            by_group[group] += behind
+            if behind:
+                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + behind
+    return by_group, by_topic
 
 
 def drain_topics(
     settings: Settings,
     consumes: Mapping[str, Sequence[str]],
     timeout_s: float,
-    on_progress: Callable[[int, float], None] | None = None,
+    on_progress: Callable[[Mapping[str, int], float], None] | None = None,
 ) -> DrainReport:
     """Wait until every group in `consumes` (group id -> topics) is caught up.
 
-    `on_progress(left, elapsed_s)` is called every couple of seconds.
+    `on_progress(left_by_topic, elapsed_s)` is called at the first look that
+    finds events left, then every couple of seconds.
     """
     started = time.monotonic()
     deadline = started + timeout_s
@@ -132,6 +140,7 @@ def drain_topics(
     )
     reader = _Reader(settings, topics)
     left: dict[str, int] = {group: 0 for group in consumes}
+    by_topic: dict[str, int] = {}
     try:
         committed = _committed(admin, list(consumes))
         lowest: dict[TopicPartition, int] = {}
@@ -141,18 +150,18 @@ def drain_topics(
                     offset = max(committed[group].get(tp, 0), 0)
                     lowest[tp] = min(lowest.get(tp, offset), offset)
         reader.start_at(lowest)
-        reported = started
+        reported = started - _REPORT_EVERY_S
         while True:
             committed = _committed(admin, list(consumes))
             reader.read_to_end(deadline)
-            left = _left(reader, consumes, committed)
+            left, by_topic = _left(reader, consumes, committed)
             now = time.monotonic()
             if sum(left.values()) == 0:
-                return DrainReport(0, now - started, True, left)
+                return DrainReport(0, now - started, True, left, {})
             if now >= deadline:
                 break
             if on_progress is not None and now - reported >= _REPORT_EVERY_S:
-                on_progress(sum(left.values()), now - started)
+                on_progress(by_topic, now - started)
                 reported = now
             time.sleep(0.5)
     except KafkaError as exc:
@@ -160,4 +169,6 @@ def drain_topics(
     finally:
         reader.close()
         admin.close()
-    return DrainReport(sum(left.values()), time.monotonic() - started, False, left)
+    return DrainReport(
+        sum(left.values()), time.monotonic() - started, False, left, by_topic
+    )

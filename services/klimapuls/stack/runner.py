@@ -89,6 +89,9 @@ class Stack:
     database: EmbeddedPostgres | None = None
     supervised: dict[str, _Supervised] = field(default_factory=dict)
     stopping: bool = False
+    #: Restarts of the embedded PostgreSQL in a row, and when to try next.
+    database_restarts: int = 0
+    database_restart_at: float | None = None
 
     @property
     def processes(self) -> dict[str, subprocess.Popen[bytes]]:
@@ -252,6 +255,7 @@ class Stack:
             return
         now = time.monotonic()
         self._supervise_broker(note)
+        self._supervise_database(note, now)
         changed = False
         for item in self.supervised.values():
             code = item.process.poll()
@@ -297,6 +301,42 @@ class Stack:
             f"127.0.0.1:{broker.port}; the events it held in memory are lost"
         )
 
+    def _supervise_database(self, note: Note, now: float) -> None:
+        database = self.database
+        if database is None or database.running_pid() is not None:
+            return
+        if self.database_restart_at is None:
+            delay = _BACKOFF_S[min(self.database_restarts, len(_BACKOFF_S) - 1)]
+            self.database_restart_at = now + delay
+            note(
+                f"embedded PostgreSQL stopped; restarting in {delay:.0f} s "
+                f"(log: {database.data_dir / 'log'})"
+            )
+            return
+        if now < self.database_restart_at:
+            return
+        self.database_restart_at = None
+        self.database_restarts += 1
+        try:
+            url = database.restart()
+        except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+            note(f"embedded PostgreSQL did not start again: {exc}; trying again")
+            return
+        note(
+            f"embedded PostgreSQL restarted (pid {database.running_pid()}, "
+            f"restart {self.database_restarts}); the services reconnect"
+        )
+        if url != self.settings.require_database_url():
+            # Another socket folder: the services need the new address.
+            self.settings = self.settings.model_copy(
+                update={"database_url": SecretStr(url)}
+            )
+            for item in self.supervised.values():
+                if item.process.poll() is None:
+                    item.process.send_signal(signal.SIGTERM)
+            note("the database address changed; restarting the services with it")
+        self.write_state()
+
     def check_services(self) -> None:
         """Raise if a service process has died (for callers that do not supervise)."""
         for name, process in self.processes.items():
@@ -320,8 +360,23 @@ class Stack:
             if CONSUMES.get(name)
         }
 
+    def close_intake(self) -> bool:
+        """Tell the gateway the stack is stopping: it answers 503 from now on.
+
+        The gateway (`SIGUSR1`, see `klimapuls.gateway.server`) keeps serving
+        but accepts nothing more, so what is in the topics can be drained.
+        Returns whether a gateway was told.
+        """
+        gateway = self.supervised.get("gateway")
+        if gateway is None or gateway.process.poll() is not None:
+            return False
+        gateway.process.send_signal(signal.SIGUSR1)
+        return True
+
     def drain(
-        self, timeout_s: float, on_progress: Callable[[int, float], None] | None = None
+        self,
+        timeout_s: float,
+        on_progress: Callable[[Mapping[str, int], float], None] | None = None,
     ) -> DrainReport:
         """Wait (at most `timeout_s`) until the services took all in their topics."""
         return drain_topics(

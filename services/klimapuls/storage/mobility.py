@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, text
 
+from klimapuls.core.authorisation import Grants, site_owner_issue
 from klimapuls.core.identity import (
     Identity,
     Judgement,
@@ -236,14 +237,73 @@ def _count_of(r: Mapping[Any, Any]) -> MobilityCount:
     )
 
 
+def _site_owners(conn: Connection, sites: Iterable[str]) -> dict[str, str]:
+    """The municipality of each known site's first stored count."""
+    rows = conn.execute(
+        text(
+            "SELECT site_id, municipality_code FROM counting_site WHERE site_id "
+            "= ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
+        ),
+        {"ids": as_json(sorted(sites))},
+    )
+    return {site: code for site, code in rows}
+
+
+def _own_sites(
+    conn: Connection,
+    events: Sequence[dict[str, Any]],
+    judgements: list[Judgement],
+    grants: Grants,
+) -> None:
+    """Refuse new counts that move a site out of its municipality; record new sites.
+
+    A new site belongs to the municipality of its first count (in batch
+    order); `site_owner_issue` decides.
+    """
+    fresh = [
+        (i, event)
+        for i, (event, judgement) in enumerate(zip(events, judgements, strict=True))
+        if judgement.verdict is Verdict.NEW
+    ]
+    if not fresh:
+        return
+    owners = _site_owners(conn, {str(e["site_id"]) for _, e in fresh})
+    first: list[dict[str, str]] = []
+    for i, event in fresh:
+        site = str(event["site_id"])
+        issue = site_owner_issue(grants, event, owners.get(site))
+        if issue is not None:
+            judgements[i] = Judgement(Verdict.REJECTED, judgements[i].identity, issue)
+            continue
+        if site not in owners:
+            owners[site] = str(event["municipality_code"])
+            first.append(
+                {"s": site, "m": owners[site], "e": judgements[i].identity.event_id}
+            )
+    if first:
+        conn.execute(
+            text(
+                "INSERT INTO counting_site (site_id, municipality_code, "
+                "first_event_id) VALUES (:s, :m, :e) ON CONFLICT DO NOTHING"
+            ),
+            first,
+        )
+
+
 def store_counts(
-    conn: Connection, events: Sequence[dict[str, Any]], now: datetime
+    conn: Connection,
+    events: Sequence[dict[str, Any]],
+    now: datetime,
+    *,
+    grants: Grants,
 ) -> StoredCounts:
     """Insert count events idempotently and move `is_current` to restatements.
 
     `now` is the caller's clock: partitions are made only inside the horizon
-    (`ensure_partitions`). Takes the count lock (see `lock_counts`) for the
-    rest of the transaction.
+    (`ensure_partitions`). A count that would move its site to another
+    municipality is refused unless `grants` let its producer write the
+    site's (`klimapuls.core.authorisation.site_owner_issue`). Takes the
+    count lock (see `lock_counts`) for the rest of the transaction.
     """
     result = StoredCounts()
     if not events:
@@ -254,6 +314,7 @@ def store_counts(
     again = [e for e in events if e["event_id"] in stored]
     ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
     result.judgements = [ledger.judge(event) for event in events]
+    _own_sites(conn, events, result.judgements, grants)
     new: list[dict[str, Any]] = []
     digests: dict[str, str] = {}
     for event, judgement in zip(events, result.judgements, strict=True):

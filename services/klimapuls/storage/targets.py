@@ -3,7 +3,8 @@
 A version is keyed by (`target_id`, `version`) and judged by
 `klimapuls.core.identity`: the same definition again is a duplicate
 (whatever its event id), another definition under a used version is
-refused, and an event id names one version only.
+refused, an event id names one version only, and a new version cannot move
+its target to another scope.
 """
 
 from __future__ import annotations
@@ -29,21 +30,26 @@ __all__ = [
 _KIND = "target"
 
 
-def _stored(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
+def _stored(
+    conn: Connection, events: Sequence[dict[str, Any]]
+) -> tuple[list[Identity], dict[str, str]]:
+    """The stored versions the events may clash with, and their targets' scopes."""
     if not events:
-        return []
+        return [], {}
     t = TargetVersionRow
     ids = bindparam("ids", [e["target_id"] for e in events], type_=ARRAY(Text))
     eids = bindparam("eids", [e["event_id"] for e in events], type_=ARRAY(Text))
     rows = conn.execute(
-        select(t.target_id, t.version, t.event_id, t.payload_sha256).where(
-            or_(t.target_id == any_(ids), t.event_id == any_(eids))
-        )
+        select(t.target_id, t.version, t.event_id, t.payload_sha256, t.scope)
+        .where(or_(t.target_id == any_(ids), t.event_id == any_(eids)))
+        .order_by(t.target_id, t.version)
     )
-    return [
-        Identity((_KIND, target_id, str(version)), event_id, digest)
-        for target_id, version, event_id, digest in rows
-    ]
+    known: list[Identity] = []
+    scopes: dict[str, str] = {}
+    for target_id, version, event_id, digest, scope in rows:
+        known.append(Identity((_KIND, target_id, str(version)), event_id, digest))
+        scopes.setdefault(target_id, scope)
+    return known, scopes
 
 
 def _row(event: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -72,7 +78,8 @@ def store_targets(
     conn: Connection, events: Sequence[dict[str, Any]]
 ) -> list[Judgement]:
     """Judge and insert target versions; one judgement per event, in order."""
-    ledger = Ledger.of(_KIND, _stored(conn, events))
+    known, scopes = _stored(conn, events)
+    ledger = Ledger.of(_KIND, known, scopes=scopes)
     judgements = [ledger.judge(event) for event in events]
     rows = [
         _row(event, j.identity.digest)
