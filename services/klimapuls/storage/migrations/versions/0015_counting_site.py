@@ -7,16 +7,16 @@ one (`klimapuls.core.authorisation.site_owner_issue`), so no producer moves
 a site into or out of another municipality. Filled from the stored counts:
 the municipality of each site's earliest received count.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
