@@ -166,9 +166,9 @@ def test_what_was_known_is_what_was_reported_by_the_end_of_the_day(
     def on(known: date, as_of: date | None = None) -> dict[str, dict[str, Any]]:
         return _by_id(_offline(offline_facts, known, as_of or known))
 
-    # Targets: nothing was known before the seed targets were recorded, and
-    # the revision of kbh-2030 counts from the day it was reported.
-    assert on(date(2023, 12, 31)) == {}
+    # Targets: the seed targets are known from their adoption, kbh-2030 from
+    # the day it was reported, and its revision from the day of the revision.
+    assert "kbh-2030" not in on(date(2023, 12, 31))
     assert on(date(2024, 5, 1))["kbh-2030"]["version"] == 1
     assert on(date(2025, 2, 1))["kbh-2030"]["version"] == 2
     # Accounts: the 2021 restatement (vintage 2024-05-01) is unknown the day
@@ -227,3 +227,39 @@ def test_the_cli_combines_known_on_and_as_of_offline(tmp_path: Path) -> None:
     assert (second["version"], second["as_of"]) == (2, "2024-06-01")
     bad = runner.invoke(app, [*args, "--known-on", "June"])
     assert bad.exit_code == 2 and "--known-on" in bad.output
+
+
+def test_seed_targets_are_known_from_their_adoption_not_from_the_seeding(
+    engine: Engine, offline_facts: Facts
+) -> None:
+    for known in (date(2015, 12, 31), date(2020, 1, 1)):
+        database = _by_id(database_rows(engine, known, known))
+        offline = _by_id(_offline(offline_facts, known, known))
+        assert database.keys() == offline.keys(), known
+    assert "region-co2-2030" in offline  # known since 1990
+    assert "movia-fossil-free-2030" in offline  # Movia's traffic plan, 2016
+    early = _by_id(_offline(offline_facts, date(2015, 12, 31), date(2015, 12, 31)))
+    assert "region-co2-2030" in early
+    assert "movia-fossil-free-2030" not in early
+
+
+def test_db_upgrade_corrects_the_known_from_date_of_stored_seeds(
+    engine: Engine,
+) -> None:
+    from klimapuls.storage import seed_reference_data
+    from tests.helpers import rows
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE target_version SET reported_at = '2024-01-01T00:00:00Z' "
+            "WHERE producer = 'klimapuls-seed'"
+        )
+    assert seed_reference_data(engine) == 0  # no new version, only the dates
+    stored = {
+        r["target_id"]: r["reported_at"].astimezone(UTC).date()
+        for r in rows(engine, "SELECT * FROM target_version")
+    }
+    assert stored["movia-fossil-free-2030"] == date(2016, 1, 1)
+    assert stored["region-co2-2030"] == date(1990, 1, 1)
+    known = date(2020, 1, 1)
+    assert "region-co2-2030" in _by_id(database_rows(engine, known, known))
