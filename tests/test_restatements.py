@@ -184,3 +184,32 @@ def test_a_subsector_first_reported_completes_a_figure_and_restates_nothing() ->
     )
     [only] = all_restatements(fold.facts())
     assert (only.old_value, only.new_value) == (100.0, 104.0)
+
+
+def test_the_operations_board_and_the_report_show_the_restatements(
+    engine: Engine, offline_facts: Facts
+) -> None:
+    from sqlalchemy import text
+
+    from klimapuls.boards import all_boards
+    from klimapuls.boards.macros import TimeRange, expand
+    from klimapuls.report import ReportInput, render_report
+
+    through_database(engine, EVENTS, NOW)
+    board = next(b for b in all_boards() if b.uid == "klimapuls-operations")
+    [query] = [q for q in board.queries if q.panel_title == "Rettelser"]
+    assert "FROM board.restatements" in query.raw_sql
+    with engine.connect() as conn:
+        shown = conn.execute(
+            text(expand(query.raw_sql, TimeRange.of(board.json, NOW), {}))
+        ).all()
+    core = all_restatements(offline_facts)
+    assert sorted((r[0], r[2], r[7]) for r in shown) == sorted(
+        (r.restated_at, r.scope, r.new_value) for r in core
+    )
+    page = render_report(ReportInput(offline_facts, NOW.date(), "x"))
+    section = page.split("<h2>Rettelser</h2>", 1)[1]
+    assert section.count("<tr>") == 1 + len(core)  # the head, then each one
+    assert "7.400 t" in section and "+23,3 %" in section  # 6.000 t -> 7.400 t
+    kbh = render_report(ReportInput(offline_facts, NOW.date(), "x", "101"))
+    assert kbh.split("<h2>Rettelser</h2>", 1)[1].count("<tr>") == 1 + 1
