@@ -20,7 +20,7 @@ from klimapuls.cli import app
 from klimapuls.cli.changes import database_audit
 from klimapuls.core.progress import Facts
 from klimapuls.core.restatements import all_restatements, audit
-from tests.helpers import co2_event, rows
+from tests.helpers import co2_event, rows, target_event
 from tests.parity import through_database, through_fold
 from tests.test_known_on import EVENTS
 
@@ -213,3 +213,41 @@ def test_the_operations_board_and_the_report_show_the_restatements(
     assert "7.400 t" in section and "+23,3 %" in section  # 6.000 t -> 7.400 t
     kbh = render_report(ReportInput(offline_facts, NOW.date(), "x", "101"))
     assert kbh.split("<h2>Rettelser</h2>", 1)[1].count("<tr>") == 1 + 1
+
+
+def test_a_target_revised_in_between_is_not_blamed_on_a_restatement(
+    engine: Engine,
+) -> None:
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("co2_account", co2_event("101", year, "energy", tonnes, "2022-05-01"))
+        for year, tonnes in ((1990, 10_000.0), (2020, 6_000.0), (2021, 5_800.0))
+    ]
+    events += [
+        ("target", target_event("kbh-2030", scope="101", reduction_pct=40)),
+        # Revised to a much harder target before the restatement arrives.
+        (
+            "target",
+            target_event(
+                "kbh-2030",
+                2,
+                scope="101",
+                reduction_pct=90,
+                reported_at="2024-03-01T00:00:00+00:00",
+            ),
+        ),
+        # 2021 restated by a hair: the forecast moves, the status does not.
+        ("co2_account", co2_event("101", 2021, "energy", 5_810.0, "2024-05-01")),
+    ]
+    fold, _ = through_fold(events, NOW)
+    since, until = date(2024, 1, 1), date(2024, 12, 31)
+    offline = audit(fold.facts(), since, until, "101")
+    through_database(engine, events, NOW)
+    stored = database_audit(
+        engine.url.render_as_string(hide_password=False), since, until, "101"
+    )
+    assert stored.as_json() == offline.as_json()
+    [change] = offline.targets
+    assert change.before.version == change.after.version == 2
+    assert change.before.status == change.after.status
+    assert change.summary().startswith("2021 restated by +0.2 %: forecast ")
+    assert "status" not in change.summary()
