@@ -251,3 +251,54 @@ def test_a_target_revised_in_between_is_not_blamed_on_a_restatement(
     assert change.before.status == change.after.status
     assert change.summary().startswith("2021 restated by +0.2 %: forecast ")
     assert "status" not in change.summary()
+
+
+def test_restated_at_is_shown_and_stored_in_utc(engine: Engine, tmp_path: Path) -> None:
+    first = co2_event("101", 2022, "energy", 100.0, "2023-05-01")
+    # Reported in Danish summer time, and a vintage (Danish midnight) later
+    # than the report of the next one: neither offset may show through.
+    later = co2_event(
+        "101",
+        2022,
+        "energy",
+        120.0,
+        "2024-05-01",
+        reported_at="2024-05-01T09:00:00+02:00",
+    )
+    early = co2_event(
+        "147", 2022, "energy", 50.0, "2024-05-01", reported_at="2024-04-30T21:00:00Z"
+    )
+    events = [
+        ("co2_account", first),
+        ("co2_account", later),
+        ("co2_account", co2_event("147", 2022, "energy", 40.0, "2023-05-01")),
+        ("co2_account", early),
+    ]
+    fold, _ = through_fold(events, NOW)
+    result = audit(fold.facts(), date(2024, 1, 1), NOW.date()).as_json()
+    assert sorted(r["restated_at"] for r in result["restatements"]) == [
+        "2024-04-30T22:00:00+00:00",  # the vintage began at Danish midnight
+        "2024-05-01T07:00:00+00:00",
+    ]
+    through_database(engine, events, NOW)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET TIME ZONE 'Europe/Copenhagen'")
+        stored = [
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT restated_at AT TIME ZONE 'UTC' FROM board.restatements "
+                "ORDER BY 1"
+            )
+        ]
+    assert [s.isoformat() for s in stored] == [
+        "2024-04-30T22:00:00",
+        "2024-05-01T07:00:00",
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for _, e in events), encoding="utf-8")
+    table = CliRunner().invoke(
+        app, ["changes", "--offline", str(path), "--since", "2024-01-01"]
+    )
+    assert table.exit_code == 0, table.output
+    assert "2024-04-30 22:00Z" in table.stdout
+    assert "2024-05-01 07:00Z" in table.stdout

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from klimapuls.core.accounts import current_figures
@@ -88,6 +88,7 @@ class Restatement:
     fleet figures); `sector` the CO2 sector, the fleet measure or the mode;
     `detail` what was restated within it (the fleet unit, the counting
     site); `regional` whether it counts for the region's series (`1084`).
+    `restated_at` is always in UTC, whatever offset the report came with.
     """
 
     family: str
@@ -105,6 +106,13 @@ class Restatement:
     period: str = ""
     detail: str = ""
     regional: bool = True
+
+    def __post_init__(self) -> None:
+        # One clock for every reader: a report's own offset, or Danish time
+        # for a vintage, must not show through (printed and stored in UTC).
+        if self.restated_at.utcoffset() is None:
+            raise ValueError("restated_at must be an aware datetime")
+        object.__setattr__(self, "restated_at", self.restated_at.astimezone(UTC))
 
     @property
     def change_pct(self) -> float | None:
