@@ -30,11 +30,11 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
+from klimapuls.cli.common import offline_lines
 from klimapuls.core.alert_offline import OfflineAlerts, alert_json
 from klimapuls.core.alert_state import Alert, Contact, contact, parse_contacts
 from klimapuls.core.alerting import CONTACT_TOPICS, AlertRules, producer_of
 from klimapuls.core.errors import KlimapulsError
-from klimapuls.core.fold import read_jsonl
 from klimapuls.core.identity import Verdict
 from klimapuls.settings import Settings
 from klimapuls.storage import alerts as alert_store
@@ -72,8 +72,7 @@ def offline_alerts(
     offline = OfflineAlerts(rules, now)
     issues: list[str] = []
     for path in files:
-        raw = path.read_text(encoding="utf-8-sig").splitlines()
-        for line in read_jsonl(raw):
+        for line in offline_lines(path):
             error = line.error
             verdict = None
             if error is None and line.kind is not None and line.event is not None:
@@ -81,7 +80,7 @@ def offline_alerts(
                 verdict = judgement.verdict
                 if verdict is Verdict.REJECTED:
                     error = judgement.error
-            offline.count(producer_of(raw[line.number - 1]), verdict)
+            offline.count(producer_of(line.raw), verdict)
             if error is not None:
                 issues.extend(
                     f"{path}:{line.number}: {i.field}: {i.reason}" for i in error.issues

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -29,8 +29,13 @@ from rich.markup import escape
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from klimapuls.core.errors import ConfigurationError, KlimapulsError
-from klimapuls.core.fold import EventFold, read_jsonl
+from klimapuls.core.errors import (
+    ConfigurationError,
+    EventValidationError,
+    FieldIssue,
+    KlimapulsError,
+)
+from klimapuls.core.fold import EventFold, InputLine, read_jsonl, read_value
 from klimapuls.core.identity import Verdict
 from klimapuls.core.initiatives import (
     Initiative,
@@ -40,6 +45,7 @@ from klimapuls.core.initiatives import (
 )
 from klimapuls.core.progress import Facts
 from klimapuls.importers.table import text_lines
+from klimapuls.producer.readers import json_text, json_values
 from klimapuls.settings import Settings
 from klimapuls.stack.state import running_stack
 
@@ -56,6 +62,7 @@ __all__ = [
     "escape",
     "json_option",
     "normalize_kind",
+    "offline_lines",
     "parse_day",
     "plural",
     "read_offline",
@@ -172,7 +179,8 @@ def check_database(url: str) -> str:
 OfflineFiles = Annotated[
     list[Path] | None,
     typer.Argument(
-        help="With --offline: JSONL event files (any family, by `schema`).",
+        help="With --offline: event files (any family, by `schema`): JSONL, "
+        "or .json holding one event or a list.",
         show_default=False,
     ),
 ]
@@ -266,6 +274,35 @@ class OfflineReport:
         )
 
 
+def offline_lines(path: Path, now: datetime | None = None) -> Iterator[InputLine]:
+    """The events of an `--offline` file, validated, numbered by line.
+
+    A `.json` file is one JSON document, an event or a list of events (read
+    as `klimapuls produce` reads it); any other file is JSON Lines, one
+    event a line. A line that is not UTF-8 is an error of its own; the rest
+    is still read. Raises `FileEncodingError` for a file that is not text.
+    """
+    data = path.read_bytes()
+    lines = text_lines(data, str(path))
+    for bad in lines:
+        if bad.problem is not None:
+            yield InputLine(
+                bad.number,
+                None,
+                None,
+                EventValidationError([FieldIssue("$", bad.problem)]),
+            )
+    if path.suffix.lower() == ".json":
+        for number, raw, parsed in json_values(json_text(data, str(path))):
+            if isinstance(parsed, EventValidationError):
+                yield InputLine(number, None, None, parsed, raw)
+            else:
+                yield read_value(number, raw, parsed, now)
+        return
+    # Undecodable lines stay as blank ones, so line numbers still match.
+    yield from read_jsonl((t.text or "" for t in lines), now)
+
+
 def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineReport:
     """Fold every valid line of `files` (in order); collect the invalid ones.
 
@@ -276,12 +313,7 @@ def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineR
     issues: list[LineIssue] = []
     events = duplicates = 0
     for path in files:
-        lines = text_lines(path.read_bytes(), str(path))
-        for bad in lines:
-            if bad.problem is not None:
-                issues.append(LineIssue(path, bad.number, "$", bad.problem))
-        # Undecodable lines stay as blank ones, so line numbers still match.
-        for line in read_jsonl((t.text or "" for t in lines), now):
+        for line in offline_lines(path, now):
             error = line.error
             if error is None and line.kind is not None and line.event is not None:
                 judgement = fold.judge(line.kind, line.event)
