@@ -263,3 +263,63 @@ def test_db_upgrade_corrects_the_known_from_date_of_stored_seeds(
     assert stored["region-co2-2030"] == date(1990, 1, 1)
     known = date(2020, 1, 1)
     assert "region-co2-2030" in _by_id(database_rows(engine, known, known))
+
+
+def test_known_on_the_last_date_there_is_is_everything_known(
+    engine: Engine, offline_facts: Facts, tmp_path: Path
+) -> None:
+    through_database(engine, EVENTS, NOW)
+    last = date(9999, 12, 31)
+    everything = _offline(offline_facts, last, NOW.date())
+    assert everything == _offline(offline_facts, NOW.date(), NOW.date())
+    assert json.dumps(database_rows(engine, NOW.date(), last)) == json.dumps(everything)
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({**e, "schema": f"{k}.v1"}) for k, e in EVENTS),
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    LAST = ("--until", "9999-12-31")  # noqa: N806 - a constant of this test
+    for args in (
+        ["progress", "--offline", str(path), "--known-on", "9999-12-31"],
+        ["changes", "--offline", str(path), "--since", "2024-04-30"],
+        ["changes", "--offline", str(path), "--since", "2024-04-30", "--json"],
+        ["changes", "--offline", str(path), "--since", "2024-04-30", *LAST],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_database_that_is_not_migrated_is_one_line(
+    postgres: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import uuid
+
+    import psycopg
+
+    from klimapuls.cli import main
+
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    admin = postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        monkeypatch.setenv("DATABASE_URL", postgres.url(name))
+        for args in (
+            ["progress", "--known-on", "2024-01-01"],
+            ["changes", "--since", "2024-01-01"],
+        ):
+            with pytest.raises(SystemExit) as exited:
+                main(args)
+            out, err = capsys.readouterr()
+            assert exited.value.code == 1, (args, out + err)
+            assert "Traceback" not in out + err
+            assert err.strip().splitlines() == [
+                "error: database is not migrated: run klimapuls db upgrade"
+            ], args
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -168,9 +168,11 @@ def run_changes(
             exit_code = EXIT_INVALID_INPUT
         result = audit(report.facts, since, until, scope)
     else:
+        from klimapuls.cli.common import check_migrated
         from klimapuls.settings import Settings
 
-        result = database_audit(Settings().require_database_url(), since, until, scope)
+        url = check_migrated(Settings().require_database_url())
+        result = database_audit(url, since, until, scope)
     if as_json:
         sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
         sys.stdout.write("\n")

@@ -50,12 +50,14 @@ from klimapuls.settings import Settings
 from klimapuls.stack.state import running_stack
 
 __all__ = [
+    "NOT_MIGRATED",
     "KlimapulsConsole",
     "LineIssue",
     "OfflineFiles",
     "OfflineFlag",
     "OfflineReport",
     "check_database",
+    "check_migrated",
     "check_offline_files",
     "command_settings",
     "date_option",
@@ -170,6 +172,24 @@ def check_database(url: str) -> str:
         raise KlimapulsError(
             f"cannot reach the database at {masked(url)} (DATABASE_URL): {reason}"
         ) from None
+    return url
+
+
+#: What a command that reads the database says when its schema is not current.
+NOT_MIGRATED = "database is not migrated: run klimapuls db upgrade"
+
+
+def check_migrated(url: str) -> str:
+    """`url` once it is reachable and its schema is at head; else one line."""
+    from klimapuls.storage.db import create_db_engine, is_migrated
+
+    engine = create_db_engine(check_database(url))
+    try:
+        migrated = is_migrated(engine)
+    finally:
+        engine.dispose()
+    if not migrated:
+        raise KlimapulsError(NOT_MIGRATED)
     return url
 
 

@@ -145,13 +145,13 @@ def run_progress(
         source = f"{len(files)} file(s), offline"
         err_console.print(report.initiatives_line(), highlight=False, soft_wrap=True)
     else:
-        from klimapuls.cli.common import check_database, command_settings
+        from klimapuls.cli.common import check_migrated, command_settings
         from klimapuls.storage.db import create_db_engine
 
         settings = command_settings()
         if settings.database_url is None:
             raise ConfigurationError(_NO_DATABASE.format(data_dir=settings.data_dir))
-        engine = create_db_engine(check_database(settings.require_database_url()))
+        engine = create_db_engine(check_migrated(settings.require_database_url()))
         try:
             rows = database_rows(engine, as_of, known)
         finally:
