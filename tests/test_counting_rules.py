@@ -342,3 +342,28 @@ def test_the_migration_creates_the_target_series_table_of_the_model(
             },
         )
         assert compare_metadata(context, mine) == []
+
+
+def test_a_bus_under_two_garages_in_two_files_is_counted_as_each_garage_reports(
+    engine: Engine,
+) -> None:
+    # Fleet events carry counts per garage, not bus ids: within one file the
+    # importer sees the ids and refuses the second listing (above); across
+    # two files the counts each garage reports are trusted (README).
+    header = "vognnummer,operatør,garage,drivmiddel,kommune,dato\n"
+    ballerup = imported(
+        "fleet-list", header + "1001,Movia,Ballerup,el,Ballerup,2025-04-01\n", T1
+    )
+    gladsaxe = imported(
+        "fleet-list",
+        header + "1001,Movia,Gladsaxe,el,Gladsaxe,2025-04-01\n",
+        T1 + timedelta(hours=1),
+    )
+    assert all("1001" not in str(e) for _, e in ballerup + gladsaxe)  # no bus ids
+    events = ballerup + gladsaxe
+    fold, offline = through_fold(events, NOW)
+    assert offline == [Verdict.NEW, Verdict.NEW]
+    assert through_database(engine, events, NOW) == offline
+    assert database_view(engine) == fold_view(fold)
+    assert sorted(s.garage for s in fold.facts().fleet) == ["Ballerup", "Gladsaxe"]
+    assert sum(s.buses.total for s in fold.facts().fleet) == 2
