@@ -276,3 +276,94 @@ def test_bike_trips_compare_like_with_like_when_a_site_joins_mid_series(
     assert bike["baseline_year"] == 2023 and bike["baseline_value"] == 1200
     assert bike["latest_year"] == 2025
     assert bike["latest_value"] == pytest.approx(1200 * 1260 / 1200 * 1320 / 1260)
+
+
+def test_the_bike_panel_reads_the_comparable_series_its_owner_keeps(
+    engine: Engine,
+) -> None:
+    from sqlalchemy import text
+
+    from klimapuls.boards import all_boards
+    from klimapuls.boards.macros import TimeRange, expand
+    from klimapuls.core.progress import MeasuredSeries, target_series
+    from tests.helpers import rows
+
+    events = (
+        _monthly("old", "147", "bike", 2023, YEAR, 100)
+        + _monthly("old", "147", "bike", 2024, YEAR, 105)
+        + _monthly("new", "147", "bike", 2024, range(7, 13), 1000)
+    )
+    fold, offline = through_fold(events, NOW)
+    assert through_database(engine, events, NOW) == offline
+    core = {
+        (target.target_id, point.year): point.value
+        for target, points in target_series(MeasuredSeries(fold.facts(), NOW.date()))
+        for point in points
+    }
+    stored = {
+        (r["target_id"], r["year"]): r["value"]
+        for r in rows(engine, "SELECT * FROM board.target_series")
+    }
+    assert stored == core  # the one owner keeps what the core measures
+    # 2024 compares the old site only (+5 %), not 1,260 + 6,000 trips.
+    assert stored[("bike-trips-2030", 2024)] == pytest.approx(1200 * 1.05)
+    board = next(b for b in all_boards() if b.uid == "klimapuls-mobility")
+    [query] = [q for q in board.queries if q.panel_title.startswith("Cykelture pr. år")]
+    assert "board.target_series" in query.raw_sql
+    with engine.connect() as conn:
+        shown = conn.execute(
+            text(expand(query.raw_sql, TimeRange.of(board.json, NOW), {}))
+        ).all()
+    assert {r[0].year: r[1] for r in shown if r[1] is not None} == {
+        2023: pytest.approx(1200),
+        2024: pytest.approx(1260),
+    }
+
+
+def test_the_migration_creates_the_target_series_table_of_the_model(
+    engine: Engine,
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData
+
+    from klimapuls.storage.models import TargetSeriesRow
+
+    mine = MetaData()
+    TargetSeriesRow.__table__.to_metadata(mine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_name": lambda name, kind, _parent: (
+                    kind != "table" or name in mine.tables
+                ),
+                "compare_server_default": True,
+            },
+        )
+        assert compare_metadata(context, mine) == []
+
+
+def test_a_bus_under_two_garages_in_two_files_is_counted_as_each_garage_reports(
+    engine: Engine,
+) -> None:
+    # Fleet events carry counts per garage, not bus ids: within one file the
+    # importer sees the ids and refuses the second listing (above); across
+    # two files the counts each garage reports are trusted (README).
+    header = "vognnummer,operatør,garage,drivmiddel,kommune,dato\n"
+    ballerup = imported(
+        "fleet-list", header + "1001,Movia,Ballerup,el,Ballerup,2025-04-01\n", T1
+    )
+    gladsaxe = imported(
+        "fleet-list",
+        header + "1001,Movia,Gladsaxe,el,Gladsaxe,2025-04-01\n",
+        T1 + timedelta(hours=1),
+    )
+    assert all("1001" not in str(e) for _, e in ballerup + gladsaxe)  # no bus ids
+    events = ballerup + gladsaxe
+    fold, offline = through_fold(events, NOW)
+    assert offline == [Verdict.NEW, Verdict.NEW]
+    assert through_database(engine, events, NOW) == offline
+    assert database_view(engine) == fold_view(fold)
+    assert sorted(s.garage for s in fold.facts().fleet) == ["Ballerup", "Gladsaxe"]
+    assert sum(s.buses.total for s in fold.facts().fleet) == 2

@@ -166,9 +166,9 @@ def test_what_was_known_is_what_was_reported_by_the_end_of_the_day(
     def on(known: date, as_of: date | None = None) -> dict[str, dict[str, Any]]:
         return _by_id(_offline(offline_facts, known, as_of or known))
 
-    # Targets: nothing was known before the seed targets were recorded, and
-    # the revision of kbh-2030 counts from the day it was reported.
-    assert on(date(2023, 12, 31)) == {}
+    # Targets: the seed targets are known from their adoption, kbh-2030 from
+    # the day it was reported, and its revision from the day of the revision.
+    assert "kbh-2030" not in on(date(2023, 12, 31))
     assert on(date(2024, 5, 1))["kbh-2030"]["version"] == 1
     assert on(date(2025, 2, 1))["kbh-2030"]["version"] == 2
     # Accounts: the 2021 restatement (vintage 2024-05-01) is unknown the day
@@ -227,3 +227,99 @@ def test_the_cli_combines_known_on_and_as_of_offline(tmp_path: Path) -> None:
     assert (second["version"], second["as_of"]) == (2, "2024-06-01")
     bad = runner.invoke(app, [*args, "--known-on", "June"])
     assert bad.exit_code == 2 and "--known-on" in bad.output
+
+
+def test_seed_targets_are_known_from_their_adoption_not_from_the_seeding(
+    engine: Engine, offline_facts: Facts
+) -> None:
+    for known in (date(2015, 12, 31), date(2020, 1, 1)):
+        database = _by_id(database_rows(engine, known, known))
+        offline = _by_id(_offline(offline_facts, known, known))
+        assert database.keys() == offline.keys(), known
+    assert "region-co2-2030" in offline  # known since 1990
+    assert "movia-fossil-free-2030" in offline  # Movia's traffic plan, 2016
+    early = _by_id(_offline(offline_facts, date(2015, 12, 31), date(2015, 12, 31)))
+    assert "region-co2-2030" in early
+    assert "movia-fossil-free-2030" not in early
+
+
+def test_db_upgrade_corrects_the_known_from_date_of_stored_seeds(
+    engine: Engine,
+) -> None:
+    from klimapuls.storage import seed_reference_data
+    from tests.helpers import rows
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE target_version SET reported_at = '2024-01-01T00:00:00Z' "
+            "WHERE producer = 'klimapuls-seed'"
+        )
+    assert seed_reference_data(engine) == 0  # no new version, only the dates
+    stored = {
+        r["target_id"]: r["reported_at"].astimezone(UTC).date()
+        for r in rows(engine, "SELECT * FROM target_version")
+    }
+    assert stored["movia-fossil-free-2030"] == date(2016, 1, 1)
+    assert stored["region-co2-2030"] == date(1990, 1, 1)
+    known = date(2020, 1, 1)
+    assert "region-co2-2030" in _by_id(database_rows(engine, known, known))
+
+
+def test_known_on_the_last_date_there_is_is_everything_known(
+    engine: Engine, offline_facts: Facts, tmp_path: Path
+) -> None:
+    through_database(engine, EVENTS, NOW)
+    last = date(9999, 12, 31)
+    everything = _offline(offline_facts, last, NOW.date())
+    assert everything == _offline(offline_facts, NOW.date(), NOW.date())
+    assert json.dumps(database_rows(engine, NOW.date(), last)) == json.dumps(everything)
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({**e, "schema": f"{k}.v1"}) for k, e in EVENTS),
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    LAST = ("--until", "9999-12-31")  # noqa: N806 - a constant of this test
+    for args in (
+        ["progress", "--offline", str(path), "--known-on", "9999-12-31"],
+        ["changes", "--offline", str(path), "--since", "2024-04-30"],
+        ["changes", "--offline", str(path), "--since", "2024-04-30", "--json"],
+        ["changes", "--offline", str(path), "--since", "2024-04-30", *LAST],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_database_that_is_not_migrated_is_one_line(
+    postgres: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import uuid
+
+    import psycopg
+
+    from klimapuls.cli import main
+
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    admin = postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        monkeypatch.setenv("DATABASE_URL", postgres.url(name))
+        for args in (
+            ["progress", "--known-on", "2024-01-01"],
+            ["changes", "--since", "2024-01-01"],
+        ):
+            with pytest.raises(SystemExit) as exited:
+                main(args)
+            out, err = capsys.readouterr()
+            assert exited.value.code == 1, (args, out + err)
+            assert "Traceback" not in out + err
+            assert err.strip().splitlines() == [
+                "error: database is not migrated: run klimapuls db upgrade"
+            ], args
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

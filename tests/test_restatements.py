@@ -20,7 +20,7 @@ from klimapuls.cli import app
 from klimapuls.cli.changes import database_audit
 from klimapuls.core.progress import Facts
 from klimapuls.core.restatements import all_restatements, audit
-from tests.helpers import co2_event, rows
+from tests.helpers import co2_event, rows, target_event
 from tests.parity import through_database, through_fold
 from tests.test_known_on import EVENTS
 
@@ -184,3 +184,121 @@ def test_a_subsector_first_reported_completes_a_figure_and_restates_nothing() ->
     )
     [only] = all_restatements(fold.facts())
     assert (only.old_value, only.new_value) == (100.0, 104.0)
+
+
+def test_the_operations_board_and_the_report_show_the_restatements(
+    engine: Engine, offline_facts: Facts
+) -> None:
+    from sqlalchemy import text
+
+    from klimapuls.boards import all_boards
+    from klimapuls.boards.macros import TimeRange, expand
+    from klimapuls.report import ReportInput, render_report
+
+    through_database(engine, EVENTS, NOW)
+    board = next(b for b in all_boards() if b.uid == "klimapuls-operations")
+    [query] = [q for q in board.queries if q.panel_title == "Rettelser"]
+    assert "FROM board.restatements" in query.raw_sql
+    with engine.connect() as conn:
+        shown = conn.execute(
+            text(expand(query.raw_sql, TimeRange.of(board.json, NOW), {}))
+        ).all()
+    core = all_restatements(offline_facts)
+    assert sorted((r[0], r[2], r[7]) for r in shown) == sorted(
+        (r.restated_at, r.scope, r.new_value) for r in core
+    )
+    page = render_report(ReportInput(offline_facts, NOW.date(), "x"))
+    section = page.split("<h2>Rettelser</h2>", 1)[1]
+    assert section.count("<tr>") == 1 + len(core)  # the head, then each one
+    assert "7.400 t" in section and "+23,3 %" in section  # 6.000 t -> 7.400 t
+    kbh = render_report(ReportInput(offline_facts, NOW.date(), "x", "101"))
+    assert kbh.split("<h2>Rettelser</h2>", 1)[1].count("<tr>") == 1 + 1
+
+
+def test_a_target_revised_in_between_is_not_blamed_on_a_restatement(
+    engine: Engine,
+) -> None:
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("co2_account", co2_event("101", year, "energy", tonnes, "2022-05-01"))
+        for year, tonnes in ((1990, 10_000.0), (2020, 6_000.0), (2021, 5_800.0))
+    ]
+    events += [
+        ("target", target_event("kbh-2030", scope="101", reduction_pct=40)),
+        # Revised to a much harder target before the restatement arrives.
+        (
+            "target",
+            target_event(
+                "kbh-2030",
+                2,
+                scope="101",
+                reduction_pct=90,
+                reported_at="2024-03-01T00:00:00+00:00",
+            ),
+        ),
+        # 2021 restated by a hair: the forecast moves, the status does not.
+        ("co2_account", co2_event("101", 2021, "energy", 5_810.0, "2024-05-01")),
+    ]
+    fold, _ = through_fold(events, NOW)
+    since, until = date(2024, 1, 1), date(2024, 12, 31)
+    offline = audit(fold.facts(), since, until, "101")
+    through_database(engine, events, NOW)
+    stored = database_audit(
+        engine.url.render_as_string(hide_password=False), since, until, "101"
+    )
+    assert stored.as_json() == offline.as_json()
+    [change] = offline.targets
+    assert change.before.version == change.after.version == 2
+    assert change.before.status == change.after.status
+    assert change.summary().startswith("2021 restated by +0.2 %: forecast ")
+    assert "status" not in change.summary()
+
+
+def test_restated_at_is_shown_and_stored_in_utc(engine: Engine, tmp_path: Path) -> None:
+    first = co2_event("101", 2022, "energy", 100.0, "2023-05-01")
+    # Reported in Danish summer time, and a vintage (Danish midnight) later
+    # than the report of the next one: neither offset may show through.
+    later = co2_event(
+        "101",
+        2022,
+        "energy",
+        120.0,
+        "2024-05-01",
+        reported_at="2024-05-01T09:00:00+02:00",
+    )
+    early = co2_event(
+        "147", 2022, "energy", 50.0, "2024-05-01", reported_at="2024-04-30T21:00:00Z"
+    )
+    events = [
+        ("co2_account", first),
+        ("co2_account", later),
+        ("co2_account", co2_event("147", 2022, "energy", 40.0, "2023-05-01")),
+        ("co2_account", early),
+    ]
+    fold, _ = through_fold(events, NOW)
+    result = audit(fold.facts(), date(2024, 1, 1), NOW.date()).as_json()
+    assert sorted(r["restated_at"] for r in result["restatements"]) == [
+        "2024-04-30T22:00:00+00:00",  # the vintage began at Danish midnight
+        "2024-05-01T07:00:00+00:00",
+    ]
+    through_database(engine, events, NOW)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET TIME ZONE 'Europe/Copenhagen'")
+        stored = [
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT restated_at AT TIME ZONE 'UTC' FROM board.restatements "
+                "ORDER BY 1"
+            )
+        ]
+    assert [s.isoformat() for s in stored] == [
+        "2024-04-30T22:00:00",
+        "2024-05-01T07:00:00",
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for _, e in events), encoding="utf-8")
+    table = CliRunner().invoke(
+        app, ["changes", "--offline", str(path), "--since", "2024-01-01"]
+    )
+    assert table.exit_code == 0, table.output
+    assert "2024-04-30 22:00Z" in table.stdout
+    assert "2024-05-01 07:00Z" in table.stdout

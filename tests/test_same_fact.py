@@ -197,6 +197,13 @@ SEQUENCES: dict[str, list[Event]] = {
         ),
         ("target", target_event("region-co2-2030", 2, reduction_pct=90)),
     ],
+    "numbers by value": [
+        ("co2_account", {**ACCOUNT, "event_id": "whole", "tonnes_co2e": 1100.0}),
+        ("co2_account", {**ACCOUNT, "event_id": "whole", "tonnes_co2e": 1100}),
+        ("co2_account", _resent({**ACCOUNT, "event_id": "n", "tonnes_co2e": 7})),
+        ("co2_account", {**ACCOUNT, "event_id": "n", "tonnes_co2e": 7.0}),
+        ("co2_account", {**ACCOUNT, "event_id": "n", "tonnes_co2e": 7.5}),
+    ],
     "identical re-declarations": [
         ("target", {**SEED, "event_id": "again", "producer": "region-hovedstaden"}),
         ("target", {**SEED, "reduction_pct": 85.0, "event_id": "as-float"}),
@@ -287,3 +294,42 @@ def test_files_and_database_judge_every_event_alike_and_agree_on_progress(
 def test_the_sequences_cover_every_verdict() -> None:
     seen = {v for events in SEQUENCES.values() for v, _ in _offline(events)[0]}
     assert seen == set(Verdict)
+
+
+def test_1100_and_1100_0_are_the_same_content() -> None:
+    from klimapuls.core.identity import content_digest
+
+    assert content_digest({**ACCOUNT, "tonnes_co2e": 1100}) == content_digest(
+        {**ACCOUNT, "tonnes_co2e": 1100.0}
+    )
+    assert content_digest({**ACCOUNT, "tonnes_co2e": 1100}) != content_digest(
+        {**ACCOUNT, "tonnes_co2e": 1100.5}
+    )
+
+
+def test_a_row_stored_before_numbers_counted_by_value_stays_a_duplicate(
+    engine: Engine,
+) -> None:
+    from klimapuls.core.identity import legacy_digest
+
+    event = {**ACCOUNT, "event_id": "old-row", "tonnes_co2e": 1100.0}
+    _database(engine, [("co2_account", event)], 1)
+    # As an earlier release stored it: the digest of the float as written.
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE co2_account SET payload_sha256 = %(d)s WHERE event_id = 'old-row'",
+            {"d": legacy_digest(event)},
+        )
+    verdicts, _ = _database(engine, [("co2_account", _resent(event))], 1)
+    assert verdicts == [(Verdict.DUPLICATE, None)]
+
+
+def test_a_whole_number_re_sent_as_int_or_float_is_a_duplicate() -> None:
+    verdicts = [v for v, _ in _offline(SEQUENCES["numbers by value"])[0]]
+    assert verdicts == [
+        Verdict.NEW,
+        Verdict.DUPLICATE,  # 1100.0 stored, 1100 re-sent
+        Verdict.NEW,
+        Verdict.DUPLICATE,  # 7 stored, 7.0 re-sent
+        Verdict.REJECTED,  # 7.5 is another figure under a used id
+    ]

@@ -142,12 +142,12 @@ ORDER BY count(*) DESC, tovholder LIMIT 20""",
 
 
 def operations() -> Board:
-    """Is the platform healthy: dead letters, freshness, status changes, alerts."""
+    """Is the platform healthy: dead letters, freshness, restatements, alerts."""
     board = BoardBuilder(
         "klimapuls-operations",
         "Klimapuls — drift",
         "Afviste hændelser pr. producent og årsag, datafriskhed pr. feed, "
-        "statusskift og sendte varsler.",
+        "statusskift, rettelser og sendte varsler.",
         ["drift"],
         time_from="now-1y",
         time_to="now",
@@ -273,6 +273,41 @@ FROM board.status_changes ORDER BY changed_at DESC, id DESC LIMIT 100""",
             )
         ],
         status_column="Status",
+    )
+    board.table(
+        "Rettelser",
+        "Hvilke tal er rettet efter at være indberettet: gammel og ny værdi, "
+        "vintage og producent (nyeste først; tidspunkter i UTC). Samme liste "
+        "som `klimapuls changes` og rapportens afsnit om rettelser.",
+        [
+            Sql(
+                """
+SELECT restated_at AS "Rettet", family AS "Familie", scope AS "Område",
+       period AS "Periode", sector AS "Tal",
+       detail AS "Detalje", old_value AS "Før", new_value AS "Efter",
+       round(change_pct::numeric, 1) AS "Ændring (%)",
+       old_vintage AS "Vintage før", new_vintage AS "Vintage efter",
+       unit AS "Enhed", producer AS "Producent"
+FROM board.restatements
+ORDER BY restated_at DESC, scope, period, sector, detail LIMIT 200""",
+                columns=(
+                    "Rettet",
+                    "Familie",
+                    "Område",
+                    "Periode",
+                    "Tal",
+                    "Detalje",
+                    "Før",
+                    "Efter",
+                    "Ændring (%)",
+                    "Vintage før",
+                    "Vintage efter",
+                    "Enhed",
+                    "Producent",
+                ),
+            )
+        ],
+        width=24,
     )
     board.table(
         "Sendte varsler",

@@ -30,14 +30,13 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
-from klimapuls.cli.common import command_settings
+from klimapuls.cli.common import command_settings, offline_lines
 from klimapuls.core.alert_offline import OfflineAlerts, alert_json
 from klimapuls.core.alert_state import Alert, Contact, contact, parse_contacts
 from klimapuls.core.alerting import CONTACT_TOPICS, AlertRules, producer_of
 from klimapuls.core.errors import KlimapulsError
-from klimapuls.core.fold import read_jsonl
 from klimapuls.core.identity import Verdict
-from klimapuls.importers.table import FileEncodingError, text_lines
+from klimapuls.importers.table import FileEncodingError
 from klimapuls.settings import load_settings
 from klimapuls.storage import alerts as alert_store
 from klimapuls.storage import contacts as contact_store
@@ -93,14 +92,7 @@ def offline_alerts(
     offline = OfflineAlerts(rules, now)
     issues: list[str] = []
     for path in files:
-        # Binary data is a `FileEncodingError` naming the file; a line that is
-        # not UTF-8 is an issue naming the file, the line and the byte.
-        decoded = text_lines(path.read_bytes(), str(path))
-        issues.extend(
-            f"{path}:{t.number}: {t.problem}" for t in decoded if t.problem is not None
-        )
-        raw = [t.text or "" for t in decoded]
-        for line in read_jsonl(raw):
+        for line in offline_lines(path):
             error = line.error
             verdict = None
             if error is None and line.kind is not None and line.event is not None:
@@ -108,7 +100,7 @@ def offline_alerts(
                 verdict = judgement.verdict
                 if verdict is Verdict.REJECTED:
                     error = judgement.error
-            offline.count(producer_of(raw[line.number - 1]), verdict)
+            offline.count(producer_of(line.raw), verdict)
             if error is not None:
                 issues.extend(
                     f"{path}:{line.number}: {i.field}: {i.reason}" for i in error.issues

@@ -79,7 +79,7 @@ def _restatement_table(result: Audit) -> Table:
         f"(up to {result.until.isoformat()})",
         title_justify="left",
     )
-    for name in ("restated", "figure", "scope", "year", "old", "new", "change"):
+    for name in ("restated (UTC)", "figure", "scope", "year", "old", "new", "change"):
         table.add_column(name, justify="right" if name in ("old", "new") else "left")
     table.add_column("vintage")
     table.add_column("producer")
@@ -92,7 +92,7 @@ def _restatement_table(result: Audit) -> Table:
             else str(r.new_vintage or "")
         )
         table.add_row(
-            r.restated_at.date().isoformat(),
+            f"{r.restated_at:%Y-%m-%d %H:%M}Z",
             f"{r.family.split('_')[0]}: {what}",
             r.scope,
             r.period or str(r.year),
@@ -168,9 +168,11 @@ def run_changes(
             exit_code = EXIT_INVALID_INPUT
         result = audit(report.facts, since, until, scope)
     else:
+        from klimapuls.cli.common import check_migrated
         from klimapuls.settings import Settings
 
-        result = database_audit(Settings().require_database_url(), since, until, scope)
+        url = check_migrated(Settings().require_database_url())
+        result = database_audit(url, since, until, scope)
     if as_json:
         sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
         sys.stdout.write("\n")

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -30,8 +30,13 @@ from rich.markup import escape
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from klimapuls.core.errors import ConfigurationError, KlimapulsError
-from klimapuls.core.fold import EventFold, read_jsonl
+from klimapuls.core.errors import (
+    ConfigurationError,
+    EventValidationError,
+    FieldIssue,
+    KlimapulsError,
+)
+from klimapuls.core.fold import EventFold, InputLine, read_jsonl, read_value
 from klimapuls.core.identity import Verdict
 from klimapuls.core.initiatives import (
     Initiative,
@@ -41,10 +46,12 @@ from klimapuls.core.initiatives import (
 )
 from klimapuls.core.progress import Facts
 from klimapuls.importers.table import text_lines
+from klimapuls.producer.readers import json_text, json_values
 from klimapuls.settings import Settings, load_settings
 from klimapuls.stack.state import running_stack
 
 __all__ = [
+    "NOT_MIGRATED",
     "KlimapulsConsole",
     "LineIssue",
     "OfflineFiles",
@@ -52,12 +59,14 @@ __all__ = [
     "OfflineReport",
     "OptionError",
     "check_database",
+    "check_migrated",
     "check_offline_files",
     "command_settings",
     "date_option",
     "escape",
     "json_option",
     "normalize_kind",
+    "offline_lines",
     "parse_database_url",
     "parse_day",
     "plural",
@@ -196,13 +205,32 @@ def check_database(url: str) -> str:
     return url
 
 
+#: What a command that reads the database says when its schema is not current.
+NOT_MIGRATED = "database is not migrated: run klimapuls db upgrade"
+
+
+def check_migrated(url: str) -> str:
+    """`url` once it is reachable and its schema is at head; else one line."""
+    from klimapuls.storage.db import create_db_engine, is_migrated
+
+    engine = create_db_engine(check_database(url))
+    try:
+        migrated = is_migrated(engine)
+    finally:
+        engine.dispose()
+    if not migrated:
+        raise KlimapulsError(NOT_MIGRATED)
+    return url
+
+
 # -- commands that read the database or, with --offline, JSONL files --------
 
 #: `FILE...`: the JSONL event files read with `--offline`.
 OfflineFiles = Annotated[
     list[Path] | None,
     typer.Argument(
-        help="With --offline: JSONL event files (any family, by `schema`).",
+        help="With --offline: event files (any family, by `schema`): JSONL, "
+        "or .json holding one event or a list.",
         show_default=False,
     ),
 ]
@@ -296,6 +324,35 @@ class OfflineReport:
         )
 
 
+def offline_lines(path: Path, now: datetime | None = None) -> Iterator[InputLine]:
+    """The events of an `--offline` file, validated, numbered by line.
+
+    A `.json` file is one JSON document, an event or a list of events (read
+    as `klimapuls produce` reads it); any other file is JSON Lines, one
+    event a line. A line that is not UTF-8 is an error of its own; the rest
+    is still read. Raises `FileEncodingError` for a file that is not text.
+    """
+    data = path.read_bytes()
+    lines = text_lines(data, str(path))
+    for bad in lines:
+        if bad.problem is not None:
+            yield InputLine(
+                bad.number,
+                None,
+                None,
+                EventValidationError([FieldIssue("$", bad.problem)]),
+            )
+    if path.suffix.lower() == ".json":
+        for number, raw, parsed in json_values(json_text(data, str(path))):
+            if isinstance(parsed, EventValidationError):
+                yield InputLine(number, None, None, parsed, raw)
+            else:
+                yield read_value(number, raw, parsed, now)
+        return
+    # Undecodable lines stay as blank ones, so line numbers still match.
+    yield from read_jsonl((t.text or "" for t in lines), now)
+
+
 def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineReport:
     """Fold every valid line of `files` (in order); collect the invalid ones.
 
@@ -306,12 +363,7 @@ def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineR
     issues: list[LineIssue] = []
     events = duplicates = 0
     for path in files:
-        lines = text_lines(path.read_bytes(), str(path))
-        for bad in lines:
-            if bad.problem is not None:
-                issues.append(LineIssue(path, bad.number, "$", bad.problem))
-        # Undecodable lines stay as blank ones, so line numbers still match.
-        for line in read_jsonl((t.text or "" for t in lines), now):
+        for line in offline_lines(path, now):
             error = line.error
             if error is None and line.kind is not None and line.event is not None:
                 judgement = fold.judge(line.kind, line.event)

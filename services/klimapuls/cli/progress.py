@@ -3,8 +3,9 @@
 Both modes recompute with the same code (`klimapuls.core.progress`): the
 database mode on the facts its services stored (target versions, account
 figures, fleet snapshots, yearly trips), the offline mode on the same facts
-folded in memory from JSONL event files with the same identity rules. So the
-same events give the same numbers, whichever way they are read.
+folded in memory from event files (JSONL, or `.json` documents) with the
+same identity rules. So the same events give the same numbers, whichever way
+they are read.
 `--known-on DATE` first cuts the facts to those known on that date
 (`klimapuls.core.knowledge.known_on`; the database aggregates the counts
 known then), `--as-of DATE` says which years count; they combine.
@@ -144,13 +145,13 @@ def run_progress(
         source = f"{len(files)} file(s), offline"
         err_console.print(report.initiatives_line(), highlight=False, soft_wrap=True)
     else:
-        from klimapuls.cli.common import check_database, command_settings
+        from klimapuls.cli.common import check_migrated, command_settings
         from klimapuls.storage.db import create_db_engine
 
         settings = command_settings()
         if settings.database_url is None:
             raise ConfigurationError(_NO_DATABASE.format(data_dir=settings.data_dir))
-        engine = create_db_engine(check_database(settings.require_database_url()))
+        engine = create_db_engine(check_migrated(settings.require_database_url()))
         try:
             rows = database_rows(engine, as_of, known)
         finally:
@@ -210,8 +211,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show whether every target is on track: status, path, forecast, gap.
 
-        Reads DATABASE_URL, or with --offline the given JSONL files (events of
-        any family; the seed targets are included). Invalid lines are
+        Reads DATABASE_URL, or with --offline the given event files (events of
+        any family; JSONL, or a .json file holding one event or a list; the
+        seed targets are included). Invalid lines are
         reported on stderr (file:line: field: reason) and skipped. Exit codes:
         0 fine, 1 invalid input lines or database trouble, 2 usage error.
         """

@@ -37,7 +37,7 @@ from klimapuls.core.progress import Facts, MobilityYears
 from klimapuls.core.reference import seed_target_events
 from klimapuls.core.validation import EVENT_KINDS, parse_json, preview, validate_event
 
-__all__ = ["EventFold", "InputLine", "kind_of", "read_jsonl"]
+__all__ = ["EventFold", "InputLine", "kind_of", "read_jsonl", "read_value"]
 
 
 @dataclass
@@ -164,6 +164,24 @@ class InputLine:
     kind: str | None
     event: dict[str, Any] | None
     error: EventValidationError | None = None
+    #: The event's text as written (the line, or the value in a `.json` file).
+    raw: str = ""
+
+
+def read_value(
+    number: int, raw: str, parsed: Any, now: datetime | None = None
+) -> InputLine:
+    """Validate one parsed JSON value as an event of the family it names."""
+    try:
+        if not isinstance(parsed, dict):
+            raise EventValidationError(
+                [FieldIssue("$", "each event must be a JSON object")]
+            )
+        kind = kind_of(parsed)
+        event = validate_event(kind, parsed, now=now)
+    except EventValidationError as exc:
+        return InputLine(number, None, None, exc, raw)
+    return InputLine(number, kind, event, None, raw)
 
 
 def read_jsonl(
@@ -179,13 +197,7 @@ def read_jsonl(
             continue
         try:
             parsed = parse_json(raw)
-            if not isinstance(parsed, dict):
-                raise EventValidationError(
-                    [FieldIssue("$", "each line must be a JSON object")]
-                )
-            kind = kind_of(parsed)
-            event = validate_event(kind, parsed, now=now)
         except EventValidationError as exc:
-            yield InputLine(number, None, None, exc)
+            yield InputLine(number, None, None, exc, raw)
             continue
-        yield InputLine(number, kind, event)
+        yield read_value(number, raw, parsed, now)

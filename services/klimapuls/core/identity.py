@@ -4,8 +4,9 @@ Every family but `target` is keyed by `event_id`:
 
 - an id not known yet is a **new** fact;
 - an id known with the same content is a **duplicate** (a replay, a re-send):
-  the content is the whole event except `reported_at`, so the same file sent
-  again, which stamps a new `reported_at`, stores nothing;
+  the content is the whole event except `reported_at`, numbers by value
+  (1100 and 1100.0 are the same), so the same file sent again, which stamps
+  a new `reported_at`, stores nothing;
 - except a **re-send of a superseded fact**: an id known with the same
   content, sent again with a later `reported_at` after another report took
   its place (file A, then B, then A again), is a new report of the old
@@ -65,6 +66,7 @@ __all__ = [
     "content_digest",
     "fact_of",
     "identity_of",
+    "legacy_digest",
     "moved_scope_issue",
     "origin_id",
     "resend_id",
@@ -117,22 +119,67 @@ class Verdict(StrEnum):
     REJECTED = "rejected"
 
 
-def content_digest(event: Mapping[str, Any]) -> str:
-    """Digest of an event's content: everything but `RESEND_FIELDS`.
+def _number(value: Any) -> Any:
+    """A number by its value: an integral float or Decimal as the int it equals."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, int):
+        return value  # exact, however large
+    if isinstance(value, Decimal) and value.is_finite():
+        if value == value.to_integral_value():
+            return int(value)
+    number = float(value)
+    return int(number) if number.is_integer() else number
 
-    The canonical form (sorted keys, no spaces, ASCII) is the one stored in
-    every table's `payload_sha256`, so it must not change.
-    """
-    content = {k: v for k, v in event.items() if k not in RESEND_FIELDS}
+
+def _by_value(value: Any) -> Any:
+    """`value` with every number in it (nested too) as `_number` gives it."""
+    if isinstance(value, Mapping):
+        return {k: _by_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_by_value(v) for v in value]
+    return _number(value)
+
+
+def _has_whole_float(value: Any) -> bool:
+    """Whether `value` holds a float or Decimal that equals an int (1100.0)."""
+    if isinstance(value, Mapping):
+        return any(_has_whole_float(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_whole_float(v) for v in value)
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, Decimal):
+        return value.is_finite() and value == value.to_integral_value()
+    return False
+
+
+def _sha256(content: Mapping[str, Any]) -> str:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        return value
-    number = float(value)
-    return int(number) if number.is_integer() else number
+def content_digest(event: Mapping[str, Any]) -> str:
+    """Digest of an event's content: everything but `RESEND_FIELDS`.
+
+    Numbers count by value: 1100 and 1100.0 are the same content (a producer
+    may write a figure either way), so both hash alike. The canonical form
+    (numbers by value, sorted keys, no spaces, ASCII) is the one stored in
+    every table's `payload_sha256`.
+    """
+    return _sha256(
+        _by_value({k: v for k, v in event.items() if k not in RESEND_FIELDS})
+    )
+
+
+def legacy_digest(event: Mapping[str, Any]) -> str:
+    """The digest rows stored before numbers counted by value carry.
+
+    It differs from `content_digest` only for an event with an integral
+    float (1100.0): such a row, re-sent exactly as it was, is still a
+    duplicate (`Identity.also`).
+    """
+    return _sha256({k: v for k, v in event.items() if k not in RESEND_FIELDS})
 
 
 def _definition_value(definition: Mapping[str, Any], name: str) -> Any:
@@ -219,6 +266,13 @@ class Identity:
     digest: str
     slot: Slot | None = None
     rank: Rank | None = None
+    #: The digest a row stored before numbers counted by value would carry
+    #: for this content, when it differs (`legacy_digest`).
+    also: str | None = None
+
+    def same_content(self, other: Identity) -> bool:
+        """Whether `other` (a known fact) has this content."""
+        return other.digest in (self.digest, self.also)
 
     @property
     def origin(self) -> str:
@@ -233,12 +287,15 @@ def identity_of(kind: str, event: Mapping[str, Any]) -> Identity:
         key = ("target", str(event["target_id"]), str(event["version"]))
         return Identity(key, event_id, target_digest(event))
     fact = fact_of(kind, event)
+    digest = content_digest(event)
+    legacy = legacy_digest(event) if _has_whole_float(event) else digest
     return Identity(
         (kind, event_id),
         event_id,
-        content_digest(event),
+        digest,
         None if fact is None else fact.slot,
         None if fact is None else fact.rank,
+        None if legacy == digest else legacy,
     )
 
 
@@ -330,7 +387,7 @@ class Ledger:
                 self.scopes.setdefault(target_id, scope)
             self.know(identity)
             return Judgement(Verdict.NEW, identity)
-        if known.digest == identity.digest:
+        if identity.same_content(known):
             return self._resent(event, identity)
         return Judgement(Verdict.REJECTED, identity, self._differs(identity, known))
 

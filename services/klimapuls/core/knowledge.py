@@ -19,7 +19,7 @@ which figures were known).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.core.mobility import LOCAL_TIME, restated_counts, site_years
@@ -39,8 +39,18 @@ class KnownOnUnavailableError(KlimapulsError):
     """Facts hold neither the counts nor the trips known on the date asked."""
 
 
+#: The end of the last day a date can name (`date.max`): later than any report.
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
 def known_by(day: date) -> datetime:
-    """The end of `day` in Danish time: what was reported before it was known."""
+    """The end of `day` in Danish time: what was reported before it was known.
+
+    The last date there is (9999-12-31, "everything known") ends at the
+    largest time there is, so a far-future date never overflows.
+    """
+    if day >= date.max - timedelta(days=1):
+        return _END_OF_TIME
     following = day + timedelta(days=1)
     return datetime(following.year, following.month, following.day, tzinfo=LOCAL_TIME)
 

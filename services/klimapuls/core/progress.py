@@ -75,6 +75,7 @@ __all__ = [
     "forecast_moved",
     "series_key",
     "status_changes",
+    "target_series",
     "trajectories",
 ]
 
@@ -201,18 +202,36 @@ class MeasuredSeries:
 
 
 def evaluate_all(
-    facts: Facts, as_of: date, indicators: Collection[str] | None = None
+    facts: Facts,
+    as_of: date,
+    indicators: Collection[str] | None = None,
+    measured: MeasuredSeries | None = None,
 ) -> list[Progress]:
     """Progress of the newest version of every target (of `indicators`, if given).
 
     A target whose series is unknown is evaluated on an empty series, so it
-    shows `no_data` rather than disappearing.
+    shows `no_data` rather than disappearing. `measured` (of the same facts
+    and date) lets a caller share the series with `target_series`.
     """
-    measured = MeasuredSeries(facts, as_of)
+    measured = measured or MeasuredSeries(facts, as_of)
     return [
         evaluate(target, measured.of(target), as_of)
         for target in current_targets(facts.targets)
         if indicators is None or target.indicator in indicators
+    ]
+
+
+def target_series(measured: MeasuredSeries) -> list[tuple[Target, list[YearValue]]]:
+    """Every current target with the yearly values it is measured against.
+
+    These are the values `evaluate_all` judges (bike trips compared like
+    with like, the region's complete years, ...), so a board that shows
+    them needs no rule of its own (the targets service stores them in
+    `target_series`).
+    """
+    return [
+        (target, list(measured.of(target).values()))
+        for target in current_targets(measured.facts.targets)
     ]
 
 

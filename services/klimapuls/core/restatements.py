@@ -20,18 +20,24 @@ figure).
 
 `audit(facts, since, until)` lists the restatements that became known after
 `since` (up to `until`), and every target whose status or forecast differs
-between the facts known on `since` and those known on `until` (both
-evaluated as of `until`, so time alone changes nothing) and whose series a
-listed restatement feeds. Each target change says why, for a notice:
+between the old and the new figures and whose series a listed restatement
+feeds. Each target change says why, for a notice:
 "2021 restated by +4.0 %: status at_risk -> off_track".
+
+The comparison is a counterfactual that holds everything but the restated
+figures fixed (`counterfactual`): both sides are evaluated as of `until`
+with the target versions known on `until`, and on the same figures, except
+that a figure already known on `since` keeps the value it had then on the
+"before" side. So a target revised in between, a year that arrived in
+between, or time passing is never blamed on a restatement.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from klimapuls.core.accounts import current_figures
@@ -70,6 +76,7 @@ __all__ = [
     "TargetChange",
     "all_restatements",
     "audit",
+    "counterfactual",
 ]
 
 
@@ -81,6 +88,7 @@ class Restatement:
     fleet figures); `sector` the CO2 sector, the fleet measure or the mode;
     `detail` what was restated within it (the fleet unit, the counting
     site); `regional` whether it counts for the region's series (`1084`).
+    `restated_at` is always in UTC, whatever offset the report came with.
     """
 
     family: str
@@ -98,6 +106,13 @@ class Restatement:
     period: str = ""
     detail: str = ""
     regional: bool = True
+
+    def __post_init__(self) -> None:
+        # One clock for every reader: a report's own offset, or Danish time
+        # for a vintage, must not show through (printed and stored in UTC).
+        if self.restated_at.utcoffset() is None:
+            raise ValueError("restated_at must be an aware datetime")
+        object.__setattr__(self, "restated_at", self.restated_at.astimezone(UTC))
 
     @property
     def change_pct(self) -> float | None:
@@ -413,6 +428,42 @@ def _changed(before: Progress | None, after: Progress) -> bool:
     )
 
 
+def _kept(old: Iterable[Any], new: Iterable[Any], key: Any) -> tuple[Any, ...]:
+    """`old`, and what of `new` has a key `old` does not know (new figures)."""
+    before = tuple(old)
+    known = {key(item) for item in before}
+    return before + tuple(item for item in new if key(item) not in known)
+
+
+def counterfactual(then: Facts, now: Facts) -> Facts:
+    """`now` with every figure already known in `then` as it was then.
+
+    `then` and `now` are the facts known on two dates (`known_on`). The
+    result has `now`'s target versions and every figure of `now`, but the
+    figures `then` already held keep their old reports: a CO2 figure per
+    (municipality, year, sector, subsector), a fleet snapshot per unit and
+    date, trips per (year, municipality, mode) and bike trips per site.
+    Evaluated as of one date, it differs from `now` only by what was
+    restated in between.
+    """
+    return replace(
+        now,
+        accounts=_kept(then.accounts, now.accounts, lambda a: a.slot[:4]),
+        fleet=_kept(then.fleet, now.fleet, lambda s: s.slot),
+        trips=_kept(
+            then.trips, now.trips, lambda t: (t.year, t.municipality_code, t.mode)
+        ),
+        bike_sites=_kept(
+            then.bike_sites,
+            now.bike_sites,
+            lambda s: (s.year, s.municipality_code, s.site_id, s.mode),
+        ),
+        counts=None,
+        restated_counts=(),
+        known_trips={},
+    )
+
+
 def audit(facts: Facts, since: date, until: date, scope: str | None = None) -> Audit:
     """The restatement audit of `facts` between two dates (see the module).
 
@@ -422,14 +473,16 @@ def audit(facts: Facts, since: date, until: date, scope: str | None = None) -> A
     the region keeps all) and the targets of that scope.
     """
     start, end = known_by(since), known_by(until)
+    now = known_on(facts, until)
     window = tuple(
         r
-        for r in all_restatements(known_on(facts, until))
+        for r in all_restatements(now)
         if start <= r.restated_at < end and _in_scope(r, scope)
     )
-    then = {p.target_id: p for p in evaluate_all(known_on(facts, since), until)}
+    old = counterfactual(known_on(facts, since), now)
+    then = {p.target_id: p for p in evaluate_all(old, until)}
     changes = []
-    for after in evaluate_all(known_on(facts, until), until):
+    for after in evaluate_all(now, until):
         if scope is not None and after.scope != scope:
             continue
         feeding = tuple(r for r in window if r.feeds(after.indicator, after.scope))

@@ -33,6 +33,8 @@ __all__ = [
     "Line",
     "check_file_type",
     "complete_envelope",
+    "json_text",
+    "json_values",
     "read_events",
 ]
 
@@ -178,10 +180,13 @@ def _jsonl_lines(
         yield _event_line(kind, line.number, raw, parsed, producer, now)
 
 
-def _json_document(
-    kind: str, text: str, producer: str, now: datetime
-) -> Iterator[Line]:
-    """One event, a list of events, or events one after another (any layout)."""
+def json_values(text: str) -> Iterator[tuple[int, str, Any]]:
+    """The values of a `.json` document: one, a list, or one after another.
+
+    Yields (line number, text, parsed value), or for text that is not JSON
+    (line number, text, `EventValidationError`) and stops there. `produce`
+    and the `--offline` readers both read `.json` files with it.
+    """
     decoder = json.JSONDecoder()
     position = 0
     in_list = text.lstrip().startswith("[")
@@ -197,14 +202,32 @@ def _json_document(
             parsed, end = decoder.raw_decode(text, position)
         except ValueError as exc:
             error = EventValidationError([FieldIssue("$", f"not valid JSON: {exc}")])
-            yield Line(number, text[position : position + 200], None, error)
+            yield number, text[position : position + 200], error
             return
         except RecursionError:
             error = EventValidationError([FieldIssue("$", "not valid JSON: too deep")])
-            yield Line(number, text[position : position + 200], None, error)
+            yield number, text[position : position + 200], error
             return
-        yield _event_line(kind, number, text[position:end], parsed, producer, now)
+        yield number, text[position:end], parsed
         position = end
+
+
+def json_text(data: bytes, source: str) -> str:
+    """A `.json` file's text (UTF-8; undecodable lines read as blank)."""
+    return "\n".join(
+        line.text if line.text is not None else "" for line in text_lines(data, source)
+    )
+
+
+def _json_document(
+    kind: str, text: str, producer: str, now: datetime
+) -> Iterator[Line]:
+    """One event, a list of events, or events one after another (any layout)."""
+    for number, raw, parsed in json_values(text):
+        if isinstance(parsed, EventValidationError):
+            yield Line(number, raw, None, parsed)
+            return
+        yield _event_line(kind, number, raw, parsed, producer, now)
 
 
 def read_events(kind: str, path: Path, producer: str, now: datetime) -> Iterator[Line]:
@@ -219,10 +242,6 @@ def read_events(kind: str, path: Path, producer: str, now: datetime) -> Iterator
     if suffix == ".csv":
         yield from _csv_lines(kind, decode_table(data, str(path)).text, producer, now)
     elif suffix == ".json":
-        text = "\n".join(
-            line.text if line.text is not None else ""
-            for line in text_lines(data, str(path))
-        )
-        yield from _json_document(kind, text, producer, now)
+        yield from _json_document(kind, json_text(data, str(path)), producer, now)
     else:
         yield from _jsonl_lines(kind, data, str(path), producer, now)

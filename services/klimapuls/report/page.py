@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from html import escape
 from importlib import resources
 
@@ -24,6 +24,7 @@ from klimapuls.core.initiatives import reference_initiatives
 from klimapuls.core.model import REGION_CODE, TONNES_CO2E, Progress
 from klimapuls.core.progress import Facts, MeasuredSeries, evaluate_all
 from klimapuls.core.reference import municipalities
+from klimapuls.core.restatements import Restatement, all_restatements
 from klimapuls.core.targets import trajectory
 from klimapuls.report.svg import Bars, Line, bar_chart, line_chart
 
@@ -251,6 +252,79 @@ def _trips_chart(measured: MeasuredSeries, scope: str, title: str) -> str:
     return bar_chart(title, categories, layers, "år", "talte ture")
 
 
+#: How many restatements the page lists (newest first); the board has all.
+RESTATEMENT_ROWS = 50
+
+
+def _restated_value(value: float, unit: str) -> str:
+    """A figure in full: restatements are often small against the total."""
+    if unit == "%":
+        return f"{value:.1f} %".replace(".", ",")
+    text = f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
+    text = text.replace(",", "_").replace(".", ",").replace("_", ".")
+    return text + (" t" if unit == TONNES_CO2E else "")
+
+
+def _change(pct: float | None) -> str:
+    return "—" if pct is None else f"{pct:+.1f} %".replace(".", ",")
+
+
+def _restatements(facts: Facts, code: str | None) -> str:
+    """The figures later reports changed (as `klimapuls changes` lists them)."""
+    found: list[Restatement] = [
+        r
+        for r in all_restatements(facts)
+        if code is None or code in (r.scope, r.municipality_code)
+    ]
+    if not found:
+        return "<p>Ingen tal er rettet efter indberetningen.</p>"
+    newest = sorted(found, key=lambda r: r.restated_at, reverse=True)
+    body = []
+    for r in newest[:RESTATEMENT_ROWS]:
+        change = r.change_pct
+        vintage = (
+            f"{r.old_vintage} → {r.new_vintage}"
+            if r.old_vintage != r.new_vintage
+            else str(r.new_vintage or "")
+        )
+        what = r.sector + (f" ({r.detail})" if r.detail else "")
+        body.append(
+            "<tr>"
+            f"<td>{r.restated_at.astimezone(UTC).isoformat()}</td>"
+            f"<td>{escape(r.family)}: {escape(what)}</td>"
+            f"<td>{escape(r.scope)}</td><td>{escape(r.period or str(r.year))}</td>"
+            f"<td class='n'>{_restated_value(r.old_value, r.unit)}</td>"
+            f"<td class='n'>{_restated_value(r.new_value, r.unit)}</td>"
+            f"<td class='n'>{_change(change)}</td>"
+            f"<td>{escape(vintage)}</td><td>{escape(r.producer)}</td>"
+            "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "Rettet (UTC)",
+            "Tal",
+            "Område",
+            "Periode",
+            "Før",
+            "Efter",
+            "Ændring",
+            "Vintage",
+            "Producent",
+        )
+    )
+    more = (
+        f"<p>{len(found) - RESTATEMENT_ROWS} ældre rettelser er udeladt; se "
+        "<code>klimapuls changes</code> eller driftsboardet.</p>"
+        if len(found) > RESTATEMENT_ROWS
+        else ""
+    )
+    return (
+        f'<table class="restatements"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>{more}"
+    )
+
+
 def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
 
@@ -299,6 +373,8 @@ def _overview(data: ReportInput, progress: list[Progress]) -> tuple[str, str]:
             "Et år tæller, når alle 12 måneder er talt; foreløbigt til 1. juni "
             "året efter.",
         )
+        + "<h2>Rettelser</h2>"
+        + _restatements(data.facts, None)
     )
     return "Region Hovedstaden — overblik", body
 
@@ -354,6 +430,8 @@ def _municipality(
         )
         + "<h2>Initiativer med kommunen som tovholder</h2>"
         + _initiatives_table(name)
+        + "<h2>Rettelser</h2>"
+        + _restatements(data.facts, code)
     )
     return f"{name} ({code})", body
 

@@ -27,6 +27,7 @@ __all__ = [
     "create_db_engine",
     "has_timescaledb",
     "in_transaction",
+    "is_migrated",
     "migrate",
 ]
 
@@ -126,6 +127,17 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         )
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def is_migrated(engine: Engine) -> bool:
+    """Whether the schema is at the head revision of the shipped migrations."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current == heads
 
 
 def has_timescaledb(engine: Engine) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "EmissionSeriesRow",
     "ScopeRow",
     "TargetProgressRow",
+    "TargetSeriesRow",
     "TargetStatusChangeRow",
     "TargetTrajectoryRow",
     "TargetVersionRow",
@@ -205,6 +206,21 @@ class TargetTrajectoryRow(Base):
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     path_value: Mapped[float] = mapped_column(Double)
+
+
+class TargetSeriesRow(Base):
+    """The value a target's newest version is measured against in one year."""
+
+    __tablename__ = "target_series"
+
+    target_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    indicator: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    value: Mapped[float] = mapped_column(Double)
+    reported: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[int] = mapped_column(Integer)
 
 
 class DeadLetterRow(Base):

@@ -19,10 +19,12 @@ from typing import Any, cast
 from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
+from klimapuls.core.accounts import YearValue
 from klimapuls.core.messages import LastEvaluation, TargetStatusChange
-from klimapuls.core.model import Progress, Status
+from klimapuls.core.model import Progress, Status, Target
 from klimapuls.storage.models import (
     TargetProgressRow,
+    TargetSeriesRow,
     TargetStatusChangeRow,
     TargetTrajectoryRow,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "log_status_changes",
     "progress_rows",
     "write_progress",
+    "write_series",
     "write_trajectories",
 ]
 
@@ -142,6 +145,29 @@ def write_trajectories(
     ]
     if rows:
         conn.execute(insert(TargetTrajectoryRow), rows)
+
+
+def write_series(
+    conn: Connection, series: Sequence[tuple[Target, Sequence[YearValue]]]
+) -> None:
+    """Make `target_series` hold exactly these targets' measured values."""
+    conn.execute(delete(TargetSeriesRow))
+    rows = [
+        {
+            "target_id": target.target_id,
+            "year": point.year,
+            "version": target.version,
+            "indicator": target.indicator,
+            "scope": target.scope,
+            "value": point.value,
+            "reported": point.coverage.reported,
+            "expected": point.coverage.expected,
+        }
+        for target, points in series
+        for point in points
+    ]
+    if rows:
+        conn.execute(insert(TargetSeriesRow), rows)
 
 
 def progress_rows(conn: Connection) -> list[dict[str, Any]]:

@@ -4,7 +4,10 @@
 Scopes are upserted (a renamed scope follows the package's reference data).
 Seed targets are judged and stored like any `target` event: a seed target
 revised in `core/data/targets.json` must take a new version, or seeding stops
-with an error naming it (history is never overwritten).
+with an error naming it (history is never overwritten). A seed target is
+known from its adoption date (its `reported_at`: Movia's fossil-free buses
+from the traffic plan of 2016, the others from 1990, as no adoption date is
+given); seeds stored with another date get this one on every upgrade.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from klimapuls.core.reference import scopes, seed_target_events
 from klimapuls.core.validation import validate_event
 from klimapuls.storage.db import in_transaction
 from klimapuls.storage.models import ScopeRow
-from klimapuls.storage.targets import store_targets
+from klimapuls.storage.targets import correct_known_from, store_targets
 
 __all__ = ["seed_reference_data", "upsert_scopes"]
 
@@ -56,6 +59,8 @@ def seed_reference_data(engine: Engine) -> int:
                 "a new version and event_id): "
                 + ", ".join(j.identity.event_id for j in refused)
             )
+        # Seeds stored before they carried their adoption date get it now.
+        correct_known_from(conn, events)
         return sum(1 for j in judgements if j.verdict is Verdict.NEW)
 
     return in_transaction(engine, work)

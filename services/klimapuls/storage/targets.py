@@ -10,9 +10,10 @@ its target to another scope.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, any_, bindparam, func, or_, select
+from sqlalchemy import Connection, Text, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from klimapuls.core.identity import Identity, Judgement, Ledger, Verdict
@@ -21,6 +22,7 @@ from klimapuls.storage.events import exact
 from klimapuls.storage.models import TargetVersionRow
 
 __all__ = [
+    "correct_known_from",
     "current_targets",
     "store_targets",
     "target_history",
@@ -89,6 +91,31 @@ def store_targets(
     if rows:
         conn.execute(insert(TargetVersionRow).on_conflict_do_nothing(), rows)
     return judgements
+
+
+def correct_known_from(conn: Connection, events: Sequence[dict[str, Any]]) -> int:
+    """Set the `reported_at` of stored seed versions to that of `events`.
+
+    A seed target is known from its adoption date (`core/data/targets.json`),
+    not from the day it was first seeded; versions stored by an older seed
+    keep their definition (a duplicate) but get the corrected date. Only
+    rows stored under the seed's own event id and producer change. Returns
+    the rows corrected.
+    """
+    t = TargetVersionRow
+    corrected = 0
+    for event in events:
+        result = conn.execute(
+            update(t)
+            .where(
+                t.event_id == event["event_id"],
+                t.producer == event["producer"],
+                t.reported_at != datetime.fromisoformat(event["reported_at"]),
+            )
+            .values(reported_at=event["reported_at"])
+        )
+        corrected += result.rowcount
+    return corrected
 
 
 def _target(row: TargetVersionRow) -> Target:

@@ -29,7 +29,13 @@ from sqlalchemy import Connection, Engine
 
 from klimapuls.core.batch import BatchResult, Incoming, decode_batch
 from klimapuls.core.messages import TargetStatusChange
-from klimapuls.core.progress import evaluate_all, status_changes, trajectories
+from klimapuls.core.progress import (
+    MeasuredSeries,
+    evaluate_all,
+    status_changes,
+    target_series,
+    trajectories,
+)
 from klimapuls.core.restatements import all_restatements
 from klimapuls.storage import progress, restatements, targets
 from klimapuls.storage.db import in_transaction
@@ -45,15 +51,18 @@ SERIES_CHANGE = "series_change"
 def recompute(conn: Connection, now: datetime) -> list[TargetStatusChange]:
     """Evaluate every target on the stored facts as of `now`; log changes.
 
-    Load (storage) -> evaluate (core) -> write (storage). The restatement
-    log is rewritten from the same facts.
+    Load (storage) -> evaluate (core) -> write (storage). The measured
+    series (`target_series`) and the restatement log are rewritten from the
+    same facts.
     """
     progress.lock_progress(conn)
     facts, last = load_facts(conn), progress.last_statuses(conn)
-    evaluated = evaluate_all(facts, now.date())
+    measured = MeasuredSeries(facts, now.date())
+    evaluated = evaluate_all(facts, now.date(), measured=measured)
     changes, paths = status_changes(last, evaluated, now), trajectories(evaluated)
     progress.write_progress(conn, evaluated, now)
     progress.write_trajectories(conn, paths)
+    progress.write_series(conn, target_series(measured))
     restatements.write_restatements(conn, all_restatements(facts))
     return progress.log_status_changes(conn, changes)
 
