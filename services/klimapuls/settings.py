@@ -13,9 +13,10 @@ Variables (the README has the same list):
   `klimapuls up` starts an embedded PostgreSQL when it is unset.
 - `GRAFANA_URL`, `GRAFANA_TOKEN` (or `GRAFANA_USER` / `GRAFANA_PASSWORD`): a
   Grafana for `klimapuls grafana provision` / `push`.
-- `GRAFANA_DATASOURCE_PASSWORD`: the password of the database user Grafana's
-  PostgreSQL datasource reads `board.*` with (provisioning file and
-  `klimapuls grafana provision`).
+- `GRAFANA_DB_PASSWORD`: the password of `klimapuls_grafana`, the read-only
+  database role Grafana's PostgreSQL datasource reads `board.*` with
+  (`klimapuls db upgrade` sets it as a SCRAM digest; the provisioning file
+  and `klimapuls grafana provision` use it).
 - `KLIMAPULS_TOPIC_PREFIX` (empty): prefix of every topic name.
 - `KLIMAPULS_TOPIC_PARTITIONS` (3): partitions of topics `up` creates.
 - `KLIMAPULS_GROUP_PREFIX` (`klimapuls`): prefix of consumer group ids.
@@ -130,7 +131,14 @@ class GrafanaSettings(BaseSettings):
     token: SecretStr | None = None
     user: str | None = None
     password: SecretStr | None = None
-    datasource_password: SecretStr | None = None
+    #: Password of the read-only role `klimapuls_grafana` (`GRAFANA_DB_PASSWORD`;
+    #: the older name `GRAFANA_DATASOURCE_PASSWORD` is still read).
+    datasource_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GRAFANA_DB_PASSWORD", "GRAFANA_DATASOURCE_PASSWORD"
+        ),
+    )
 
 
 class Topics:

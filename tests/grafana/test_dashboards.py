@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
@@ -33,12 +31,9 @@ from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.initiatives.handlers import InitiativeHandler
 from klimapuls.mobility.handlers import MobilityHandler
 from klimapuls.simulator import demo_events
-from klimapuls.stack import EmbeddedPostgres
-from klimapuls.storage.db import create_db_engine
 from klimapuls.storage.deadletters import store_dead_letters
 from klimapuls.streaming import BatchHandler
 from klimapuls.targets.handlers import TargetsHandler
-from tests.conftest import TEMPLATE_DB
 
 GRAFANA = Path(__file__).parent.parent.parent / "grafana"
 BOARDS = all_boards()
@@ -166,21 +161,6 @@ def fill_with_demo(engine: Engine, days: int = 2) -> None:
                 store_dead_letters(conn, result.dead_letters)
     # The targets service last, as if every series change had reached it.
     TargetsHandler(engine, clock).refresh()
-
-
-@pytest.fixture(scope="module")
-def filled_engine(postgres: EmbeddedPostgres) -> Iterator[Engine]:
-    """A database holding the whole demo mix, run through every service's handler."""
-    name = f"grafana_{uuid.uuid4().hex[:8]}"
-    admin = postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    engine = create_db_engine(postgres.url(name))
-    fill_with_demo(engine)
-    yield engine
-    engine.dispose()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -250,23 +250,33 @@ ORDER BY now() - last_period > make_interval(days => {stale_days_sql()}) DESC,
     )
     board.table(
         "Statusskift (seneste)",
-        "Hvilke mål skiftede status, hvornår, og med hvilke tal? Hvert skift "
-        "sendes også på target-status til varsling af tovholdere.",
+        "Hvilke mål skiftede status, forældelse eller prognose, hvornår, fra "
+        "hvad til hvad, og i hvilket område? Hvert skift sendes også på "
+        "target-status til varsling af tovholdere.",
         [
             Sql(
                 """
-SELECT changed_at AS "Tidspunkt", target_id AS "Mål",
+SELECT changed_at AS "Tidspunkt",
+       CASE what_changed WHEN 'status' THEN 'Status'
+            WHEN 'stale' THEN 'Forældelse' ELSE 'Prognose' END AS "Ændring",
+       coalesce(nullif(name, ''), target_id) AS "Mål",
+       coalesce(scope_name, scope) AS "Område",
        previous_status AS "Fra", status AS "Status", stale AS "Forældet",
-       latest_year AS "Seneste år", round(gap_to_path::numeric) AS "Afstand til sti",
+       round(previous_forecast_value::numeric) AS "Prognose før",
+       round(forecast_value::numeric) AS "Prognose",
+       round(gap_to_path::numeric) AS "Afstand til sti",
        published_at AS "Publiceret"
 FROM board.status_changes ORDER BY changed_at DESC, id DESC LIMIT 100""",
                 columns=(
                     "Tidspunkt",
+                    "Ændring",
                     "Mål",
+                    "Område",
                     "Fra",
                     "Status",
                     "Forældet",
-                    "Seneste år",
+                    "Prognose før",
+                    "Prognose",
                     "Afstand til sti",
                     "Publiceret",
                 ),

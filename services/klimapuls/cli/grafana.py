@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
         """Create or update datasource, folder, boards and alert rules by uid.
 
         Reads first and writes only what differs, so a second run changes
-        nothing. The datasource password comes from GRAFANA_DATASOURCE_PASSWORD.
+        nothing. The datasource password comes from GRAFANA_DB_PASSWORD.
         """
         from klimapuls.cli import console
 

@@ -81,6 +81,7 @@ __all__ = [
     "producer_of",
     "target_conditions",
     "topic_of_indicator",
+    "usable_forecast",
     "vintages_by_scope",
 ]
 
@@ -203,6 +204,11 @@ def _feed_of_indicator(indicator: str) -> str | None:
 # --- Targets ----------------------------------------------------------------
 
 
+def usable_forecast(value: float | None) -> bool:
+    """Whether a forecast can be compared: present and not 0 (no forecast)."""
+    return value is not None and value != 0
+
+
 def forecast_worsening_pct(
     before: float | None, after: float | None, indicator: str, goal: float | None
 ) -> float:
@@ -210,9 +216,12 @@ def forecast_worsening_pct(
 
     Relative to the larger of the earlier forecast and the goal, so a net-zero
     goal (forecast near 0) still has a scale. Lower is better for emission
-    indicators, higher for shares and counts.
+    indicators, higher for shares and counts. A forecast that is missing or 0
+    is not usable (`usable_forecast`): nothing worsened.
     """
     if before is None or after is None:
+        return 0.0
+    if not (usable_forecast(before) and usable_forecast(after)):
         return 0.0
     change = after - before if indicator in LOWER_IS_BETTER else before - after
     if change <= 0:
@@ -278,7 +287,9 @@ def observe(
             change.indicator,
             change.target_value,
         )
-        if still > share:
+        # An unusable forecast (missing, 0) keeps the open reference: the
+        # next usable forecast is compared to it.
+        if still > share or not usable_forecast(change.forecast_value):
             reference = previous.forecast_reference
     if reference is None:
         before = change.previous_forecast_value
