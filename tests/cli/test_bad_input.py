@@ -211,6 +211,9 @@ BATTERY: dict[str, list[Bad]] = {
     ],
     "grafana validate": [
         Bad(("grafana", "validate", "--no-schema", "--database"), "DATABASE_URL"),
+        Bad(("grafana", "validate", "--no-schema", "{missing}"), "does not exist"),
+        Bad(("grafana", "validate", "--no-schema", "{folder}"), "holds no boards"),
+        Bad(("grafana", "validate", "--no-schema", "{good}.txt"), "is not a board"),
     ],
     "grafana provision": [
         Bad(("grafana", "provision"), "GRAFANA_URL"),

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from klimapuls.boards import all_boards, generated_files
+from klimapuls.boards.alert_rules import provisioning_file
 from klimapuls.boards.macros import TimeRange, expand, interval_for
 from klimapuls.boards.panels import Board
 from klimapuls.boards.validate import (
@@ -266,6 +267,35 @@ def test_validate_and_generate_check_pass_from_the_command_line() -> None:
     assert "6 boards" in result.output and "0 problems" in result.output
     result = runner.invoke(app, ["grafana", "generate", "--check"])
     assert result.exit_code == 0, result.output
+
+
+def test_validate_checks_the_folder_or_file_it_is_given(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for given, counts in (
+        (GRAFANA, "6 boards, 50 panel queries, 6 alert rules"),
+        (GRAFANA / "dashboards", "6 boards"),
+        (GRAFANA / "dashboards" / "klimapuls-co2.json", "1 boards"),
+        (GRAFANA / "provisioning" / "alerting" / "klimapuls.yaml", "6 alert rules"),
+    ):
+        result = runner.invoke(app, ["grafana", "validate", "--no-schema", str(given)])
+        assert result.exit_code == 0, result.output
+        assert counts in result.output and "0 problems" in result.output
+    # A board with a doubled panel id, a foreign datasource, and a broken file.
+    data = copy.deepcopy(BOARDS[0].json)
+    data["panels"][1]["id"] = data["panels"][0]["id"]
+    data["panels"][-1]["targets"][0]["datasource"]["uid"] = "other"
+    (tmp_path / "board.json").write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    rules = provisioning_file()
+    rules["groups"][0]["rules"].append(rules["groups"][0]["rules"][0])
+    (tmp_path / "rules.yaml").write_text(json.dumps(rules), encoding="utf-8")
+    result = runner.invoke(app, ["grafana", "validate", "--no-schema", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "is used twice" in result.output
+    assert "'other' is not 'klimapuls-pg'" in result.output
+    assert "broken.json: not valid JSON" in result.output
+    assert "alert rule uid klimapuls-status-worsening is used twice" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_the_readme_lists_every_board_and_panel_with_its_question() -> None:
