@@ -5,7 +5,13 @@ from __future__ import annotations
 from klimapuls.boards.panels import Board, BoardBuilder, Sql
 from klimapuls.boards.thresholds import STALE_FEED_DAYS
 
-__all__ = ["INITIATIVE_STATUSES", "initiatives", "operations", "stale_days_sql"]
+__all__ = [
+    "INITIATIVE_STATUSES",
+    "RULE_LABELS",
+    "initiatives",
+    "operations",
+    "stale_days_sql",
+]
 
 #: Reported initiative statuses with their Danish labels.
 INITIATIVE_STATUSES: tuple[tuple[str, str], ...] = (
@@ -16,6 +22,22 @@ INITIATIVE_STATUSES: tuple[tuple[str, str], ...] = (
     ("not_started", "Ikke startet"),
     ("completed", "Afsluttet"),
     ("stopped", "Stoppet"),
+)
+
+
+#: The alert service's rules by their Danish names.
+RULE_LABELS: tuple[tuple[str, str], ...] = (
+    ("target_status", "Mål skrider"),
+    ("forecast_worsened", "Prognose forværret"),
+    ("feed_stale", "Forældet feed"),
+    ("missing_report", "Manglende statusrapport"),
+    ("no_tovholder", "Ingen tovholder"),
+    ("dead_letter_rate", "Mange afviste hændelser"),
+)
+RULE_LABEL_SQL = (
+    "CASE rule "
+    + " ".join(f"WHEN '{rule}' THEN '{label}'" for rule, label in RULE_LABELS)
+    + " ELSE rule END"
 )
 
 
@@ -284,18 +306,57 @@ FROM board.status_changes ORDER BY changed_at DESC, id DESC LIMIT 100""",
         ],
         status_column="Status",
     )
+    board.stat(
+        "Sendte varsler i perioden",
+        "Hvor mange varsler er sendt i den valgte periode, og til hvor mange "
+        "modtagere?",
+        [
+            Sql(
+                """
+SELECT count(*) AS "Sendte varsler", count(DISTINCT recipient) AS "Modtagere"
+FROM board.alerts_sent WHERE $__timeFilter(sent_at)""",
+                columns=("Sendte varsler", "Modtagere"),
+            )
+        ],
+        unit="short",
+        width=6,
+        height=9,
+    )
+    board.timeseries(
+        "Sendte varsler pr. regel",
+        "Hvornår blev der sendt varsler, og for hvilke regler (mål skrider, "
+        "prognose forværret, forældet feed, manglende rapport, ingen tovholder, "
+        "afviste hændelser)?",
+        [
+            Sql(
+                f"""
+SELECT $__timeGroupAlias(sent_at, $__interval), {RULE_LABEL_SQL} AS "Regel",
+       count(*) AS "Varsler"
+FROM board.alerts_sent
+WHERE $__timeFilter(sent_at)
+GROUP BY 1, 2 ORDER BY 1""",
+                columns=("time", "Regel", "Varsler"),
+                fmt="time_series",
+            )
+        ],
+        unit="short",
+        axis_label="sendte varsler",
+        width=18,
+        bars=True,
+    )
     board.table(
         "Sendte varsler",
         "Hvilke varsler er sendt, til hvem, via hvilken kanal, og i hvilken "
         "tilstand er de (udløst, kvitteret, afsluttet)?",
         [
             Sql(
-                """
-SELECT sent_at AS "Sendt", rule AS "Regel",
+                f"""
+SELECT sent_at AS "Sendt", {RULE_LABEL_SQL} AS "Regel",
        coalesce(target_id, initiative_id) AS "Mål/initiativ", scope AS "Område",
        recipient AS "Modtager", channel AS "Kanal", state AS "Tilstand",
        alert_key AS "Nøgle"
-FROM board.alerts_sent ORDER BY sent_at DESC LIMIT 100""",
+FROM board.alerts_sent WHERE $__timeFilter(sent_at)
+ORDER BY sent_at DESC LIMIT 100""",
                 columns=(
                     "Sendt",
                     "Regel",
@@ -308,5 +369,6 @@ FROM board.alerts_sent ORDER BY sent_at DESC LIMIT 100""",
                 ),
             )
         ],
+        width=24,
     )
     return board.build()

@@ -391,7 +391,7 @@ def schema_problems(
 
 
 #: Views other branches add; a query on one that does not exist yet is skipped.
-PENDING_VIEWS = frozenset({"board.alerts_sent"})
+PENDING_VIEWS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
