@@ -121,6 +121,17 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("simulate", "--duration", "1"), "cannot reach", NO_BROKER),
         Bad(("simulate", "--duration", "1"), "host:port", BAD_BROKER),
     ],
+    "db wait": [
+        Bad(("db", "wait"), "DATABASE_URL"),
+        Bad(("db", "wait"), "is not a database URL", BAD_DB),
+        Bad(("db", "wait", "--timeout", "1"), "gave up after 1 s", NO_DB),
+        Bad(("db", "wait", "--timeout", "-1"), "--timeout"),
+    ],
+    "healthcheck": [
+        Bad(("healthcheck",), "DATABASE_URL"),
+        Bad(("healthcheck", "--http", "nope"), "not an http"),
+        Bad(("healthcheck", "--http", f"http://127.0.0.1:{DEAD}/"), "did not answer"),
+    ],
     "db upgrade": [
         Bad(("db", "upgrade"), "DATABASE_URL"),
         Bad(("db", "upgrade"), "is not a database URL", BAD_DB),

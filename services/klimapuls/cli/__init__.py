@@ -256,6 +256,7 @@ def _register_commands() -> None:
         changes,
         gateway,
         grafana,
+        health,
         importers,
         progress,
         report,
@@ -274,6 +275,7 @@ def _register_commands() -> None:
         grafana,
         report,
         bench,
+        health,
     ):
         module.register(app)
 

@@ -147,6 +147,8 @@ def run_provision(
             datasource_password=password.get_secret_value() if password else None,
             with_datasource=not boards_only,
             with_rules=not boards_only,
+            rules=settings.alert_rules(),
+            variables=settings.grafana.datasource_variables(),
         )
     except KlimapulsError:
         raise
