@@ -259,6 +259,26 @@ def test_the_operations_board_shows_the_alerts_sent(
     assert rows and {r[1] for r in rows} <= {label for _, label in RULE_LABELS}
 
 
+def test_the_operations_board_names_families_states_and_channels_in_danish(
+    filled_engine: Engine,
+) -> None:
+    board = next(b for b in BOARDS if b.uid == "klimapuls-operations")
+    span = TimeRange.of(board.json, datetime.now(UTC))
+    raw = {"co2_account", "fleet_status", "mobility_count", "initiative_status"}
+    raw |= {"firing", "resolved", "email", "target_status", "feed_stale"}
+    seen: set[str] = set()
+    with filled_engine.connect() as conn:
+        for query in board.queries:
+            result = conn.execute(text(expand(query.raw_sql, span, {})))
+            names = list(result.keys())
+            for row in result:
+                for name, value in zip(names, row, strict=True):
+                    if name in ("Familie", "Feed", "Tilstand", "Kanal", "Regel"):
+                        seen.add(str(value))
+    assert seen and not seen & raw, seen & raw
+    assert {"CO2-regnskab", "Trafiktælling"} <= seen
+
+
 def test_the_drill_down_follows_its_template_variable(filled_engine: Engine) -> None:
     board = next(b for b in BOARDS if b.uid == "klimapuls-kommune")
     query = next(q for q in board.queries if "Kommunens mål" == q.panel_title)

@@ -124,6 +124,27 @@ def test_a_municipality_report_renders_its_own_page(
     _keep_screenshot(rendered, "report-kommune.png")
 
 
+#: English words the first report showed its Danish readers.
+_ENGLISH = re.compile(r"\b(vintage|event files?|database|Sti dk|Prognose dk)\b")
+
+
+def _visible_text(html: str) -> str:
+    html = re.sub(r"<style.*?</style>", "", html, flags=re.DOTALL)
+    return re.sub(r"<[^>]+>", "\n", html)
+
+
+def test_every_label_a_reader_sees_is_danish(
+    demo_files: list[Path], tmp_path: Path
+) -> None:
+    for extra in ((), ("--municipality", "101")):
+        text = _visible_text(_write(tmp_path, demo_files, *extra).read_text("utf-8"))
+        assert not _ENGLISH.findall(text), _ENGLISH.findall(text)
+        assert "hændelsesfiler (offline)" in text
+    overview = _visible_text(_write(tmp_path, demo_files).read_text("utf-8"))
+    # Chart legends name targets by their (Danish) names, not by their ids.
+    assert "Målsti: " in overview and "Målsti: dk-climate-law-2030" not in overview
+
+
 def test_an_unknown_municipality_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["report", "--html", str(tmp_path / "x.html"), "--municipality", "999"]

@@ -34,6 +34,32 @@ RULE_LABELS: tuple[tuple[str, str], ...] = (
     ("no_tovholder", "Ingen tovholder"),
     ("dead_letter_rate", "Mange afviste hændelser"),
 )
+#: Event families, alert notice kinds and channels by their Danish names.
+KIND_LABELS: tuple[tuple[str, str], ...] = (
+    ("co2_account", "CO2-regnskab"),
+    ("fleet_status", "Flådetal"),
+    ("mobility_count", "Trafiktælling"),
+    ("initiative_status", "Initiativstatus"),
+    ("target", "Mål"),
+)
+STATE_LABELS: tuple[tuple[str, str], ...] = (
+    ("firing", "Udløst"),
+    ("worsened", "Forværret"),
+    ("resolved", "Løst"),
+    ("escalated", "Eskaleret"),
+)
+CHANNEL_LABELS: tuple[tuple[str, str], ...] = (
+    ("email", "E-mail"),
+    ("webhook", "Webhook"),
+)
+
+
+def label_sql(column: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """A SQL CASE giving the Danish label of `column`'s value (else the value)."""
+    cases = " ".join(f"WHEN '{key}' THEN '{label}'" for key, label in labels)
+    return f"CASE {column} {cases} ELSE {column} END"
+
+
 RULE_LABEL_SQL = (
     "CASE rule "
     + " ".join(f"WHEN '{rule}' THEN '{label}'" for rule, label in RULE_LABELS)
@@ -188,8 +214,9 @@ def operations() -> Board:
         "Kommer der data ind, og fra hvilke hændelsesfamilier?",
         [
             Sql(
-                """
-SELECT $__timeGroupAlias(received_minute, $__interval), kind AS "Familie",
+                f"""
+SELECT $__timeGroupAlias(received_minute, $__interval),
+       {label_sql("kind", KIND_LABELS)} AS "Familie",
        sum(events)::bigint AS "Hændelser"
 FROM board.events_received_minutely
 WHERE $__timeFilter(received_minute)
@@ -227,8 +254,9 @@ GROUP BY 1, 2 ORDER BY 1""",
         "Hvad afvises, fra hvem, i hvilket felt og hvorfor? Intet går tabt.",
         [
             Sql(
-                """
-SELECT producer AS "Producent", kind AS "Familie", field AS "Felt",
+                f"""
+SELECT producer AS "Producent", {label_sql("kind", KIND_LABELS)} AS "Familie",
+       field AS "Felt",
        reason AS "Årsag", count(*) AS "Antal", max(rejected_at) AS "Senest"
 FROM board.dead_letters_by_producer
 GROUP BY producer, kind, field, reason
@@ -244,7 +272,8 @@ ORDER BY count(*) DESC, max(rejected_at) DESC""",
         [
             Sql(
                 f"""
-SELECT feed AS "Feed", feed_name AS "Kilde", last_period AS "Nyeste periode",
+SELECT {label_sql("feed", KIND_LABELS)} AS "Feed", feed_name AS "Kilde",
+       last_period AS "Nyeste periode",
        last_received AS "Senest modtaget",
        round((extract(epoch FROM now() - last_period) / 86400)::numeric, 1)
            AS "Alder (dage)",
@@ -353,7 +382,8 @@ GROUP BY 1, 2 ORDER BY 1""",
                 f"""
 SELECT sent_at AS "Sendt", {RULE_LABEL_SQL} AS "Regel",
        coalesce(target_id, initiative_id) AS "Mål/initiativ", scope AS "Område",
-       recipient AS "Modtager", channel AS "Kanal", state AS "Tilstand",
+       recipient AS "Modtager", {label_sql("channel", CHANNEL_LABELS)} AS "Kanal",
+       {label_sql("state", STATE_LABELS)} AS "Tilstand",
        alert_key AS "Nøgle"
 FROM board.alerts_sent WHERE $__timeFilter(sent_at)
 ORDER BY sent_at DESC LIMIT 100""",

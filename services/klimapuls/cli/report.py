@@ -86,7 +86,13 @@ def run_report(
                 soft_wrap=True,
             )
         exit_code = EXIT_INVALID_INPUT if report.issues else EXIT_OK
-        facts, source = report.facts, f"{len(offline)} event file(s), offline"
+        facts, source = (
+            report.facts,
+            (
+                f"{len(offline)} hændelsesfil{'er' if len(offline) != 1 else ''} "
+                "(offline)"
+            ),
+        )
     else:
         from klimapuls.settings import Settings
         from klimapuls.storage.db import create_db_engine
@@ -96,7 +102,7 @@ def run_report(
             facts = in_transaction(engine, load_facts)
         finally:
             engine.dispose()
-        source = "database"
+        source = "databasen"
     day = as_of or date.today()
     size = write_report(html, ReportInput(facts, day, source, municipality))
     console.print(
