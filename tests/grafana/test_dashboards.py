@@ -279,6 +279,25 @@ def test_the_operations_board_names_families_states_and_channels_in_danish(
     assert {"CO2-regnskab", "Trafiktælling"} <= seen
 
 
+def test_the_mobility_board_s_default_range_shows_every_year_and_path(
+    filled_engine: Engine,
+) -> None:
+    board = next(b for b in BOARDS if b.uid == "klimapuls-mobility")
+    span = TimeRange.of(board.json, datetime.now(UTC))
+    times = []
+    with filled_engine.connect() as conn:
+        for query in board.queries:
+            if query.columns[:1] != ("time",):
+                continue
+            rows = conn.execute(text(expand(query.raw_sql, span, {}))).all()
+            assert rows, query.panel_title
+            times += [r[0] for r in rows]
+    assert all(span.start <= t <= span.end for t in times)
+    years = {t.year for t in times}
+    # Yearly counts since the demo's first year, and the paths to 2030 and 2035.
+    assert min(years) <= 2022 and {2030, 2035} <= years
+
+
 def test_the_drill_down_follows_its_template_variable(filled_engine: Engine) -> None:
     board = next(b for b in BOARDS if b.uid == "klimapuls-kommune")
     query = next(q for q in board.queries if "Kommunens mål" == q.panel_title)
