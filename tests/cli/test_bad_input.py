@@ -204,6 +204,8 @@ BATTERY: dict[str, list[Bad]] = {
             ("report", "--html", "{empty}.html", "--offline", "{missing}"),
             "readable",
         ),
+        Bad(("report", "--html", "{empty}.html", "--offline"), "at least one"),
+        Bad(("report", "--html", "{empty}.html", "{good}.jsonl"), "with --offline"),
         Bad(
             (
                 "report",
