@@ -24,6 +24,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import AliasChoices
 from typer.testing import CliRunner
 
 from klimapuls.cli import app
@@ -54,10 +55,26 @@ THIRD_PARTY = (*KAFKA_BROKERS, "postgres", "grafana")
 
 def _known_variables() -> set[str]:
     names = {"DATABASE_URL"}
-    names |= {f"KAFKA_{f.upper()}" for f in KafkaSettings.model_fields}
-    names |= {f"GRAFANA_{f.upper()}" for f in GrafanaSettings.model_fields}
-    names |= {f"KLIMAPULS_{f.upper()}" for f in Settings.model_fields}
+    for prefix, model in (
+        ("KAFKA_", KafkaSettings),
+        ("GRAFANA_", GrafanaSettings),
+        ("KLIMAPULS_", Settings),
+    ):
+        for field_name, info in model.model_fields.items():
+            names.add(f"{prefix}{field_name.upper()}")
+            if isinstance(info.validation_alias, AliasChoices):
+                names |= {str(a) for a in info.validation_alias.choices}
     return names
+
+
+#: Variables of the third-party containers' own (not Klimapuls settings).
+THIRD_PARTY_SECRETS = {
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "KAFKA_CLUSTER_ID",
+}
+#: Inside a container the gateway listens on every interface.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
 
 def _klimapuls_containers() -> dict[str, dict[str, Any]]:
@@ -72,7 +89,8 @@ def _containers() -> list[dict[str, Any]]:
     found = []
     for doc in MANIFESTS:
         if doc["kind"] in ("Deployment", "Job"):
-            found += doc["spec"]["template"]["spec"]["containers"]
+            pod = doc["spec"]["template"]["spec"]
+            found += pod.get("initContainers", []) + pod["containers"]
     return found
 
 
@@ -143,7 +161,8 @@ def test_every_service_has_its_own_container_with_a_health_check() -> None:
         service = containers[name]
         assert service["command"] == ["python", "-m", f"klimapuls.{name}"]
         assert not service["healthcheck"].get("disable"), name
-        assert "container_name" not in service and "ports" not in service, name
+        assert "container_name" not in service, name
+        assert ("ports" in service) == (name == "gateway"), name
     for name in THIRD_PARTY:
         assert COMPOSE["services"][name]["healthcheck"]["test"], name
 
@@ -192,15 +211,17 @@ def test_every_variable_is_a_setting_and_every_secret_is_required() -> None:
     )
     referenced = set(re.findall(r"\$\{(\w+)", code))
     required = set(re.findall(r"\$\{(\w+):\?", code))
-    assert (
-        referenced
-        == required
-        == {
-            "POSTGRES_PASSWORD",
-            "GRAFANA_ADMIN_PASSWORD",
-            "KAFKA_CLUSTER_ID",
-        }
-    )
+    assert referenced == required
+    assert required == {
+        *THIRD_PARTY_SECRETS,
+        "GRAFANA_DB_PASSWORD",
+        "KLIMAPULS_SMTP_HOST",
+        "KLIMAPULS_SMTP_USER",
+        "KLIMAPULS_SMTP_PASSWORD",
+        "KLIMAPULS_ALERT_FROM",
+        "KLIMAPULS_BOARD_URL",
+    }
+    assert required - THIRD_PARTY_SECRETS <= known
     example = (DEPLOY / "env.example").read_text(encoding="utf-8")
     assert all(f"\n{name}=\n" in f"\n{example}" for name in required)
     for service in COMPOSE["services"].values():
@@ -268,10 +289,93 @@ def test_kubernetes_is_in_step_with_compose() -> None:
 
 
 def test_kubernetes_commands_and_settings_exist() -> None:
+    known = _known_variables()
     for container in _containers():
         _check_command(container["command"])
+        for probe in ("livenessProbe", "readinessProbe"):
+            if probe in container:
+                _check_command(container[probe]["exec"]["command"])
+        assert {e["name"] for e in container.get("env", [])} <= known
     (config,) = [d for d in MANIFESTS if d["kind"] == "ConfigMap"]
-    assert set(config["data"]) <= _known_variables()
+    assert set(config["data"]) <= known
+    header = (DEPLOY / "k8s" / "klimapuls.yaml").read_text("utf-8").split("\n---")[0]
+    secrets = set(re.findall(r"--from-literal=(\w+)=", header))
+    assert secrets and secrets <= known
+
+
+# -- the gateway, the alert service, the init step, the datasource ----------
+
+
+def _k8s(kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [
+        d for d in MANIFESTS if d["kind"] == kind and d["metadata"]["name"] == name
+    ]
+    return doc
+
+
+def test_the_gateway_is_reachable_and_checked_over_http() -> None:
+    gateway = _klimapuls_containers()["gateway"]
+    assert gateway["environment"]["KLIMAPULS_GATEWAY_HOST"] == ALL_INTERFACES
+    port = gateway["environment"]["KLIMAPULS_GATEWAY_PORT"]
+    assert gateway["ports"] == [f"{port}:{port}"]
+    probe = ["klimapuls", "healthcheck", "--http", f"http://localhost:{port}/v1/health"]
+    assert gateway["healthcheck"]["test"] == ["CMD", *probe]
+    pod = _deployments()["klimapuls-gateway"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {
+        "KLIMAPULS_GATEWAY_HOST": ALL_INTERFACES,
+        "KLIMAPULS_GATEWAY_PORT": port,
+    }
+    assert container["ports"] == [{"name": "http", "containerPort": int(port)}]
+    assert container["readinessProbe"]["exec"]["command"] == probe
+    service = _k8s("Service", "klimapuls-gateway")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    labels = _deployments()["klimapuls-gateway"]["spec"]["template"]["metadata"]
+    assert service["spec"]["selector"] == labels["labels"]
+
+
+def test_the_alert_service_has_its_mail_and_board_settings() -> None:
+    wanted = {
+        "KLIMAPULS_SMTP_HOST",
+        "KLIMAPULS_SMTP_PORT",
+        "KLIMAPULS_SMTP_USER",
+        "KLIMAPULS_SMTP_PASSWORD",
+        "KLIMAPULS_SMTP_STARTTLS",
+        "KLIMAPULS_ALERT_FROM",
+        "KLIMAPULS_BOARD_URL",
+    }
+    assert wanted <= set(_klimapuls_containers()["alerts"]["environment"])
+    (config,) = [d for d in MANIFESTS if d["kind"] == "ConfigMap"]
+    header = (DEPLOY / "k8s" / "klimapuls.yaml").read_text("utf-8").split("\n---")[0]
+    secrets = set(re.findall(r"--from-literal=(\w+)=", header))
+    assert wanted <= set(config["data"]) | secrets
+
+
+def test_the_database_is_awaited_before_the_migration() -> None:
+    command = _klimapuls_containers()["migrate"]["command"][2]
+    steps = [part.split("--")[0].strip() for part in command.split("&&")]
+    assert steps[:2] == ["klimapuls db wait", "klimapuls db upgrade"]
+    pod = _k8s("Job", "klimapuls-migrate")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["command"][:3] == ["klimapuls", "db", "wait"]
+    assert "--timeout" in init["command"]
+    migrate = _klimapuls_containers()["migrate"]["environment"]
+    assert (
+        migrate["GRAFANA_DB_PASSWORD"]
+        == "${GRAFANA_DB_PASSWORD:?set GRAFANA_DB_PASSWORD}"
+    )
+
+
+def test_the_datasource_reads_its_address_and_user_from_the_environment() -> None:
+    text = (ROOT / "grafana/provisioning/datasources/klimapuls.yaml").read_text("utf-8")
+    (source,) = yaml.safe_load(text)["datasources"]
+    assert source["url"] == "${GRAFANA_DB_HOST}"
+    assert source["user"] == "${GRAFANA_DB_USER}"
+    assert source["jsonData"]["database"] == "${GRAFANA_DB_NAME}"
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders <= _known_variables()
+    assert placeholders <= set(COMPOSE["services"]["grafana"]["environment"])
 
 
 # -- the health check itself ------------------------------------------------

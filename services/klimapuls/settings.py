@@ -13,9 +13,13 @@ Variables (the README has the same list):
   `klimapuls up` starts an embedded PostgreSQL when it is unset.
 - `GRAFANA_URL`, `GRAFANA_TOKEN` (or `GRAFANA_USER` / `GRAFANA_PASSWORD`): a
   Grafana for `klimapuls grafana provision` / `push`.
-- `GRAFANA_DATASOURCE_PASSWORD`: the password of the database user Grafana's
-  PostgreSQL datasource reads `board.*` with (provisioning file and
-  `klimapuls grafana provision`).
+- `GRAFANA_DB_HOST` (`postgres:5432`), `GRAFANA_DB_NAME` (`klimapuls`),
+  `GRAFANA_DB_USER` (`klimapuls_grafana`): where Grafana's datasource reads
+  (provisioning file and `klimapuls grafana provision`).
+- `GRAFANA_DB_PASSWORD`: the password of `klimapuls_grafana`, the read-only
+  database role Grafana's PostgreSQL datasource reads `board.*` with
+  (`klimapuls db upgrade` sets it as a SCRAM digest; the provisioning file
+  and `klimapuls grafana provision` use it).
 - `KLIMAPULS_TOPIC_PREFIX` (empty): prefix of every topic name.
 - `KLIMAPULS_TOPIC_PARTITIONS` (3): partitions of topics `up` creates.
 - `KLIMAPULS_GROUP_PREFIX` (`klimapuls`): prefix of consumer group ids.
@@ -131,7 +135,27 @@ class GrafanaSettings(BaseSettings):
     token: SecretStr | None = None
     user: str | None = None
     password: SecretStr | None = None
-    datasource_password: SecretStr | None = None
+    #: Where Grafana's datasource reads: `GRAFANA_DB_HOST` (host:port),
+    #: `GRAFANA_DB_NAME`, `GRAFANA_DB_USER` (the read-only role of migration 0017).
+    db_host: str = "postgres:5432"
+    db_name: str = "klimapuls"
+    db_user: str = "klimapuls_grafana"
+    #: Password of the read-only role `klimapuls_grafana` (`GRAFANA_DB_PASSWORD`;
+    #: the older name `GRAFANA_DATASOURCE_PASSWORD` is still read).
+    datasource_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GRAFANA_DB_PASSWORD", "GRAFANA_DATASOURCE_PASSWORD"
+        ),
+    )
+
+    def datasource_variables(self) -> dict[str, str]:
+        """The datasource file's placeholders and their values."""
+        return {
+            "GRAFANA_DB_HOST": self.db_host,
+            "GRAFANA_DB_NAME": self.db_name,
+            "GRAFANA_DB_USER": self.db_user,
+        }
 
 
 class Topics:

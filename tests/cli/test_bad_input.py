@@ -126,6 +126,17 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("simulate", "--duration", "1"), "cannot reach", NO_BROKER),
         Bad(("simulate", "--duration", "1"), "host:port", BAD_BROKER),
     ],
+    "db wait": [
+        Bad(("db", "wait"), "DATABASE_URL"),
+        Bad(("db", "wait"), "is not a database URL", BAD_DB),
+        Bad(("db", "wait", "--timeout", "1"), "gave up after 1 s", NO_DB),
+        Bad(("db", "wait", "--timeout", "-1"), "--timeout"),
+    ],
+    "healthcheck": [
+        Bad(("healthcheck",), "DATABASE_URL"),
+        Bad(("healthcheck", "--http", "nope"), "not an http"),
+        Bad(("healthcheck", "--http", f"http://127.0.0.1:{DEAD}/"), "did not answer"),
+    ],
     "db upgrade": [
         Bad(("db", "upgrade"), "DATABASE_URL"),
         Bad(("db", "upgrade"), "is not a database URL", BAD_DB),
@@ -230,6 +241,8 @@ BATTERY: dict[str, list[Bad]] = {
             ("report", "--html", "{empty}.html", "--offline", "{missing}"),
             "readable",
         ),
+        Bad(("report", "--html", "{empty}.html", "--offline"), "at least one"),
+        Bad(("report", "--html", "{empty}.html", "{good}.jsonl"), "with --offline"),
         Bad(
             (
                 "report",
@@ -248,6 +261,9 @@ BATTERY: dict[str, list[Bad]] = {
     ],
     "grafana validate": [
         Bad(("grafana", "validate", "--no-schema", "--database"), "DATABASE_URL"),
+        Bad(("grafana", "validate", "--no-schema", "{missing}"), "does not exist"),
+        Bad(("grafana", "validate", "--no-schema", "{folder}"), "holds no boards"),
+        Bad(("grafana", "validate", "--no-schema", "{good}.txt"), "is not a board"),
     ],
     "grafana provision": [
         Bad(("grafana", "provision"), "GRAFANA_URL"),

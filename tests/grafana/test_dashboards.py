@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
+from klimapuls.alerts.handlers import AlertSender, evaluate
 from klimapuls.boards import all_boards, generated_files
+from klimapuls.boards.alert_rules import provisioning_file
+from klimapuls.boards.follow_up import RULE_LABELS
 from klimapuls.boards.macros import TimeRange, expand, interval_for
 from klimapuls.boards.panels import Board
 from klimapuls.boards.validate import (
@@ -27,18 +28,19 @@ from klimapuls.boards.validate import (
     static_problems,
 )
 from klimapuls.cli import app
+from klimapuls.cli.alerts_demo import seed_demo_contacts
 from klimapuls.co2.handlers import Co2Handler
+from klimapuls.core.alert_text import OutgoingMessage
+from klimapuls.core.alerting import AlertRules
 from klimapuls.core.batch import Incoming
 from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.initiatives.handlers import InitiativeHandler
 from klimapuls.mobility.handlers import MobilityHandler
 from klimapuls.simulator import demo_events
-from klimapuls.stack import EmbeddedPostgres
-from klimapuls.storage.db import create_db_engine
 from klimapuls.storage.deadletters import store_dead_letters
+from klimapuls.storage.outbox import unpublished_status_changes
 from klimapuls.streaming import BatchHandler
 from klimapuls.targets.handlers import TargetsHandler
-from tests.conftest import TEMPLATE_DB
 
 GRAFANA = Path(__file__).parent.parent.parent / "grafana"
 BOARDS = all_boards()
@@ -148,11 +150,48 @@ DK2020_TARGETS = [
 ]
 
 
+#: The fill's "now": a few minutes ago, so the demo's dates are relative to
+#: today and every panel shows rows in its board's default time range.
+FILL_NOW = datetime.now(UTC) - timedelta(minutes=5)
+
+
+class _KeptChannel:
+    """A channel that takes every message (the fill runs no mail server)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    def send(self, message: OutgoingMessage) -> None:
+        self.sent.append(message)
+
+
+def send_alerts(engine: Engine, now: datetime) -> int:
+    """Run the alert service's evaluation and sending once, as its timers do."""
+    seed_demo_contacts(engine)
+    rules = AlertRules(hold=timedelta(0), digest_window=timedelta(0))
+    with engine.begin() as conn:
+        evaluate(conn, now, rules, unpublished_status_changes(conn))
+    with engine.begin() as conn:
+        evaluate(conn, now + timedelta(seconds=1), rules)
+    kept = _KeptChannel()
+    sender = AlertSender(
+        engine,
+        lambda: now + timedelta(seconds=2),
+        {"email": kept, "webhook": kept},
+        rules,
+        "http://localhost:3000",
+    )
+    sender.send_due()
+    return len(kept.sent)
+
+
 def fill_with_demo(engine: Engine, days: int = 2) -> None:
-    """Run the whole demo mix through every service's handler, as on the topics."""
-    clock = lambda: datetime(2026, 6, 2, tzinfo=UTC)  # noqa: E731
+    """Run the whole demo mix through every service's handler, as on the topics,
+    with counts up to `FILL_NOW`, and send the alerts it raises."""
+    clock = lambda: FILL_NOW  # noqa: E731
+    start = (FILL_NOW - timedelta(days=days)).date()
     by_kind: dict[str, list[Incoming]] = {}
-    events = [(e.kind, e.body) for e in demo_events(days=days)]
+    events = [(e.kind, e.body) for e in demo_events(start=start, days=days)]
     events += [("target", body) for body in DK2020_TARGETS]
     for i, (kind, body) in enumerate(events):
         value = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -160,27 +199,13 @@ def fill_with_demo(engine: Engine, days: int = 2) -> None:
     for kind, make in _HANDLERS.items():
         handler = make(engine, clock)
         messages = by_kind.get(kind, [])
-        for start in range(0, len(messages), 500):
-            result = handler.handle(messages[start : start + 500])
+        for start_at in range(0, len(messages), 500):
+            result = handler.handle(messages[start_at : start_at + 500])
             with engine.begin() as conn:
                 store_dead_letters(conn, result.dead_letters)
     # The targets service last, as if every series change had reached it.
     TargetsHandler(engine, clock).refresh()
-
-
-@pytest.fixture(scope="module")
-def filled_engine(postgres: EmbeddedPostgres) -> Iterator[Engine]:
-    """A database holding the whole demo mix, run through every service's handler."""
-    name = f"grafana_{uuid.uuid4().hex[:8]}"
-    admin = postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    engine = create_db_engine(postgres.url(name))
-    fill_with_demo(engine)
-    yield engine
-    engine.dispose()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    send_alerts(engine, FILL_NOW)
 
 
 @pytest.fixture(scope="module")
@@ -213,21 +238,64 @@ def test_every_panel_and_alert_query_answers_on_the_demo_data(
     check = query_checks[where]
     if check.skipped:  # type: ignore[attr-defined]
         pytest.skip(f"{where}: {check.skipped}")  # type: ignore[attr-defined]
-    if "Sendte varsler" in where and check.problem == "returns no rows":  # type: ignore[attr-defined]
-        # The fill runs no alert channel, so nothing was sent; the panel's
-        # query against a row of the real view is checked below.
-        pytest.skip("no alert is sent in the handler-only demo fill")
     assert check.problem is None, (check.problem, check.sql)  # type: ignore[attr-defined]
 
 
-def test_the_alerts_sent_panel_is_skipped_only_while_its_view_is_missing(
+def test_the_operations_board_shows_the_alerts_sent(
     filled_engine: Engine, query_checks: dict[str, object]
 ) -> None:
+    board = next(b for b in BOARDS if b.uid == "klimapuls-operations")
+    titles = {q.panel_title for q in board.queries}
+    assert {
+        "Sendte varsler i perioden",
+        "Sendte varsler pr. regel",
+        "Sendte varsler",
+    } <= titles
+    assert not [c for c in query_checks.values() if c.skipped]  # type: ignore[attr-defined]
+    query = next(q for q in board.queries if q.panel_title == "Sendte varsler")
+    span = TimeRange.of(board.json, datetime.now(UTC))
     with filled_engine.connect() as conn:
-        exists = conn.execute(text("SELECT to_regclass('board.alerts_sent')")).scalar()
-    assert set(query_checks) == set(_query_names())
-    skipped = [c for c in query_checks.values() if c.skipped]  # type: ignore[attr-defined]
-    assert len(skipped) == (0 if exists else 1)
+        rows = conn.execute(text(expand(query.raw_sql, span, {}))).all()
+    assert rows and {r[1] for r in rows} <= {label for _, label in RULE_LABELS}
+
+
+def test_the_operations_board_names_families_states_and_channels_in_danish(
+    filled_engine: Engine,
+) -> None:
+    board = next(b for b in BOARDS if b.uid == "klimapuls-operations")
+    span = TimeRange.of(board.json, datetime.now(UTC))
+    raw = {"co2_account", "fleet_status", "mobility_count", "initiative_status"}
+    raw |= {"firing", "resolved", "email", "target_status", "feed_stale"}
+    seen: set[str] = set()
+    with filled_engine.connect() as conn:
+        for query in board.queries:
+            result = conn.execute(text(expand(query.raw_sql, span, {})))
+            names = list(result.keys())
+            for row in result:
+                for name, value in zip(names, row, strict=True):
+                    if name in ("Familie", "Feed", "Tilstand", "Kanal", "Regel"):
+                        seen.add(str(value))
+    assert seen and not seen & raw, seen & raw
+    assert {"CO2-regnskab", "Trafiktælling"} <= seen
+
+
+def test_the_mobility_board_s_default_range_shows_every_year_and_path(
+    filled_engine: Engine,
+) -> None:
+    board = next(b for b in BOARDS if b.uid == "klimapuls-mobility")
+    span = TimeRange.of(board.json, datetime.now(UTC))
+    times = []
+    with filled_engine.connect() as conn:
+        for query in board.queries:
+            if query.columns[:1] != ("time",):
+                continue
+            rows = conn.execute(text(expand(query.raw_sql, span, {}))).all()
+            assert rows, query.panel_title
+            times += [r[0] for r in rows]
+    assert all(span.start <= t <= span.end for t in times)
+    years = {t.year for t in times}
+    # Yearly counts since the demo's first year, and the paths to 2030 and 2035.
+    assert min(years) <= 2022 and {2030, 2035} <= years
 
 
 def test_the_drill_down_follows_its_template_variable(filled_engine: Engine) -> None:
@@ -288,6 +356,35 @@ def test_validate_and_generate_check_pass_from_the_command_line() -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_validate_checks_the_folder_or_file_it_is_given(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for given, counts in (
+        (GRAFANA, "6 boards, 53 panel queries, 6 alert rules"),
+        (GRAFANA / "dashboards", "6 boards"),
+        (GRAFANA / "dashboards" / "klimapuls-co2.json", "1 board,"),
+        (GRAFANA / "provisioning" / "alerting" / "klimapuls.yaml", "6 alert rules"),
+    ):
+        result = runner.invoke(app, ["grafana", "validate", "--no-schema", str(given)])
+        assert result.exit_code == 0, result.output
+        assert counts in result.output and "0 problems" in result.output
+    # A board with a doubled panel id, a foreign datasource, and a broken file.
+    data = copy.deepcopy(BOARDS[0].json)
+    data["panels"][1]["id"] = data["panels"][0]["id"]
+    data["panels"][-1]["targets"][0]["datasource"]["uid"] = "other"
+    (tmp_path / "board.json").write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    rules = provisioning_file()
+    rules["groups"][0]["rules"].append(rules["groups"][0]["rules"][0])
+    (tmp_path / "rules.yaml").write_text(json.dumps(rules), encoding="utf-8")
+    result = runner.invoke(app, ["grafana", "validate", "--no-schema", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "is used twice" in result.output
+    assert "'other' is not 'klimapuls-pg'" in result.output
+    assert "broken.json: not valid JSON" in result.output
+    assert "alert rule uid klimapuls-status-worsening is used twice" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_the_readme_lists_every_board_and_panel_with_its_question() -> None:
     from klimapuls.boards.catalogue import boards_markdown
 
@@ -295,29 +392,3 @@ def test_the_readme_lists_every_board_and_panel_with_its_question() -> None:
     assert boards_markdown() in readme
     for picture in ("docs/report-overview.png", "docs/report-kommune.png"):
         assert f"({picture})" in readme and (GRAFANA.parent / picture).is_file()
-
-
-def test_the_alerts_sent_panel_reads_the_view_as_the_alert_service_defines_it(
-    engine: Engine,
-) -> None:
-    # The alert service's migration creates board.alerts_sent with these
-    # columns; a stand-in with one row shows the panel's query fits them.
-    with engine.begin() as conn:
-        conn.execute(text("DROP VIEW IF EXISTS board.alerts_sent"))
-        conn.execute(
-            text(
-                "CREATE VIEW board.alerts_sent AS SELECT now() AS sent_at, "
-                "'k1' AS alert_key, 'status_worsened' AS rule, "
-                "'region-co2-2030' AS target_id, NULL::text AS initiative_id, "
-                "'1084' AS scope, 'klima@example.org' AS recipient, "
-                "'email' AS channel, 'firing' AS state"
-            )
-        )
-    board = next(b for b in BOARDS if b.uid == "klimapuls-operations")
-    query = next(q for q in board.queries if q.panel_title == "Sendte varsler")
-    span = TimeRange.of(board.json, datetime.now(UTC))
-    with engine.connect() as conn:
-        result = conn.execute(text(expand(query.raw_sql, span, {})))
-        rows = result.all()
-    assert tuple(result.keys()) == query.columns
-    assert rows[0][1] == "status_worsened"

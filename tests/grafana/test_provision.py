@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 from klimapuls.boards import all_boards
 from klimapuls.boards.provisioning import covers, datasource_definition
 from klimapuls.cli import app
+from klimapuls.settings import GrafanaSettings
 from tests.grafana.grafana_stub import grafana_stub
 
 
@@ -62,3 +63,13 @@ def test_the_datasource_comes_from_the_provisioning_file() -> None:
     definition = datasource_definition("secret")
     assert definition["uid"] == "klimapuls-pg"
     assert definition["secureJsonData"] == {"password": "secret"}
+
+
+def test_the_datasource_address_and_user_come_from_the_settings() -> None:
+    assert datasource_definition(None)["url"] == "postgres:5432"
+    settings = GrafanaSettings(db_host="db.example.org:5433", db_user="reader")
+    definition = datasource_definition(None, settings.datasource_variables())
+    assert definition["url"] == "db.example.org:5433"
+    assert definition["user"] == "reader"
+    assert definition["jsonData"]["database"] == "klimapuls"
+    assert "secureJsonData" not in definition

@@ -64,9 +64,9 @@ def _not_blank(png: bytes) -> int:
 
 def _write(tmp_path: Path, files: list[Path], *extra: str) -> Path:
     page = tmp_path / "report.html"
+    # Several files after one --offline, as `progress --offline FILE...`.
     args = ["report", "--html", str(page), "--as-of", AS_OF.isoformat()]
-    for path in files:
-        args += ["--offline", str(path)]
+    args += ["--offline", *(str(path) for path in files)]
     result = CliRunner().invoke(app, [*args, *extra])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output
@@ -122,6 +122,41 @@ def test_a_municipality_report_renders_its_own_page(
     rendered = browser.render(page)
     _check_rendered(rendered, charts=3)
     _keep_screenshot(rendered, "report-kommune.png")
+
+
+#: English words the first report showed its Danish readers.
+_ENGLISH = re.compile(r"\b(vintage|event files?|database|Sti dk|Prognose dk)\b")
+
+
+def _visible_text(html: str) -> str:
+    html = re.sub(r"<style.*?</style>", "", html, flags=re.DOTALL)
+    return re.sub(r"<[^>]+>", "\n", html)
+
+
+def test_every_label_a_reader_sees_is_danish(
+    demo_files: list[Path], tmp_path: Path
+) -> None:
+    for extra in ((), ("--municipality", "101")):
+        text = _visible_text(_write(tmp_path, demo_files, *extra).read_text("utf-8"))
+        assert not _ENGLISH.findall(text), _ENGLISH.findall(text)
+        assert "hændelsesfiler (offline)" in text
+    overview = _visible_text(_write(tmp_path, demo_files).read_text("utf-8"))
+    # Chart legends name targets by their (Danish) names, not by their ids.
+    assert "Målsti: " in overview and "Målsti: dk-climate-law-2030" not in overview
+
+
+def test_offline_takes_several_files_in_either_spelling(
+    demo_files: list[Path], tmp_path: Path
+) -> None:
+    one = _write(tmp_path, demo_files).read_text("utf-8")
+    page = tmp_path / "repeated.html"
+    args = ["report", "--html", str(page), "--as-of", AS_OF.isoformat()]
+    for path in demo_files:
+        args += ["--offline", str(path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"{len(demo_files)} hændelsesfiler" in one
+    assert page.read_text("utf-8") == one
 
 
 def test_an_unknown_municipality_is_one_line(tmp_path: Path) -> None:

@@ -222,7 +222,7 @@ def municipality() -> Board:
     board.origin(["co2_account", "mobility_count", "fleet_status", "target"])
     board.barchart(
         "Kommunens udledning pr. sektor",
-        "Hvad udleder kommunen, sektor for sektor, år for år (nyeste vintage)?",
+        "Hvad udleder kommunen, sektor for sektor, år for år (nyeste udgave)?",
         [
             Sql(
                 f"""

@@ -5,7 +5,13 @@ from __future__ import annotations
 from klimapuls.boards.panels import Board, BoardBuilder, Sql
 from klimapuls.boards.thresholds import STALE_FEED_DAYS
 
-__all__ = ["INITIATIVE_STATUSES", "initiatives", "operations", "stale_days_sql"]
+__all__ = [
+    "INITIATIVE_STATUSES",
+    "RULE_LABELS",
+    "initiatives",
+    "operations",
+    "stale_days_sql",
+]
 
 #: Reported initiative statuses with their Danish labels.
 INITIATIVE_STATUSES: tuple[tuple[str, str], ...] = (
@@ -16,6 +22,48 @@ INITIATIVE_STATUSES: tuple[tuple[str, str], ...] = (
     ("not_started", "Ikke startet"),
     ("completed", "Afsluttet"),
     ("stopped", "Stoppet"),
+)
+
+
+#: The alert service's rules by their Danish names.
+RULE_LABELS: tuple[tuple[str, str], ...] = (
+    ("target_status", "Mål skrider"),
+    ("forecast_worsened", "Prognose forværret"),
+    ("feed_stale", "Forældet feed"),
+    ("missing_report", "Manglende statusrapport"),
+    ("no_tovholder", "Ingen tovholder"),
+    ("dead_letter_rate", "Mange afviste hændelser"),
+)
+#: Event families, alert notice kinds and channels by their Danish names.
+KIND_LABELS: tuple[tuple[str, str], ...] = (
+    ("co2_account", "CO2-regnskab"),
+    ("fleet_status", "Flådetal"),
+    ("mobility_count", "Trafiktælling"),
+    ("initiative_status", "Initiativstatus"),
+    ("target", "Mål"),
+)
+STATE_LABELS: tuple[tuple[str, str], ...] = (
+    ("firing", "Udløst"),
+    ("worsened", "Forværret"),
+    ("resolved", "Løst"),
+    ("escalated", "Eskaleret"),
+)
+CHANNEL_LABELS: tuple[tuple[str, str], ...] = (
+    ("email", "E-mail"),
+    ("webhook", "Webhook"),
+)
+
+
+def label_sql(column: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """A SQL CASE giving the Danish label of `column`'s value (else the value)."""
+    cases = " ".join(f"WHEN '{key}' THEN '{label}'" for key, label in labels)
+    return f"CASE {column} {cases} ELSE {column} END"
+
+
+RULE_LABEL_SQL = (
+    "CASE rule "
+    + " ".join(f"WHEN '{rule}' THEN '{label}'" for rule, label in RULE_LABELS)
+    + " ELSE rule END"
 )
 
 
@@ -166,8 +214,9 @@ def operations() -> Board:
         "Kommer der data ind, og fra hvilke hændelsesfamilier?",
         [
             Sql(
-                """
-SELECT $__timeGroupAlias(received_minute, $__interval), kind AS "Familie",
+                f"""
+SELECT $__timeGroupAlias(received_minute, $__interval),
+       {label_sql("kind", KIND_LABELS)} AS "Familie",
        sum(events)::bigint AS "Hændelser"
 FROM board.events_received_minutely
 WHERE $__timeFilter(received_minute)
@@ -205,8 +254,9 @@ GROUP BY 1, 2 ORDER BY 1""",
         "Hvad afvises, fra hvem, i hvilket felt og hvorfor? Intet går tabt.",
         [
             Sql(
-                """
-SELECT producer AS "Producent", kind AS "Familie", field AS "Felt",
+                f"""
+SELECT producer AS "Producent", {label_sql("kind", KIND_LABELS)} AS "Familie",
+       field AS "Felt",
        reason AS "Årsag", count(*) AS "Antal", max(rejected_at) AS "Senest"
 FROM board.dead_letters_by_producer
 GROUP BY producer, kind, field, reason
@@ -222,7 +272,8 @@ ORDER BY count(*) DESC, max(rejected_at) DESC""",
         [
             Sql(
                 f"""
-SELECT feed AS "Feed", feed_name AS "Kilde", last_period AS "Nyeste periode",
+SELECT {label_sql("feed", KIND_LABELS)} AS "Feed", feed_name AS "Kilde",
+       last_period AS "Nyeste periode",
        last_received AS "Senest modtaget",
        round((extract(epoch FROM now() - last_period) / 86400)::numeric, 1)
            AS "Alder (dage)",
@@ -250,29 +301,77 @@ ORDER BY now() - last_period > make_interval(days => {stale_days_sql()}) DESC,
     )
     board.table(
         "Statusskift (seneste)",
-        "Hvilke mål skiftede status, hvornår, og med hvilke tal? Hvert skift "
-        "sendes også på target-status til varsling af tovholdere.",
+        "Hvilke mål skiftede status, forældelse eller prognose, hvornår, fra "
+        "hvad til hvad, og i hvilket område? Hvert skift sendes også på "
+        "target-status til varsling af tovholdere.",
         [
             Sql(
                 """
-SELECT changed_at AS "Tidspunkt", target_id AS "Mål",
+SELECT changed_at AS "Tidspunkt",
+       CASE what_changed WHEN 'status' THEN 'Status'
+            WHEN 'stale' THEN 'Forældelse' ELSE 'Prognose' END AS "Ændring",
+       coalesce(nullif(name, ''), target_id) AS "Mål",
+       coalesce(scope_name, scope) AS "Område",
        previous_status AS "Fra", status AS "Status", stale AS "Forældet",
-       latest_year AS "Seneste år", round(gap_to_path::numeric) AS "Afstand til sti",
+       round(previous_forecast_value::numeric) AS "Prognose før",
+       round(forecast_value::numeric) AS "Prognose",
+       round(gap_to_path::numeric) AS "Afstand til sti",
        published_at AS "Publiceret"
 FROM board.status_changes ORDER BY changed_at DESC, id DESC LIMIT 100""",
                 columns=(
                     "Tidspunkt",
+                    "Ændring",
                     "Mål",
+                    "Område",
                     "Fra",
                     "Status",
                     "Forældet",
-                    "Seneste år",
+                    "Prognose før",
+                    "Prognose",
                     "Afstand til sti",
                     "Publiceret",
                 ),
             )
         ],
         status_column="Status",
+    )
+    board.stat(
+        "Sendte varsler i perioden",
+        "Hvor mange varsler er sendt i den valgte periode, og til hvor mange "
+        "modtagere?",
+        [
+            Sql(
+                """
+SELECT count(*) AS "Sendte varsler", count(DISTINCT recipient) AS "Modtagere"
+FROM board.alerts_sent WHERE $__timeFilter(sent_at)""",
+                columns=("Sendte varsler", "Modtagere"),
+            )
+        ],
+        unit="short",
+        width=6,
+        height=9,
+    )
+    board.timeseries(
+        "Sendte varsler pr. regel",
+        "Hvornår blev der sendt varsler, og for hvilke regler (mål skrider, "
+        "prognose forværret, forældet feed, manglende rapport, ingen tovholder, "
+        "afviste hændelser)?",
+        [
+            Sql(
+                f"""
+SELECT $__timeGroupAlias(sent_at, $__interval), {RULE_LABEL_SQL} AS "Regel",
+       count(*) AS "Varsler"
+FROM board.alerts_sent
+WHERE $__timeFilter(sent_at)
+GROUP BY 1, 2 ORDER BY 1""",
+                columns=("time", "Regel", "Varsler"),
+                fmt="time_series",
+            )
+        ],
+        unit="short",
+        axis_label="sendte varsler",
+        width=18,
+        bars=True,
     )
     board.table(
         "Rettelser",
@@ -281,8 +380,9 @@ FROM board.status_changes ORDER BY changed_at DESC, id DESC LIMIT 100""",
         "som `klimapuls changes` og rapportens afsnit om rettelser.",
         [
             Sql(
-                """
-SELECT restated_at AS "Rettet", family AS "Familie", scope AS "Område",
+                f"""
+SELECT restated_at AS "Rettet", {label_sql("family", KIND_LABELS)} AS "Familie",
+       scope AS "Område",
        period AS "Periode", sector AS "Tal",
        detail AS "Detalje", old_value AS "Før", new_value AS "Efter",
        round(change_pct::numeric, 1) AS "Ændring (%)",
@@ -315,12 +415,14 @@ ORDER BY restated_at DESC, scope, period, sector, detail LIMIT 200""",
         "tilstand er de (udløst, kvitteret, afsluttet)?",
         [
             Sql(
-                """
-SELECT sent_at AS "Sendt", rule AS "Regel",
+                f"""
+SELECT sent_at AS "Sendt", {RULE_LABEL_SQL} AS "Regel",
        coalesce(target_id, initiative_id) AS "Mål/initiativ", scope AS "Område",
-       recipient AS "Modtager", channel AS "Kanal", state AS "Tilstand",
+       recipient AS "Modtager", {label_sql("channel", CHANNEL_LABELS)} AS "Kanal",
+       {label_sql("state", STATE_LABELS)} AS "Tilstand",
        alert_key AS "Nøgle"
-FROM board.alerts_sent ORDER BY sent_at DESC LIMIT 100""",
+FROM board.alerts_sent WHERE $__timeFilter(sent_at)
+ORDER BY sent_at DESC LIMIT 100""",
                 columns=(
                     "Sendt",
                     "Regel",
@@ -333,5 +435,6 @@ FROM board.alerts_sent ORDER BY sent_at DESC LIMIT 100""",
                 ),
             )
         ],
+        width=24,
     )
     return board.build()

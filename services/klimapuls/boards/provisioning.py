@@ -10,7 +10,8 @@ only what differs. A second run therefore changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from klimapuls.boards.alert_rules import (
 )
 from klimapuls.boards.panels import DATASOURCE_UID, Board
 from klimapuls.boards.thresholds import EVALUATION_INTERVAL
+from klimapuls.core.alerting import AlertRules
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
 from klimapuls.settings import GrafanaSettings
 
@@ -84,13 +86,27 @@ def covers(ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
-def datasource_definition(password: str | None) -> dict[str, Any]:
-    """The datasource of the provisioning file, in the API's shape."""
+_VARIABLE = re.compile(r"\$\{(\w+)\}")
+
+
+def datasource_definition(
+    password: str | None, variables: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The datasource of the provisioning file, in the API's shape.
+
+    `${NAME}` placeholders (host, database, user) are filled from
+    `variables` (`GrafanaSettings.datasource_variables`), as Grafana fills
+    them from its environment when it reads the file.
+    """
     text = (
         resources.files("klimapuls.grafana")
         .joinpath("provisioning", "datasources", "klimapuls.yaml")
         .read_text(encoding="utf-8")
     )
+    # The defaults without reading the environment (settings come from entry points).
+    defaults = GrafanaSettings.model_construct().datasource_variables()
+    known = {**defaults, **(variables or {})}
+    text = _VARIABLE.sub(lambda m: known.get(m.group(1), m.group(0)), text)
     (source,) = yaml.safe_load(text)["datasources"]
     definition = {
         key: value for key, value in source.items() if key != "secureJsonData"
@@ -110,8 +126,10 @@ def _get(call: Any, *args: Any) -> Any:
         raise
 
 
-def _datasource(api: GrafanaApi, password: str | None) -> Change:
-    wanted = datasource_definition(password)
+def _datasource(
+    api: GrafanaApi, password: str | None, variables: Mapping[str, str] | None
+) -> Change:
+    wanted = datasource_definition(password, variables)
     current = _get(api.datasource.get_datasource_by_uid, DATASOURCE_UID)
     comparable = {k: v for k, v in wanted.items() if k != "secureJsonData"}
     if current is None:
@@ -157,12 +175,12 @@ def _seconds(interval: str) -> int:
     return int(interval[:-1]) * units[interval[-1]]
 
 
-def _rule_group(api: GrafanaApi) -> Change:
+def _rule_group(api: GrafanaApi, rules: AlertRules | None) -> Change:
     wanted = {
         "title": RULE_GROUP,
         "folderUid": ALERT_FOLDER_UID,
         "interval": _seconds(EVALUATION_INTERVAL),
-        "rules": rule_payloads(),
+        "rules": rule_payloads(rules),
     }
     current = _get(
         api.alertingprovisioning.get_rule_group, ALERT_FOLDER_UID, RULE_GROUP
@@ -180,16 +198,22 @@ def provision(
     datasource_password: str | None = None,
     with_datasource: bool = True,
     with_rules: bool = True,
+    rules: AlertRules | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> list[Change]:
-    """Bring Grafana in line with the code; return what was done to each object."""
+    """Bring Grafana in line with the code; return what was done to each object.
+
+    `rules` are the alert service's settings the alert rules follow;
+    `variables` fill the datasource's host, database and user.
+    """
     changes: list[Change] = []
     try:
         if with_datasource:
-            changes.append(_datasource(api, datasource_password))
+            changes.append(_datasource(api, datasource_password, variables))
         changes.append(_folder(api))
         changes.extend(_board(api, board) for board in boards)
         if with_rules:
-            changes.append(_rule_group(api))
+            changes.append(_rule_group(api, rules))
     except GrafanaException as exc:
         done = ", ".join(f"{c.kind} {c.uid}" for c in changes) or "nothing"
         raise GrafanaProvisioningError(

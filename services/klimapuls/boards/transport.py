@@ -220,8 +220,10 @@ def mobility() -> Board:
         "Transportformernes fordeling mod 2/3 bæredygtige ture i 2035, "
         "cykelture mod +20 % i 2030, kø-timer. Foreløbige år er mærket.",
         ["mobilitet"],
-        time_from="now-1y",
-        time_to="now",
+        # Yearly figures back to the baselines and the paths to 2030 and 2035;
+        # the hourly and daily charts show whatever of it has counts.
+        time_from="now-10y",
+        time_to="now+10y",
     )
     board.origin(["mobility_count"])
     board.timeseries(

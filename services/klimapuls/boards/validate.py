@@ -29,21 +29,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from klimapuls.boards.alert_rules import alert_rules, provisioning_file, rule_payloads
 from klimapuls.boards.catalogue import generated_files
 from klimapuls.boards.macros import TimeRange, expand
-from klimapuls.boards.panels import DATASOURCE_UID, SYNTHETIC_NOTE, Board
+from klimapuls.boards.panels import DATASOURCE_UID, SYNTHETIC_NOTE, Board, PanelQuery
 from klimapuls.core.errors import ConfigurationError
 
 __all__ = [
     "NPM_PACKAGES",
     "PENDING_VIEWS",
+    "GrafanaFiles",
     "QueryCheck",
     "ensure_schema_tools",
     "foreign_relations",
+    "load_files",
     "run_queries",
     "schema_problems",
     "static_problems",
@@ -127,10 +130,14 @@ def _board_problems(board: Board) -> Iterator[str]:
 
 def _rule_problems(payload: dict[str, Any]) -> Iterator[str]:
     where = f"alert rule {payload.get('uid')}"
-    refs = {query["refId"] for query in payload["data"]}
-    if payload["condition"] not in refs:
-        yield f"{where}: condition {payload['condition']} is not a query"
-    for query in payload["data"]:
+    data = payload.get("data")
+    if not isinstance(data, list) or not all(isinstance(q, dict) for q in data):
+        yield f"{where}: has no queries (data)"
+        return
+    refs = {query.get("refId") for query in data}
+    if payload.get("condition") not in refs:
+        yield f"{where}: condition {payload.get('condition')} is not a query"
+    for query in data:
         uid = query.get("datasourceUid")
         if uid not in (DATASOURCE_UID, _SERVER_EXPRESSIONS):
             yield f"{where}: datasource uid {uid!r} is not {DATASOURCE_UID!r}"
@@ -140,19 +147,27 @@ def _rule_problems(payload: dict[str, Any]) -> Iterator[str]:
                 yield f"{where}: reads {relation}, not a board.* view"
 
 
-def static_problems(boards: Iterable[Board], grafana_dir: Path | None) -> list[str]:
-    """Every static rule broken by `boards`, the rules and the files on disk."""
+def static_problems(
+    boards: Iterable[Board],
+    grafana_dir: Path | None,
+    rules: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """Every static rule broken by `boards`, the rules and the files on disk.
+
+    `rules` are alert rule payloads (default: the generated ones).
+    """
     boards = list(boards)
+    payloads = rule_payloads() if rules is None else rules
     problems = [p for board in boards for p in _board_problems(board)]
     uids = [board.uid for board in boards]
     problems += [f"board uid {u} is used twice" for u in set(uids) if uids.count(u) > 1]
-    rule_uids = [payload["uid"] for payload in rule_payloads()]
+    rule_uids = [payload.get("uid") for payload in payloads]
     problems += [
         f"alert rule uid {u} is used twice"
         for u in set(rule_uids)
         if rule_uids.count(u) > 1
     ]
-    problems += [p for payload in rule_payloads() for p in _rule_problems(payload)]
+    problems += [p for payload in payloads for p in _rule_problems(payload)]
     if grafana_dir is not None:
         for name, text in generated_files().items():
             path = grafana_dir / name
@@ -162,6 +177,120 @@ def static_problems(boards: Iterable[Board], grafana_dir: Path | None) -> list[s
                     "`klimapuls grafana generate`"
                 )
     return problems
+
+
+@dataclass(frozen=True)
+class GrafanaFiles:
+    """Boards and alert rule files read from a folder or one file.
+
+    `problems` are the files that could not be read (one line each).
+    """
+
+    boards: list[Board]
+    rule_files: list[dict[str, Any]]
+    problems: list[str]
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        """Every alert rule of every rule file."""
+        return [
+            rule
+            for data in self.rule_files
+            for group in data.get("groups") or []
+            if isinstance(group, dict)
+            for rule in group.get("rules") or []
+            if isinstance(rule, dict)
+        ]
+
+
+def _board_of(data: dict[str, Any]) -> Board:
+    uid = str(data.get("uid", ""))
+    queries = tuple(
+        PanelQuery(
+            uid,
+            int(panel.get("id") or 0),
+            str(panel.get("title", "")),
+            str(target.get("refId", "")),
+            str(target["rawSql"]),
+            (),
+        )
+        for panel in _panels(data)
+        for target in panel.get("targets") or []
+        if isinstance(target, dict) and target.get("rawSql")
+    )
+    variables = {
+        str(v["name"]): str(v.get("current", {}).get("value", ""))
+        for v in data.get("templating", {}).get("list", [])
+        if isinstance(v, dict) and "name" in v and isinstance(v.get("current"), dict)
+    }
+    return Board(uid, str(data.get("title", "")), data, queries, variables)
+
+
+_BOARD_SUFFIXES = (".json",)
+_RULE_SUFFIXES = (".yaml", ".yml")
+#: Other provisioning files (datasources, board providers): read, not checked.
+_PROVISIONING_KEYS = frozenset({"datasources", "providers"})
+
+
+def _read(path: Path, found: GrafanaFiles) -> None:
+    try:
+        text_ = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        found.problems.append(f"{path}: not UTF-8 text")
+        return
+    except OSError as exc:
+        found.problems.append(f"{path}: cannot be read ({exc.strerror})")
+        return
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text_)
+        else:
+            data = yaml.safe_load(text_)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        found.problems.append(f"{path}: not valid {kind}: {first}")
+        return
+    if path.suffix == ".json":
+        if isinstance(data, dict) and isinstance(data.get("panels"), list):
+            found.boards.append(_board_of(data))
+        else:
+            found.problems.append(f"{path}: not a Grafana board (no panels)")
+    elif isinstance(data, dict) and isinstance(data.get("groups"), list):
+        found.rule_files.append(data)
+    elif not (isinstance(data, dict) and _PROVISIONING_KEYS & set(data)):
+        found.problems.append(f"{path}: not a Grafana alert rules file (no groups)")
+
+
+def load_files(path: Path) -> GrafanaFiles:
+    """The boards (`*.json`) and alert rule files (`*.yaml`) at `path`.
+
+    `path` is a folder (searched recursively) or one file. A path that does
+    not exist, a file of another kind, or a folder without any of them is a
+    `ConfigurationError` (one line).
+    """
+    if not path.exists():
+        raise ConfigurationError(f"{path} does not exist")
+    if path.is_file():
+        if path.suffix not in (*_BOARD_SUFFIXES, *_RULE_SUFFIXES):
+            raise ConfigurationError(
+                f"{path} is not a board (.json) or an alert rules file (.yaml)"
+            )
+        files = [path]
+    else:
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix in (*_BOARD_SUFFIXES, *_RULE_SUFFIXES)
+        )
+        if not files:
+            raise ConfigurationError(
+                f"{path} holds no boards (.json) or alert rules files (.yaml)"
+            )
+    found = GrafanaFiles([], [], [])
+    for file in files:
+        _read(file, found)
+    return found
 
 
 def ensure_schema_tools(folder: Path) -> Path:
@@ -193,7 +322,7 @@ def ensure_schema_tools(folder: Path) -> Path:
     return folder
 
 
-def _typescript(boards: Iterable[Board]) -> str:
+def _typescript(boards: Iterable[Board], files: GrafanaFiles | None = None) -> str:
     lines = [
         'import type { Dashboard } from "@grafana/schema";',
         "import type { Query, Rule as ApiRule }",
@@ -213,6 +342,11 @@ def _typescript(boards: Iterable[Board]) -> str:
     for index, board in enumerate(boards):
         body = json.dumps(board.json, ensure_ascii=False)
         lines.append(f"// {board.uid}\nexport const board{index}: Dashboard = {body};")
+    if files is not None:
+        for index, data in enumerate(files.rule_files):
+            body = json.dumps(data, ensure_ascii=False)
+            lines.append(f"export const file{index}: AlertingFile = {body};")
+        return "\n".join(lines) + "\n"
     for index, payload in enumerate(rule_payloads()):
         body = json.dumps(payload, ensure_ascii=False)
         lines.append(f"// {payload['uid']}\nexport const rule{index}: Rule = {body};")
@@ -221,10 +355,16 @@ def _typescript(boards: Iterable[Board]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def schema_problems(boards: Iterable[Board], tools: Path) -> list[str]:
-    """What TypeScript's compiler says against Grafana's schema; empty: fine."""
+def schema_problems(
+    boards: Iterable[Board], tools: Path, files: GrafanaFiles | None = None
+) -> list[str]:
+    """What TypeScript's compiler says against Grafana's schema; empty: fine.
+
+    With `files`, its alert rule files are checked instead of the generated
+    rules.
+    """
     source = tools / "klimapuls_boards.ts"
-    source.write_text(_typescript(boards), encoding="utf-8")
+    source.write_text(_typescript(boards, files), encoding="utf-8")
     tsc = tools / "node_modules" / ".bin" / "tsc"
     result = subprocess.run(  # noqa: S603 - fixed arguments, no user input
         [
@@ -251,7 +391,7 @@ def schema_problems(boards: Iterable[Board], tools: Path) -> list[str]:
 
 
 #: Views other branches add; a query on one that does not exist yet is skipped.
-PENDING_VIEWS = frozenset({"board.alerts_sent"})
+PENDING_VIEWS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -303,19 +443,37 @@ def _missing_pending(conn: Connection, sql: str) -> str | None:
     return None
 
 
+def _file_rule_queries(
+    rules: list[dict[str, Any]],
+) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    for rule in rules:
+        for query in rule.get("data") or []:
+            if not isinstance(query, dict):
+                continue
+            sql = query.get("model", {}).get("rawSql")
+            if sql:
+                yield f"alert rule {rule.get('uid')}", str(sql), ()
+
+
 def run_queries(
-    conn: Connection, boards: Iterable[Board], now: datetime
+    conn: Connection,
+    boards: Iterable[Board],
+    now: datetime,
+    rules: list[dict[str, Any]] | None = None,
 ) -> list[QueryCheck]:
     """Run every panel, variable and alert query with Grafana's macros expanded.
 
     A query passes when it returns the columns its panel expects and at
-    least one row. A query on a view of `PENDING_VIEWS` that does not exist
-    yet is skipped, naming the view.
+    least one row (a query read from a file, whose columns are not known,
+    only has to answer with a row). A query on a view of `PENDING_VIEWS` that
+    does not exist yet is skipped, naming the view. `rules` are alert rule
+    payloads read from files (default: the generated rules).
     """
     boards = list(boards)
     spans = {board.uid: (TimeRange.of(board.json, now), board) for board in boards}
     checks = []
-    found = [*_queries(boards), *_variable_queries(boards), *_rule_queries()]
+    ruled = _rule_queries() if rules is None else _file_rule_queries(rules)
+    found = [*_queries(boards), *_variable_queries(boards), *ruled]
     for where, sql, columns in found:
         span, variables = TimeRange(now - timedelta(hours=1), now), {}
         uid = where.split(" ", 1)[0]
@@ -339,7 +497,7 @@ def run_queries(
             checks.append(QueryCheck(where, expanded, columns, problem=first))
             continue
         problem = None
-        if keys != columns:
+        if columns and keys != columns:
             problem = f"returns columns {list(keys)}, expected {list(columns)}"
         elif not rows:
             problem = "returns no rows"

@@ -214,12 +214,20 @@ def _usage(check: Any, hint: str) -> Any:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Migrate DATABASE_URL's schema to the newest revision and load seed data."""
+    """Migrate DATABASE_URL's schema to the newest revision and load seed data.
+
+    With GRAFANA_DB_PASSWORD set, Grafana's read-only role `klimapuls_grafana`
+    may log in with it (only its SCRAM digest is sent to the server).
+    """
     from klimapuls.storage import prepare_database
 
-    url = check_database(command_settings().require_database_url())
-    prepare_database(url)
+    settings = command_settings()
+    url = check_database(settings.require_database_url())
+    password = settings.grafana.datasource_password
+    prepare_database(url, password.get_secret_value() if password else None)
     console.print("database schema is up to date; seed data loaded")
+    if password:
+        console.print("Grafana's database role klimapuls_grafana may log in")
 
 
 @topics_app.command("create")
@@ -249,6 +257,7 @@ def _register_commands() -> None:
         changes,
         gateway,
         grafana,
+        health,
         importers,
         progress,
         report,
@@ -267,6 +276,7 @@ def _register_commands() -> None:
         grafana,
         report,
         bench,
+        health,
     ):
         module.register(app)
 

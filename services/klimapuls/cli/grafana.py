@@ -2,9 +2,10 @@
 
 - `generate [--check]` writes `grafana/dashboards/*.json` and
   `grafana/provisioning/alerting/klimapuls.yaml` from `klimapuls.boards`;
-- `validate` checks every board and rule against Grafana's own schema (npm
-  `@grafana/schema` and the foundation SDK's alerting types, with `tsc`) and
-  the static rules, and with `--database` runs every query;
+- `validate [PATH]` checks every board and rule against Grafana's own schema
+  (npm `@grafana/schema` and the foundation SDK's alerting types, with `tsc`)
+  and the static rules, and with `--database` runs every query; with PATH (a
+  folder or one file) the boards and alert rule files found there;
 - `provision --url URL --token TOKEN` creates or updates the datasource,
   folder, boards and alert rules on a running Grafana, idempotently;
 - `push` is `provision` of the boards alone, on `GRAFANA_URL` (kept for
@@ -23,6 +24,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from klimapuls.cli.common import plural
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
 from klimapuls.settings import Settings
 
@@ -65,20 +67,35 @@ def run_validate(
     schema_cache: Path | None,
     database_url: str | None,
     console: Console,
+    path: Path | None = None,
 ) -> int:
-    """Static rules, Grafana's schema and optionally the queries; the exit code."""
+    """Static rules, Grafana's schema and optionally the queries; the exit code.
+
+    Without `path`, the boards and rules the code generates (and whether the
+    files under `grafana_dir` are current); with it, the boards and alert
+    rule files in that folder or file.
+    """
     from klimapuls.boards import all_boards
     from klimapuls.boards.validate import (
+        GrafanaFiles,
         ensure_schema_tools,
+        load_files,
         schema_problems,
         static_problems,
     )
 
-    boards = all_boards()
-    problems = static_problems(boards, grafana_dir)
+    files: GrafanaFiles | None = None
+    rules = None
+    if path is None:
+        boards = all_boards()
+        problems = static_problems(boards, grafana_dir)
+    else:
+        files = load_files(path)
+        boards, rules = files.boards, files.rules
+        problems = [*files.problems, *static_problems(boards, None, rules)]
     if schema_cache is not None:
         tools = ensure_schema_tools(schema_cache)
-        problems += [f"schema: {p}" for p in schema_problems(boards, tools)]
+        problems += [f"schema: {p}" for p in schema_problems(boards, tools, files)]
     checked = 0
     if database_url is not None:
         from klimapuls.boards.validate import run_queries
@@ -87,7 +104,7 @@ def run_validate(
         engine = create_db_engine(database_url)
         try:
             with engine.connect() as conn:
-                checks = run_queries(conn, boards, datetime.now(UTC))
+                checks = run_queries(conn, boards, datetime.now(UTC), rules)
         finally:
             engine.dispose()
         checked = len(checks)
@@ -97,11 +114,17 @@ def run_validate(
         )
     _print_lines(console, problems)
     panels = sum(len(b.queries) for b in boards)
+    counted = "" if rules is None else f", {plural(len(rules), 'alert rule')}"
     summary = (
-        f"{len(boards)} boards, {panels} panel queries"
+        f"{plural(len(boards), 'board')}, "
+        f"{plural(panels, 'panel query', 'panel queries')}{counted}"
         + (", Grafana's schema" if schema_cache is not None else "")
-        + (f", {checked} queries run" if database_url is not None else "")
-        + f": {len(problems)} problems"
+        + (
+            f", {plural(checked, 'query', 'queries')} run"
+            if database_url is not None
+            else ""
+        )
+        + f": {plural(len(problems), 'problem')}"
     )
     _print_lines(console, [summary])
     return EXIT_PROBLEMS if problems else EXIT_OK
@@ -130,6 +153,8 @@ def run_provision(
             datasource_password=password.get_secret_value() if password else None,
             with_datasource=not boards_only,
             with_rules=not boards_only,
+            rules=settings.alert_rules(),
+            variables=settings.grafana.datasource_variables(),
         )
     except KlimapulsError:
         raise
@@ -183,6 +208,14 @@ def register(app: typer.Typer) -> None:
 
     @grafana_app.command("validate")
     def validate(
+        path: Annotated[
+            Path | None,
+            typer.Argument(
+                help="A folder or one file (board .json, alert rules .yaml) to "
+                "check [default: the boards and rules the code generates].",
+                show_default=False,
+            ),
+        ] = None,
         schema: Annotated[
             bool,
             typer.Option(
@@ -209,6 +242,7 @@ def register(app: typer.Typer) -> None:
         datasource uid, units and axis labels, 'syntetisk', board views only,
         generated files current) and Grafana's own schema; with --database,
         every panel and alert query runs with Grafana's macros expanded.
+        With PATH, the boards and alert rule files in that folder or file.
         """
         from klimapuls.cli import console
 
@@ -216,7 +250,7 @@ def register(app: typer.Typer) -> None:
         cache = schema_cache or settings.data_dir / "grafana-schema"
         url = settings.require_database_url() if database else None
         raise typer.Exit(
-            run_validate(_grafana_dir(), cache if schema else None, url, console)
+            run_validate(_grafana_dir(), cache if schema else None, url, console, path)
         )
 
     @grafana_app.command("provision")
@@ -236,7 +270,7 @@ def register(app: typer.Typer) -> None:
         """Create or update datasource, folder, boards and alert rules by uid.
 
         Reads first and writes only what differs, so a second run changes
-        nothing. The datasource password comes from GRAFANA_DATASOURCE_PASSWORD.
+        nothing. The datasource password comes from GRAFANA_DB_PASSWORD.
         """
         from klimapuls.cli import console
 

@@ -19,7 +19,12 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from klimapuls.cli.common import read_offline
+from klimapuls.cli.common import (
+    OfflineFiles,
+    OfflineFlag,
+    check_offline_files,
+    read_offline,
+)
 from klimapuls.core.reference import municipality_codes
 from klimapuls.report import ReportInput, render_report
 from klimapuls.storage.db import in_transaction
@@ -86,7 +91,13 @@ def run_report(
                 soft_wrap=True,
             )
         exit_code = EXIT_INVALID_INPUT if report.issues else EXIT_OK
-        facts, source = report.facts, f"{len(offline)} event file(s), offline"
+        facts, source = (
+            report.facts,
+            (
+                f"{len(offline)} hændelsesfil{'er' if len(offline) != 1 else ''} "
+                "(offline)"
+            ),
+        )
     else:
         from klimapuls.settings import Settings
         from klimapuls.storage.db import create_db_engine
@@ -96,7 +107,7 @@ def run_report(
             facts = in_transaction(engine, load_facts)
         finally:
             engine.dispose()
-        source = "database"
+        source = "databasen"
     day = as_of or date.today()
     size = write_report(html, ReportInput(facts, day, source, municipality))
     console.print(
@@ -135,19 +146,15 @@ def register(app: typer.Typer) -> None:
                 "--as-of", metavar="DATE", help="As on this date (YYYY-MM-DD)."
             ),
         ] = None,
-        offline: Annotated[
-            list[Path] | None,
-            typer.Option(
-                "--offline",
-                metavar="FILE",
-                help="Read JSONL event files instead of the database (repeatable).",
-            ),
-        ] = None,
+        files: OfflineFiles = None,
+        offline: OfflineFlag = False,
     ) -> None:
         """Write one self-contained HTML page: the overview or one municipality.
 
         Charts (inline SVG), the status of every target and the coverage,
-        from DATABASE_URL or from event files; opens without network access.
+        from DATABASE_URL or, with --offline FILE..., from JSONL event files
+        (several files, any family, as `progress --offline`); opens without
+        network access.
         """
         from klimapuls.cli import console, err_console
 
@@ -159,17 +166,19 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(
                     f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
                 ) from None
-        for path in offline or []:
+        paths = list(files or [])
+        check_offline_files(paths, offline)
+        for path in paths:
             if not path.is_file():
                 raise typer.BadParameter(
-                    f"{path} is not a readable file", param_hint="--offline"
+                    f"{path} is not a readable file", param_hint="FILE"
                 )
         raise typer.Exit(
             run_report(
                 html=html,
                 municipality=municipality,
                 as_of=day,
-                offline=list(offline or []),
+                offline=paths,
                 console=console,
                 err_console=err_console,
             )

@@ -307,7 +307,9 @@ def observe(
             change.indicator,
             change.target_value,
         )
-        if still > share:
+        # An unusable forecast (missing, 0) keeps the open reference: the
+        # next usable forecast is compared to it.
+        if still > share or not usable_forecast(change.forecast_value):
             reference = previous.forecast_reference
     if reference is None:
         before = change.previous_forecast_value

@@ -136,12 +136,12 @@ def _emission_lines(
     lines = [Line(label, counted)]
     for p in targets:
         path = tuple((float(y), v) for y, v in trajectory(p))
-        lines.append(Line(f"Sti {p.target_id}", path, dashed=True))
+        lines.append(Line(f"Målsti: {p.name or p.target_id}", path, dashed=True))
         if p.latest_year and p.forecast_value is not None and p.target_year:
             assert p.latest_value is not None  # noqa: S101 - set with latest_year
             lines.append(
                 Line(
-                    f"Prognose {p.target_id}",
+                    f"Prognose: {p.name or p.target_id}",
                     (
                         (p.latest_year, p.latest_value),
                         (p.target_year, p.forecast_value),
@@ -231,7 +231,7 @@ def _fleet_chart(measured: MeasuredSeries, progress: Sequence[Progress]) -> str:
         ),
     ]
     lines += [
-        Line(f"Sti: {p.target_id}", tuple(trajectory(p)), dashed=True)
+        Line(f"Målsti: {p.name or p.target_id}", tuple(trajectory(p)), dashed=True)
         for p in progress
         if p.target_id == "movia-fossil-free-2030"
     ]
@@ -356,7 +356,7 @@ def _overview(data: ReportInput, progress: list[Progress]) -> tuple[str, str]:
             _sector_chart(
                 data.facts, codes, True, "Udledning pr. sektor (komplette år)"
             ),
-            "Nyeste vintage af hver kommunes regnskab, summeret pr. sektor.",
+            "Nyeste udgave af hver kommunes regnskab, summeret pr. sektor.",
         )
         + "<h2>Status for alle mål</h2>"
         + _status_table(progress)
@@ -415,7 +415,7 @@ def _municipality(
         )
         + _figure(
             _sector_chart(data.facts, {code}, False, f"{name}: udledning pr. sektor"),
-            "Nyeste vintage pr. år og sektor.",
+            "Nyeste udgave pr. år og sektor.",
         )
         + "<h2>Kommunens mål</h2>"
         + (

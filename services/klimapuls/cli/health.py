@@ -1,0 +1,119 @@
+"""`klimapuls healthcheck` and `klimapuls db wait`: checks for orchestrators.
+
+- `healthcheck` exits 0 when this container can work: the database answers
+  `SELECT 1` and a broker of KAFKA_BOOTSTRAP_SERVERS accepts a connection;
+  with `--http URL`, when URL answers 2xx (the gateway's `/v1/health`).
+- `db wait` waits, up to `--timeout` seconds, until the database answers;
+  an init step before `klimapuls db upgrade`.
+
+Failure is one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Annotated
+
+import typer
+
+from klimapuls.cli.common import check_database, command_settings
+from klimapuls.core.errors import ConfigurationError, KlimapulsError
+
+__all__ = ["check_http", "register", "wait_for_database"]
+
+_TIMEOUT_S = 5.0
+
+
+def check_http(url: str, timeout_s: float = _TIMEOUT_S) -> str:
+    """What `url` answered when it is 2xx; else a `KlimapulsError`."""
+    if not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
+        raise ConfigurationError(
+            f"--http {url[:80]!r} is not an http(s) address "
+            "(e.g. http://localhost:8080/v1/health)"
+        )
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:  # noqa: S310 - http(s) checked above
+            return f"{url} answered {answer.status}"
+    except urllib.error.HTTPError as exc:
+        raise KlimapulsError(f"unhealthy: {url} answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise KlimapulsError(f"unhealthy: {url} did not answer: {reason}") from None
+
+
+def _check_broker(servers: str) -> None:
+    host, _, port = servers.split(",")[0].strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigurationError(
+            f"KAFKA_BOOTSTRAP_SERVERS {servers[:80]!r} is not host:port[,host:port]"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=_TIMEOUT_S).close()
+    except OSError as exc:
+        raise KlimapulsError(
+            f"unhealthy: no broker answers at {host}:{port} "
+            f"(KAFKA_BOOTSTRAP_SERVERS): {exc.strerror or exc}"
+        ) from None
+
+
+def wait_for_database(url: str, timeout_s: float, pause_s: float = 1.0) -> float:
+    """Seconds until the database at `url` answered; `KlimapulsError` on timeout."""
+    started = time.monotonic()
+    while True:
+        try:
+            check_database(url)
+        except ConfigurationError:
+            raise
+        except KlimapulsError as exc:
+            waited = time.monotonic() - started
+            if waited + pause_s > timeout_s:
+                raise KlimapulsError(
+                    f"gave up after {timeout_s:g} s: {exc}".replace(
+                        "cannot reach", "could not reach"
+                    )
+                ) from None
+            time.sleep(pause_s)
+            continue
+        return time.monotonic() - started
+
+
+def register(app: typer.Typer) -> None:
+    """Add `klimapuls healthcheck` to the app (and `db wait` to its `db` group)."""
+    from klimapuls.cli import console, db_app
+
+    @app.command("healthcheck")
+    def healthcheck(
+        http: Annotated[
+            str | None,
+            typer.Option(
+                "--http",
+                help="Check only that this URL answers 2xx "
+                "(e.g. http://localhost:8080/v1/health).",
+                metavar="URL",
+            ),
+        ] = None,
+    ) -> None:
+        """Exit 0 when the database and a broker answer (or --http URL does)."""
+        if http is not None:
+            console.print(f"healthy: {check_http(http)}", markup=False)
+            return
+        settings = command_settings()
+        check_database(settings.require_database_url())
+        _check_broker(settings.require_bootstrap_servers())
+        console.print("healthy: database and broker answer")
+
+    @db_app.command("wait")
+    def db_wait(
+        timeout: Annotated[
+            float,
+            typer.Option(min=0, help="Give up after this many seconds."),
+        ] = 60.0,
+    ) -> None:
+        """Wait until DATABASE_URL answers (an init step before `db upgrade`)."""
+        settings = command_settings()
+        waited = wait_for_database(settings.require_database_url(), timeout)
+        console.print(f"database answers (after {waited:.1f} s)")
