@@ -360,3 +360,18 @@ def test_the_initiatives_line_offline_counts_only_the_reports_known_then(
     # On 31 December 2023 round 2024-10 had not been reported by anyone.
     assert "0 reports missing;" in then.stderr
     assert "2024-10" not in then.stderr
+
+
+def test_initiatives_listed_after_the_known_on_date_are_not_counted_then(
+    tmp_path: Path,
+) -> None:
+    # The VIP initiatives without a tovholder were listed from October 2022.
+    path = tmp_path / "reports.jsonl"
+    path.write_text(json.dumps(_status("test-a", "2021-10")) + "\n", "utf-8")
+    runner = CliRunner()
+    args = ["progress", "--offline", str(path), "--json"]
+    today = runner.invoke(app, args)
+    then = runner.invoke(app, [*args, "--known-on", "2021-12-31"])
+    assert today.exit_code == then.exit_code == 0, today.output + then.output
+    assert "; 5 without a tovholder" in today.stderr
+    assert "; 0 without a tovholder" in then.stderr

@@ -313,12 +313,20 @@ class OfflineReport:
     fold: EventFold | None = None
 
     def known_on(self, day: date) -> OfflineReport:
-        """The facts and the initiatives' findings as they were known on `day`."""
+        """The facts and the initiatives' findings as they were known on `day`.
+
+        Only the status reports reported by then count, and only the
+        initiatives listed by then (their `since`).
+        """
         facts = known_on(self.facts, day)
         if self.fold is None:
             return replace(self, facts=facts)
         reports = [r for r in self.fold.reports if was_known(r.reported_at, day)]
-        listed = self.fold.initiatives(reports)
+        listed = [
+            i
+            for i in self.fold.initiatives(reports)
+            if i.since is None or i.since <= day
+        ]
         return replace(
             self,
             facts=facts,
