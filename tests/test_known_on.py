@@ -323,3 +323,55 @@ def test_a_database_that_is_not_migrated_is_one_line(
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _status(initiative: str, round_: str) -> dict[str, Any]:
+    return {
+        "schema": "initiative_status.v1",
+        "event_id": f"test:{initiative}:{round_}",
+        "producer": "pytest",
+        "reported_at": f"{round_}-20T09:00:00+00:00",
+        "initiative_id": initiative,
+        "initiative_name": initiative.replace("-", " ").title(),
+        "programme": "test-programme",
+        "round": round_,
+        "status": "on_track",
+        "tovholdere": ["Ballerup"],
+    }
+
+
+def test_the_initiatives_line_offline_counts_only_the_reports_known_then(
+    tmp_path: Path,
+) -> None:
+    # Both initiatives reported in October 2023; a year later only test-a.
+    path = tmp_path / "reports.jsonl"
+    reports = [
+        _status("test-a", "2023-10"),
+        _status("test-b", "2023-10"),
+        _status("test-a", "2024-10"),
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in reports), "utf-8")
+    runner = CliRunner()
+    args = ["progress", "--offline", str(path), "--json"]
+    today = runner.invoke(app, args)
+    then = runner.invoke(app, [*args, "--known-on", "2023-12-31"])
+    assert today.exit_code == then.exit_code == 0, today.output + then.output
+    assert "1 reports missing, 1 in round 2024-10" in today.stderr
+    # On 31 December 2023 round 2024-10 had not been reported by anyone.
+    assert "0 reports missing;" in then.stderr
+    assert "2024-10" not in then.stderr
+
+
+def test_initiatives_listed_after_the_known_on_date_are_not_counted_then(
+    tmp_path: Path,
+) -> None:
+    # The VIP initiatives without a tovholder were listed from October 2022.
+    path = tmp_path / "reports.jsonl"
+    path.write_text(json.dumps(_status("test-a", "2021-10")) + "\n", "utf-8")
+    runner = CliRunner()
+    args = ["progress", "--offline", str(path), "--json"]
+    today = runner.invoke(app, args)
+    then = runner.invoke(app, [*args, "--known-on", "2021-12-31"])
+    assert today.exit_code == then.exit_code == 0, today.output + then.output
+    assert "; 5 without a tovholder" in today.stderr
+    assert "; 0 without a tovholder" in then.stderr

@@ -140,6 +140,12 @@ def test_changes_offline_prints_json_and_a_table_and_refuses_bad_dates(
     assert bad.exit_code == 2 and "--since" in bad.output
     scope = runner.invoke(app, [*base, "--scope", "999"])
     assert scope.exit_code == 2 and "unknown scope" in scope.output
+    # A --since after today, without --until, names --since (the one given).
+    later = runner.invoke(
+        app, ["changes", "--offline", str(path), "--since", "9999-12-31"]
+    )
+    assert later.exit_code == 2 and "after today" in later.output
+    assert "must not be before" not in later.output
 
 
 def test_the_migration_creates_the_restatement_table_of_the_model(

@@ -92,6 +92,22 @@ def test_contacts_are_managed_from_the_cli_and_a_yaml_file(cli, tmp_path: Path) 
     assert len(json.loads(cli("contacts", "list", "--json").stdout)) == 1
 
 
+def test_an_email_address_in_another_case_is_the_same_contact(cli) -> None:
+    def add(address: str) -> str:
+        return cli(
+            "contacts", "add", "Klima", "--party", "151", "--topic", "co2",
+            "--email", address,
+        ).stdout  # fmt: skip
+
+    assert "1 contacts added" in add("klima@ballerup.example.org")
+    # The same mailbox again: listing it twice would mail every notice twice.
+    assert "0 contacts added (1 known already)" in add("Klima@Ballerup.Example.org")
+    assert len(json.loads(cli("contacts", "list", "--json").stdout)) == 1
+    removed = cli("contacts", "remove", "KLIMA@ballerup.example.org")
+    assert "1 contacts removed" in removed.stdout
+    assert json.loads(cli("contacts", "list", "--json").stdout) == []
+
+
 def test_alerts_list_shows_what_fires_for_whom_and_ack_stops_it(
     cli, pipeline: Pipeline, engine: Engine
 ) -> None:

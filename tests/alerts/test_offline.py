@@ -150,6 +150,9 @@ def _through_the_services(engine: Engine, paths: Sequence[Path]) -> None:
         changed = targets.handle(
             _incoming("target", by_kind.get("target", [])) + notices
         )
+        # The targets service dead-letters its refused events too.
+        if changed.dead_letters:
+            letters.handle([d.to_json() for d in changed.dead_letters])
         alerts.handle(status_messages(changed.status_changes))
 
 
@@ -217,6 +220,42 @@ def test_offline_and_database_paths_raise_the_same_alerts(
         ("test-b", "2025-04"),
         ("test-b", "2025-05"),
     ]
+
+
+def test_refused_target_revisions_count_in_the_dead_letter_rate_on_both_paths(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # 20 accepted events, then two revisions that reuse version 1 with other
+    # content: 2 of 23 refused, past 5 %, on the targets service's own topic.
+    first = [
+        *(co2_event("151", 2000 + n, "energy", 500.0 + n) for n in range(20)),
+        target_event("dk2020-151-2030", scope="151", reduction_pct=70),
+    ]
+    second = [
+        target_event(
+            "dk2020-151-2030",
+            scope="151",
+            reduction_pct=pct,
+            reported_at="2025-05-01T00:00:00+00:00",
+        )
+        | {"event_id": f"test:clash:{pct}"}
+        for pct in (60, 80)
+    ]
+    paths = []
+    for n, events in enumerate((first, second), start=1):
+        path = tmp_path / f"delivery-{n}.jsonl"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+        paths.append(path)
+
+    _through_the_services(engine, paths)
+    in_db = {r["key"]: r for r in database_alerts(engine)}
+    offline, issues = offline_alerts(paths, NOW, NO_HOLD)
+    on_files = {a.key: a for a in offline.alerts()}
+
+    assert len(issues) == 2 and all("version 1" in i for i in issues)
+    key = "dead_letter_rate:pytest:-:-"
+    assert in_db[key]["facts"]["rejected"] == 2
+    assert dict(on_files[key].facts) == in_db[key]["facts"]
 
 
 def test_alerts_offline_prints_json_with_recipients(tmp_path: Path) -> None:

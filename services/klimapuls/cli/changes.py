@@ -219,6 +219,11 @@ def register(app: typer.Typer) -> None:
         start = parse_day(since, "--since")
         end = parse_day(until, "--until") or date.today()
         assert start is not None  # noqa: S101 - a required option
+        if end < start and until is None:
+            raise typer.BadParameter(
+                f"must not be after today ({end.isoformat()}) unless --until is given",
+                param_hint="--since",
+            )
         if end < start:
             raise typer.BadParameter("must not be before --since", param_hint="--until")
         paths = list(files or [])

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +44,7 @@ from klimapuls.core.initiatives import (
     missing_reports,
     without_tovholder,
 )
+from klimapuls.core.knowledge import known_on, was_known
 from klimapuls.core.progress import Facts
 from klimapuls.importers.table import text_lines
 from klimapuls.producer.readers import json_text, json_values
@@ -309,6 +310,29 @@ class OfflineReport:
     issues: list[LineIssue] = field(default_factory=list)
     missing: list[MissingReport] = field(default_factory=list)
     without_tovholder: list[Initiative] = field(default_factory=list)
+    fold: EventFold | None = None
+
+    def known_on(self, day: date) -> OfflineReport:
+        """The facts and the initiatives' findings as they were known on `day`.
+
+        Only the status reports reported by then count, and only the
+        initiatives listed by then (their `since`).
+        """
+        facts = known_on(self.facts, day)
+        if self.fold is None:
+            return replace(self, facts=facts)
+        reports = [r for r in self.fold.reports if was_known(r.reported_at, day)]
+        listed = [
+            i
+            for i in self.fold.initiatives(reports)
+            if i.since is None or i.since <= day
+        ]
+        return replace(
+            self,
+            facts=facts,
+            missing=missing_reports(listed, reports),
+            without_tovholder=without_tovholder(listed, reports),
+        )
 
     def initiatives_line(self) -> str:
         """The initiatives' findings in one line."""
@@ -385,4 +409,5 @@ def read_offline(files: Sequence[Path], now: datetime | None = None) -> OfflineR
         issues,
         missing_reports(listed, fold.reports),
         without_tovholder(listed, fold.reports),
+        fold,
     )

@@ -140,8 +140,9 @@ def run_progress(
             err_console.print(f"no events in {names}", markup=False)
             exit_code = EXIT_INVALID_INPUT
         day = as_of or known or date.today()
-        facts = report.facts if known is None else known_on(report.facts, known)
-        rows = [p.as_json() for p in evaluate_all(facts, day)]
+        if known is not None:
+            report = report.known_on(known)
+        rows = [p.as_json() for p in evaluate_all(report.facts, day)]
         source = f"{len(files)} file(s), offline"
         err_console.print(report.initiatives_line(), highlight=False, soft_wrap=True)
     else:

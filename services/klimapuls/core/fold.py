@@ -12,7 +12,7 @@ numbers on both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -108,15 +108,21 @@ class EventFold:
             tovholdere=(),
         )
 
-    def initiatives(self) -> list[Initiative]:
+    def initiatives(
+        self, reports: Sequence[StatusReport] | None = None
+    ) -> list[Initiative]:
         """Every listed initiative: the reference ones and those first seen here.
 
         One known only from reports is expected from its first reported round
-        (as the initiatives service records it).
+        (as the initiatives service records it). Given `reports` (those known
+        on a date), one first seen in none of them is not listed yet.
         """
         listed = list(reference_initiatives())
+        seen = self.reports if reports is None else reports
         for initiative, item in self.registered.items():
-            rounds = [r.round for r in self.reports if r.initiative_id == initiative]
+            rounds = [r.round for r in seen if r.initiative_id == initiative]
+            if reports is not None and not rounds:
+                continue
             since = round_start(min(rounds)) if rounds else None
             listed.append(replace(item, since=since))
         return sorted(listed, key=lambda i: i.initiative_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from klimapuls.core.alert_state import Ack, Contact
@@ -29,18 +29,36 @@ __all__ = [
 ]
 
 
+def _route(party: str, topic: str, channel: str, address: str) -> tuple[str, ...]:
+    # An e-mail address is one mailbox whatever its case: listed twice, it
+    # would get every notice twice.
+    return (party, topic, channel, address.lower() if channel == "email" else address)
+
+
 def add_contacts(conn: Connection, found: Iterable[Contact]) -> int:
-    """Add contacts (one known already is kept as it is); returns how many new."""
-    values = [
-        {
-            "name": c.name,
-            "party": c.party,
-            "topic": c.topic,
-            "channel": c.channel,
-            "address": c.address,
-        }
-        for c in found
-    ]
+    """Add contacts (one known already is kept as it is); returns how many new.
+
+    An e-mail address known already in another case is known already.
+    """
+    c = AlertContactRow
+    known = {
+        _route(*r) for r in conn.execute(select(c.party, c.topic, c.channel, c.address))
+    }
+    values = []
+    for person in found:
+        route = _route(person.party, person.topic, person.channel, person.address)
+        if route in known:
+            continue
+        known.add(route)
+        values.append(
+            {
+                "name": person.name,
+                "party": person.party,
+                "topic": person.topic,
+                "channel": person.channel,
+                "address": person.address,
+            }
+        )
     if not values:
         return 0
     result = conn.execute(
@@ -72,7 +90,12 @@ def remove_contacts(
     if contact_id is not None:
         stmt = stmt.where(c.contact_id == contact_id)
     elif address is not None:
-        stmt = stmt.where(c.address == address)
+        stmt = stmt.where(
+            or_(
+                c.address == address,
+                and_(c.channel == "email", func.lower(c.address) == address.lower()),
+            )
+        )
     else:
         return 0
     return len(conn.execute(stmt.returning(c.contact_id)).all())
