@@ -437,3 +437,52 @@ def test_a_port_that_is_not_kafka_fails_fast_in_one_line(
     assert not_kafka[server] in line
     assert not _PYTHON.search(out + err), out + err
     assert elapsed < 10, f"{elapsed:.1f} s"
+
+
+#: A usage error and our own errors, each naming a file deep in a long path.
+LONG_PATH_CASES = [
+    pytest.param(("produce", "co2_account", "{long}/events.txt"), 2, id="file type"),
+    pytest.param(("produce", "co2_account", "{long}/missing.jsonl"), 2, id="missing"),
+    pytest.param(("progress", "--offline", "{long}/empty.jsonl"), 1, id="own error"),
+    pytest.param(("alerts", "--offline", "{long}/latin1.jsonl"), 1, id="own line"),
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
+@pytest.mark.parametrize(("args", "code"), LONG_PATH_CASES)
+def test_no_error_line_is_cut_however_long_the_path(
+    args: tuple[str, ...],
+    code: int,
+    terminal: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`error: FILE: /a/long/path/events.txt: ...` whole, in one plain line."""
+    long = tmp_path / ("a-rather-long-folder-name-" * 3) / ("and-another-one-" * 4)
+    long.mkdir(parents=True)
+    assert len(str(long / "events.txt")) > 100
+    (long / "events.txt").write_text(json.dumps(co2_event("101", 2022, "x", 1.0)))
+    (long / "empty.jsonl").write_text("")
+    (long / "latin1.jsonl").write_bytes('{"source": "København"}\n'.encode("latin-1"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    # An 80-column terminal, as rich sees it (or a pipe).
+    monkeypatch.setenv("TTY_COMPATIBLE", "1" if terminal else "0")
+    argv = [a.format(long=long) for a in args]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    err = _ANSI.sub("", err)
+    assert exited.value.code == code, out + err
+    named = next(a for a in argv if str(long) in a)
+    [line] = [line for line in err.splitlines() if named in line]
+    if code == 2:
+        assert line.startswith("error: "), err
+        assert "Try 'klimapuls" in err
+    assert not re.search("[╭╮╰╯│─]", err), err
+    assert len(err.strip().splitlines()) <= 3, err

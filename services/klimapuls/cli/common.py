@@ -2,7 +2,8 @@
 
 - Consoles never turn user data into markup or emoji (`events.jsonl:100:`
   stays as written) and do not hard-wrap text when output is not a
-  terminal, so log files and pipes get whole lines.
+  terminal, so log files and pipes get whole lines; the stderr console
+  never hard-wraps, so an error line is one line even on a terminal.
 - `command_settings` builds the settings of an entry point and, when
   `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` are unset, finds the embedded
   stack that `klimapuls up` runs for the current data folder.
@@ -83,17 +84,20 @@ class KlimapulsConsole(Console):
 
     No emoji codes (`:100:`), no highlighting; markup only where our own
     text asks for it (user values are passed through `escape`); and soft
-    wrapping whenever the output is not a terminal.
+    wrapping whenever the output is not a terminal. With `wrap=False` (the
+    stderr console: errors, skipped lines, notes) text is never hard-wrapped,
+    not even on a terminal, so a path or a message is never cut in two.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, wrap: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("emoji", False)
         kwargs.setdefault("highlight", False)
         super().__init__(**kwargs)
+        self._wrap = wrap
 
     def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: D102
         if kwargs.get("soft_wrap") is None:
-            kwargs["soft_wrap"] = not self.is_terminal
+            kwargs["soft_wrap"] = not (self._wrap and self.is_terminal)
         kwargs.setdefault("emoji", False)
         super().print(*objects, **kwargs)
 
