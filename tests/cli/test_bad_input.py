@@ -139,12 +139,18 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("topics", "create", "--replication-factor", "0"), "--replication-factor"),
     ],
     "gateway": [
+        Bad(("gateway",), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("gateway",), "DATABASE_URL"),
         Bad(("gateway",), "is not a database URL", BAD_DB),
         Bad(("gateway",), "needs PostgreSQL", SQLITE_DB),
     ],
     "tokens create": [
         Bad(("tokens", "create"), "--producer"),
+        Bad(
+            ("tokens", "create", "--producer", "147", "--scope", "147"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(
             ("tokens", "create", "--producer", "147", "--scope", "147"), "DATABASE_URL"
         ),
@@ -156,12 +162,19 @@ BATTERY: dict[str, list[Bad]] = {
     ],
     "tokens grant": [
         Bad(("tokens", "grant"), "Missing option"),
+        Bad(
+            ("tokens", "grant", "--producer", "147", "--scope", "147"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
     ],
     "tokens list": [
+        Bad(("tokens", "list"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("tokens", "list"), "DATABASE_URL"),
         Bad(("tokens", "list"), "is not a database URL", BAD_DB),
     ],
     "tokens revoke": [
+        Bad(("tokens", "revoke", "x"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("tokens", "revoke", "x"), "DATABASE_URL"),
         Bad(("tokens", "revoke"), "TOKEN_ID"),
     ],
@@ -216,6 +229,11 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("contacts", "remove", "1"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
     ],
     "changes": [
+        Bad(
+            ("changes", "--since", "2024-01-01"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(("changes", "--since", "soon"), "not a date"),
         Bad(("changes", "--since", "2024-01-01"), "DATABASE_URL"),
         Bad(("changes", "--since", "2024-01-01"), "is not a database URL", BAD_DB),
@@ -225,6 +243,11 @@ BATTERY: dict[str, list[Bad]] = {
         ),
     ],
     "report": [
+        Bad(
+            ("report", "--html", "{empty}.html"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(("report", "--html", "{empty}.html"), "DATABASE_URL"),
         Bad(
             ("report", "--html", "{empty}.html", "--offline", "{missing}"),
@@ -247,9 +270,15 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("grafana", "generate", "--bogus"), "--bogus"),
     ],
     "grafana validate": [
+        Bad(
+            ("grafana", "validate", "--no-schema"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(("grafana", "validate", "--no-schema", "--database"), "DATABASE_URL"),
     ],
     "grafana provision": [
+        Bad(("grafana", "provision"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("grafana", "provision"), "GRAFANA_URL"),
         Bad(("grafana", "provision", "--url", "notaurl"), "not an http"),
         Bad(
@@ -266,6 +295,7 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("bench", "--backfill", "5"), "--backfill"),
     ],
     "grafana push": [
+        Bad(("grafana", "push"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("grafana", "push"), "GRAFANA_URL"),
         Bad(("grafana", "push"), "not an http", {"GRAFANA_URL": "not a url"}),
         Bad(
@@ -290,6 +320,71 @@ def _commands(command: object, prefix: tuple[str, ...] = ()) -> list[str]:
             continue
         paths.extend(_commands(sub, (*prefix, name)))
     return paths
+
+
+def test_a_malformed_setting_is_exit_2_for_every_command_that_reads_one(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every battery case with a malformed variable: one line naming it, exit 2."""
+    files = _files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cases = [bad for cases in BATTERY.values() for bad in cases if bad.env == BAD_HOLD]
+    assert len(cases) >= 15
+    for bad in cases:
+        with monkeypatch.context() as env:
+            env.setenv("KLIMAPULS_ALERT_HOLD_SECONDS", "soon")
+            with pytest.raises(SystemExit) as exited:
+                main([a.format(**files) for a in bad.args])
+        out, err = capsys.readouterr()
+        assert exited.value.code == 2, (bad.args, out + err)
+        [line] = err.strip().splitlines()
+        assert line.startswith("error: KLIMAPULS_ALERT_HOLD_SECONDS='soon': "), line
+
+
+SERVICES = [
+    "co2",
+    "targets",
+    "initiatives",
+    "alerts",
+    "fleet",
+    "deadletter",
+    "mobility",
+    "gateway",
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_with_a_malformed_setting_logs_one_line_and_exits_2(
+    service: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("KAFKA_", "KLIMAPULS_")) and name != "DATABASE_URL"
+    }
+    env["KLIMAPULS_ALERT_HOLD_SECONDS"] = "soon"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "services")
+    done = subprocess.run(
+        [sys.executable, "-m", f"klimapuls.{service}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    [line] = output.strip().splitlines()
+    assert "KLIMAPULS_ALERT_HOLD_SECONDS='soon'" in line
+    assert f"{service} cannot start" in line
+    assert not _PYTHON.search(output), output
 
 
 def test_every_command_has_a_battery_entry() -> None:

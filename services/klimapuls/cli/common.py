@@ -25,7 +25,6 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.engine import URL, make_url
@@ -73,7 +72,6 @@ __all__ = [
     "plural",
     "read_offline",
     "scope_option",
-    "settings_problem",
 ]
 
 _CONNECT_TIMEOUT_S = 5
@@ -125,9 +123,13 @@ def command_settings(
 
     When `DATABASE_URL` or `KAFKA_BOOTSTRAP_SERVERS` is unset and `klimapuls
     up` runs for this data folder, its addresses (written to
-    `DATA_DIR/stack.json`) are used, and a note says so on stderr.
+    `DATA_DIR/stack.json`) are used, and a note says so on stderr. A
+    malformed variable is an `OptionError` naming it (exit code 2).
     """
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        raise OptionError(str(exc)) from None  # a bad setting: exit code 2
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     if not discover or (
@@ -159,22 +161,6 @@ def masked(url: str) -> str:
 
 class OptionError(ConfigurationError):
     """A bad option or setting of a command: one line, exit code 2."""
-
-
-def settings_problem(exc: ValidationError) -> str:
-    """One line naming the environment variable a `ValidationError` is about."""
-    error = exc.errors()[0]
-    field = "_".join(str(part) for part in error["loc"]).upper()
-    if exc.title == "KafkaSettings":
-        name = f"KAFKA_{field}"
-    elif field == "DATABASE_URL":
-        name = field
-    else:
-        name = f"KLIMAPULS_{field}"
-    value = error.get("input")
-    shown = f"={str(value)[:80]!r}" if isinstance(value, str | int | float) else ""
-    message = str(error["msg"])
-    return f"{name}{shown}: {message[:1].lower()}{message[1:]}"
 
 
 def parse_database_url(url: str) -> URL:

@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from klimapuls.cli.common import command_settings
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
 from klimapuls.settings import Settings
 
@@ -212,7 +213,7 @@ def register(app: typer.Typer) -> None:
         """
         from klimapuls.cli import console
 
-        settings = Settings()
+        settings = command_settings()
         cache = schema_cache or settings.data_dir / "grafana-schema"
         url = settings.require_database_url() if database else None
         raise typer.Exit(
@@ -240,7 +241,7 @@ def register(app: typer.Typer) -> None:
         """
         from klimapuls.cli import console
 
-        settings = Settings()
+        settings = command_settings()
         secret = settings.grafana.token
         raise typer.Exit(
             run_provision(
@@ -256,7 +257,7 @@ def register(app: typer.Typer) -> None:
         """Create or update the boards on GRAFANA_URL (provision, boards only)."""
         from klimapuls.cli import console
 
-        settings = Settings()
+        settings = command_settings()
         secret = settings.grafana.token
         raise typer.Exit(
             run_provision(

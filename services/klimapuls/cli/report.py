@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from klimapuls.cli.common import read_offline
+from klimapuls.cli.common import command_settings, read_offline
 from klimapuls.core.reference import municipality_codes
 from klimapuls.report import ReportInput, render_report
 from klimapuls.storage.db import in_transaction
@@ -88,10 +88,9 @@ def run_report(
         exit_code = EXIT_INVALID_INPUT if report.issues else EXIT_OK
         facts, source = report.facts, f"{len(offline)} event file(s), offline"
     else:
-        from klimapuls.settings import Settings
         from klimapuls.storage.db import create_db_engine
 
-        engine = create_db_engine(Settings().require_database_url())
+        engine = create_db_engine(command_settings().require_database_url())
         try:
             facts = in_transaction(engine, load_facts)
         finally:
