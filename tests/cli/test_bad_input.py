@@ -581,3 +581,32 @@ def test_no_error_line_is_cut_however_long_the_path(
         assert "Try 'klimapuls" in err
     assert not re.search("[╭╮╰╯│─]", err), err
     assert len(err.strip().splitlines()) <= 3, err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args", NOT_KAFKA_COMMANDS, ids=" ".join)
+def test_one_server_not_kafka_and_one_refusing_are_both_named(
+    args: tuple[str, ...],
+    not_kafka: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("KAFKA_", "KLIMAPULS_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    refusing = f"127.0.0.1:{DEAD}"
+    servers = f"{not_kafka['http']},{refusing}"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", servers)
+    monkeypatch.chdir(tmp_path)
+    files = _files(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main([a.format(**files) for a in args])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 1, out + err
+    [line] = err.strip().splitlines()
+    assert f"{not_kafka['http']} does not answer as a Kafka broker" in line, line
+    assert f"cannot reach {refusing} (Connection refused)" in line, line
+    assert not _PYTHON.search(out + err), out + err
