@@ -59,6 +59,7 @@ Variables (the README has the same list):
 
 from __future__ import annotations
 
+import logging
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -70,7 +71,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from klimapuls.core.alerting import AlertRules
 from klimapuls.core.errors import ConfigurationError
 
-__all__ = ["GrafanaSettings", "KafkaSettings", "Settings", "Topics", "load_settings"]
+__all__ = [
+    "GrafanaSettings",
+    "KafkaSettings",
+    "Settings",
+    "Topics",
+    "load_settings",
+    "service_settings",
+    "settings_problem",
+]
 
 
 class KafkaSettings(BaseSettings):
@@ -228,7 +237,8 @@ class Topics:
 class Settings(BaseSettings):
     """Everything a Klimapuls process can be configured with.
 
-    Build it with `Settings()` in an entry point; pass it down from there.
+    Build it with `load_settings()` (commands) or `service_settings()`
+    (services) in an entry point; pass it down from there.
     """
 
     model_config = SettingsConfigDict(env_prefix="KLIMAPULS_", extra="ignore")
@@ -348,19 +358,51 @@ def _variable(model: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
 def load_settings() -> Settings:
     """`Settings()`, with a malformed variable as one `ConfigurationError` line.
 
-    The line names each variable and the reason (pydantic's message), never
-    a traceback; commands build their settings through this.
+    The line names each variable, its value and the reason (pydantic's
+    message), never a traceback; commands and services build their settings
+    through this (or `service_settings`).
     """
     try:
         return Settings()
     except ValidationError as exc:
-        models: dict[str, type[BaseSettings]] = {
-            m.__name__: m for m in (Settings, KafkaSettings, GrafanaSettings)
-        }
-        model = models.get(exc.title, Settings)
-        problems = "; ".join(
-            f"{_variable(model, tuple(e['loc']))}: {e['msg']}"
-            + (f" (got {e['input']!r})" if isinstance(e.get("input"), str) else "")
-            for e in exc.errors()
+        raise ConfigurationError(settings_problem(exc)) from None
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """One line naming each variable a settings `ValidationError` is about.
+
+    `KLIMAPULS_GATEWAY_PORT='abc': input should be a valid integer, ...`.
+    """
+    models: dict[str, type[BaseSettings]] = {
+        m.__name__: m for m in (Settings, KafkaSettings, GrafanaSettings)
+    }
+    model = models.get(exc.title, Settings)
+    problems = []
+    for error in exc.errors():
+        value = error.get("input")
+        shown = f"={value[:80]!r}" if isinstance(value, str) else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(
+            f"{_variable(model, tuple(error['loc']))}{shown}: "
+            f"{message[:1].lower()}{message[1:]}"
         )
-        raise ConfigurationError(f"bad setting: {problems}") from None
+    return "; ".join(problems)
+
+
+def service_settings(service: str) -> Settings:
+    """The settings of a service's `__main__` (`python -m klimapuls.SERVICE`).
+
+    A malformed variable is one log line naming it and exit code 2, never a
+    traceback: the supervisor's log then says what to fix.
+    """
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        logging.basicConfig(
+            format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+        )
+        logging.getLogger(f"klimapuls.{service}").critical(
+            "%s cannot start: %s", service, exc
+        )
+        logging.shutdown()
+        raise SystemExit(2) from None

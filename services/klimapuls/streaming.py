@@ -288,9 +288,9 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
-def run_worker(app: faust.App) -> None:
-    """Run `app` until SIGTERM or Ctrl-C, then stop cleanly."""
-    worker = faust.Worker(app, loglevel=Settings().log_level, quiet=True)
+def run_worker(app: faust.App, settings: Settings) -> None:
+    """Run `app` (built from `settings`) until SIGTERM or Ctrl-C, then stop."""
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
 
 

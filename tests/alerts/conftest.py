@@ -99,6 +99,9 @@ class WebhookServer:
     url: str
     received: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
     status: int = 200
+    #: The body of a refusing answer (what Slack and Teams say why).
+    refusal: str = ""
+    posts: int = 0
 
 
 @pytest.fixture
@@ -108,10 +111,14 @@ def webhook() -> Iterator[WebhookServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.posts += 1
             if state.status == 200:
                 state.received.append((dict(self.headers), json.loads(body)))
+            answer = b"" if state.status == 200 else state.refusal.encode()
             self.send_response(state.status)
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
+            self.wfile.write(answer)
 
         def log_message(self, *args: Any) -> None:
             pass

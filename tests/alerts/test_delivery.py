@@ -201,6 +201,64 @@ def test_a_temporary_smtp_refusal_keeps_retrying_with_backoff(
     assert len(pipeline.smtp.to(BALLERUP_MAIL)) == 1
 
 
+def _webhook_only(engine: Engine, webhook: WebhookServer) -> None:
+    add_contacts(
+        engine, Contact("Ballerup kanal", "Ballerup", "co2", "webhook", webhook.url)
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(400, "Bad Request"), (404, "Not Found"), (410, "Gone")]
+)
+def test_a_webhook_refusing_for_good_is_tried_a_bounded_number_of_times_then_failed(
+    status: int,
+    reason: str,
+    pipeline: Pipeline,
+    engine: Engine,
+    webhook: WebhookServer,
+) -> None:
+    from klimapuls.cli.alerts import database_alerts
+
+    _webhook_only(engine, webhook)
+    webhook.status, webhook.refusal = status, "channel_is_archived"
+    _slip(pipeline)
+    reports = []
+    for _ in range(10):  # far more rounds than attempts
+        reports.append(pipeline.send())
+        pipeline.later(minutes=15)
+    assert webhook.posts == 3  # bounded attempts ...
+    assert sum(r.failed for r in reports) == 3
+    assert sum(r.given_up for r in reports) == 1  # ... then given up, once
+    [message] = rows(engine, "SELECT * FROM alert_message")
+    assert (message["state"], message["attempts"]) == ("failed", 3)
+    assert f"HTTP {status} {reason}: channel_is_archived" in message["last_error"]
+    [row] = [r for r in database_alerts(engine) if r["target_id"] == "dk2020-151-2030"]
+    [heard] = row["notified"]
+    assert "failed" in heard and f"HTTP {status} {reason}" in heard
+
+
+@pytest.mark.parametrize("status", [503, 500, 408, 429])
+def test_a_webhook_away_or_busy_keeps_retrying_with_backoff_then_delivers_once(
+    status: int, pipeline: Pipeline, engine: Engine, webhook: WebhookServer
+) -> None:
+    _webhook_only(engine, webhook)
+    webhook.status = status
+    _slip(pipeline)
+    for _ in range(6):
+        assert pipeline.send().given_up == 0
+        pipeline.later(minutes=15)
+    assert scalar(engine, "SELECT state FROM alert_message") == "pending"
+    assert scalar(engine, "SELECT attempts FROM alert_message") == 6
+    assert f"HTTP {status}" in scalar(engine, "SELECT last_error FROM alert_message")
+    pipeline.later(seconds=1)
+    webhook.status = 200
+    assert pipeline.send().sent == 1
+    pipeline.later(minutes=15)
+    assert pipeline.send().sent == 0
+    assert len(webhook.received) == 1 and webhook.posts == 7
+    assert scalar(engine, "SELECT state FROM alert_message") == "sent"
+
+
 class _CrashAfterSending:
     """Sends, then dies before the sender can mark the message sent."""
 

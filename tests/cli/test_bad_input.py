@@ -150,12 +150,18 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("topics", "create", "--replication-factor", "0"), "--replication-factor"),
     ],
     "gateway": [
+        Bad(("gateway",), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("gateway",), "DATABASE_URL"),
         Bad(("gateway",), "is not a database URL", BAD_DB),
         Bad(("gateway",), "needs PostgreSQL", SQLITE_DB),
     ],
     "tokens create": [
         Bad(("tokens", "create"), "--producer"),
+        Bad(
+            ("tokens", "create", "--producer", "147", "--scope", "147"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(
             ("tokens", "create", "--producer", "147", "--scope", "147"), "DATABASE_URL"
         ),
@@ -167,12 +173,19 @@ BATTERY: dict[str, list[Bad]] = {
     ],
     "tokens grant": [
         Bad(("tokens", "grant"), "Missing option"),
+        Bad(
+            ("tokens", "grant", "--producer", "147", "--scope", "147"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
     ],
     "tokens list": [
+        Bad(("tokens", "list"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("tokens", "list"), "DATABASE_URL"),
         Bad(("tokens", "list"), "is not a database URL", BAD_DB),
     ],
     "tokens revoke": [
+        Bad(("tokens", "revoke", "x"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("tokens", "revoke", "x"), "DATABASE_URL"),
         Bad(("tokens", "revoke"), "TOKEN_ID"),
     ],
@@ -227,6 +240,11 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("contacts", "remove", "1"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
     ],
     "changes": [
+        Bad(
+            ("changes", "--since", "2024-01-01"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(("changes", "--since", "soon"), "not a date"),
         Bad(("changes", "--since", "2024-01-01"), "DATABASE_URL"),
         Bad(("changes", "--since", "2024-01-01"), "is not a database URL", BAD_DB),
@@ -236,6 +254,11 @@ BATTERY: dict[str, list[Bad]] = {
         ),
     ],
     "report": [
+        Bad(
+            ("report", "--html", "{empty}.html"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(("report", "--html", "{empty}.html"), "DATABASE_URL"),
         Bad(
             ("report", "--html", "{empty}.html", "--offline", "{missing}"),
@@ -260,12 +283,18 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("grafana", "generate", "--bogus"), "--bogus"),
     ],
     "grafana validate": [
+        Bad(
+            ("grafana", "validate", "--no-schema"),
+            "KLIMAPULS_ALERT_HOLD_SECONDS",
+            BAD_HOLD,
+        ),
         Bad(("grafana", "validate", "--no-schema", "--database"), "DATABASE_URL"),
         Bad(("grafana", "validate", "--no-schema", "{missing}"), "does not exist"),
         Bad(("grafana", "validate", "--no-schema", "{folder}"), "holds no boards"),
         Bad(("grafana", "validate", "--no-schema", "{good}.txt"), "is not a board"),
     ],
     "grafana provision": [
+        Bad(("grafana", "provision"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("grafana", "provision"), "GRAFANA_URL"),
         Bad(("grafana", "provision", "--url", "notaurl"), "not an http"),
         Bad(
@@ -282,6 +311,7 @@ BATTERY: dict[str, list[Bad]] = {
         Bad(("bench", "--backfill", "5"), "--backfill"),
     ],
     "grafana push": [
+        Bad(("grafana", "push"), "KLIMAPULS_ALERT_HOLD_SECONDS", BAD_HOLD),
         Bad(("grafana", "push"), "GRAFANA_URL"),
         Bad(("grafana", "push"), "not an http", {"GRAFANA_URL": "not a url"}),
         Bad(
@@ -306,6 +336,71 @@ def _commands(command: object, prefix: tuple[str, ...] = ()) -> list[str]:
             continue
         paths.extend(_commands(sub, (*prefix, name)))
     return paths
+
+
+def test_a_malformed_setting_is_exit_2_for_every_command_that_reads_one(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every battery case with a malformed variable: one line naming it, exit 2."""
+    files = _files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cases = [bad for cases in BATTERY.values() for bad in cases if bad.env == BAD_HOLD]
+    assert len(cases) >= 15
+    for bad in cases:
+        with monkeypatch.context() as env:
+            env.setenv("KLIMAPULS_ALERT_HOLD_SECONDS", "soon")
+            with pytest.raises(SystemExit) as exited:
+                main([a.format(**files) for a in bad.args])
+        out, err = capsys.readouterr()
+        assert exited.value.code == 2, (bad.args, out + err)
+        [line] = err.strip().splitlines()
+        assert line.startswith("error: KLIMAPULS_ALERT_HOLD_SECONDS='soon': "), line
+
+
+SERVICES = [
+    "co2",
+    "targets",
+    "initiatives",
+    "alerts",
+    "fleet",
+    "deadletter",
+    "mobility",
+    "gateway",
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_with_a_malformed_setting_logs_one_line_and_exits_2(
+    service: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("KAFKA_", "KLIMAPULS_")) and name != "DATABASE_URL"
+    }
+    env["KLIMAPULS_ALERT_HOLD_SECONDS"] = "soon"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "services")
+    done = subprocess.run(
+        [sys.executable, "-m", f"klimapuls.{service}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    [line] = output.strip().splitlines()
+    assert "KLIMAPULS_ALERT_HOLD_SECONDS='soon'" in line
+    assert f"{service} cannot start" in line
+    assert not _PYTHON.search(output), output
 
 
 def test_every_command_has_a_battery_entry() -> None:
@@ -453,3 +548,81 @@ def test_a_port_that_is_not_kafka_fails_fast_in_one_line(
     assert not_kafka[server] in line
     assert not _PYTHON.search(out + err), out + err
     assert elapsed < 10, f"{elapsed:.1f} s"
+
+
+#: A usage error and our own errors, each naming a file deep in a long path.
+LONG_PATH_CASES = [
+    pytest.param(("produce", "co2_account", "{long}/events.txt"), 2, id="file type"),
+    pytest.param(("produce", "co2_account", "{long}/missing.jsonl"), 2, id="missing"),
+    pytest.param(("progress", "--offline", "{long}/empty.jsonl"), 1, id="own error"),
+    pytest.param(("alerts", "--offline", "{long}/latin1.jsonl"), 1, id="own line"),
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
+@pytest.mark.parametrize(("args", "code"), LONG_PATH_CASES)
+def test_no_error_line_is_cut_however_long_the_path(
+    args: tuple[str, ...],
+    code: int,
+    terminal: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`error: FILE: /a/long/path/events.txt: ...` whole, in one plain line."""
+    long = tmp_path / ("a-rather-long-folder-name-" * 3) / ("and-another-one-" * 4)
+    long.mkdir(parents=True)
+    assert len(str(long / "events.txt")) > 100
+    (long / "events.txt").write_text(json.dumps(co2_event("101", 2022, "x", 1.0)))
+    (long / "empty.jsonl").write_text("")
+    (long / "latin1.jsonl").write_bytes('{"source": "København"}\n'.encode("latin-1"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    # An 80-column terminal, as rich sees it (or a pipe).
+    monkeypatch.setenv("TTY_COMPATIBLE", "1" if terminal else "0")
+    argv = [a.format(long=long) for a in args]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    err = _ANSI.sub("", err)
+    assert exited.value.code == code, out + err
+    named = next(a for a in argv if str(long) in a)
+    [line] = [line for line in err.splitlines() if named in line]
+    if code == 2:
+        assert line.startswith("error: "), err
+        assert "Try 'klimapuls" in err
+    assert not re.search("[╭╮╰╯│─]", err), err
+    assert len(err.strip().splitlines()) <= 3, err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args", NOT_KAFKA_COMMANDS, ids=" ".join)
+def test_one_server_not_kafka_and_one_refusing_are_both_named(
+    args: tuple[str, ...],
+    not_kafka: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("KAFKA_", "KLIMAPULS_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    refusing = f"127.0.0.1:{DEAD}"
+    servers = f"{not_kafka['http']},{refusing}"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", servers)
+    monkeypatch.chdir(tmp_path)
+    files = _files(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main([a.format(**files) for a in args])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 1, out + err
+    [line] = err.strip().splitlines()
+    assert f"{not_kafka['http']} does not answer as a Kafka broker" in line, line
+    assert f"cannot reach {refusing} (Connection refused)" in line, line
+    assert not _PYTHON.search(out + err), out + err

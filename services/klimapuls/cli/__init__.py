@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 import typer.main
+from typer._click import exceptions as click_exceptions
 
 from klimapuls.cli.common import (
     KlimapulsConsole,
@@ -52,7 +53,7 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 
 console = KlimapulsConsole()
-err_console = KlimapulsConsole(stderr=True)
+err_console = KlimapulsConsole(stderr=True, wrap=False)
 
 _DEFAULT_DATA_DIR = Path(".klimapuls")
 
@@ -327,9 +328,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     command = cli_command()
     try:
-        command.main(
-            args=argv if argv is not None else sys.argv[1:], prog_name="klimapuls"
+        # Not standalone: usage errors come back to us and are printed as one
+        # plain line (typer would draw a box hard-wrapped at 80 columns).
+        code = command.main(
+            args=argv if argv is not None else sys.argv[1:],
+            prog_name="klimapuls",
+            standalone_mode=False,
         )
+    except click_exceptions.NoArgsIsHelpError as exc:
+        sys.exit(exc.exit_code)  # the help is printed already
+    except click_exceptions.ClickException as exc:
+        _print_usage_error(exc)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted", markup=False)
+        sys.exit(1)
     except KlimapulsError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2 if isinstance(exc, OptionError) else 1)
@@ -339,3 +352,36 @@ def main(argv: list[str] | None = None) -> None:
             f"[red]error:[/] {escape(where + (exc.strerror or str(exc)))}"
         )
         sys.exit(1)
+    # A command's own return value is not an exit code; `typer.Exit` is.
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _print_usage_error(exc: click_exceptions.ClickException) -> None:
+    """A usage error as one line naming the problem, then the `--help` hint.
+
+    `error: FILE: /path/events.txt: unknown file type '.txt'; ...` rather
+    than click's `Invalid value for 'FILE':` in a box: never wrapped, on a
+    terminal or not, so a long path is never cut.
+    """
+    message = exc.format_message()
+    if isinstance(exc, click_exceptions.BadParameter) and not isinstance(
+        exc, click_exceptions.MissingParameter
+    ):
+        hint = exc.param_hint
+        if hint is None and exc.param is not None:
+            hint = exc.param.get_error_hint()
+        if hint is not None:
+            names = [hint] if isinstance(hint, str) else list(hint)
+            where = " / ".join(name.strip("'\"") for name in names)
+            message = f"{where}: {exc.message}"
+        else:
+            message = exc.message
+    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    ctx = exc.ctx if isinstance(exc, click_exceptions.UsageError) else None
+    if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+        err_console.print(
+            f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.",
+            markup=False,
+            soft_wrap=True,
+            style="dim",
+        )

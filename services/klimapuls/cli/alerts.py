@@ -37,7 +37,6 @@ from klimapuls.core.alerting import CONTACT_TOPICS, AlertRules, producer_of
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.core.identity import Verdict
 from klimapuls.importers.table import FileEncodingError
-from klimapuls.settings import load_settings
 from klimapuls.storage import alerts as alert_store
 from klimapuls.storage import contacts as contact_store
 from klimapuls.storage.db import create_db_engine, in_transaction
@@ -232,7 +231,8 @@ def _run_offline(
         if as_of is not None
         else datetime.now(UTC)
     )
-    result, issues = offline_alerts(files, now, load_settings().alert_rules())
+    rules = command_settings(quiet=True, discover=False).alert_rules()
+    result, issues = offline_alerts(files, now, rules)
     for issue in issues:
         err_console.print(
             issue, markup=False, emoji=False, highlight=False, soft_wrap=True

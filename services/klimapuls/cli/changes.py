@@ -26,7 +26,9 @@ from rich.table import Table
 from klimapuls.cli.common import (
     OfflineFiles,
     OfflineFlag,
+    check_migrated,
     check_offline_files,
+    command_settings,
     date_option,
     json_option,
     parse_day,
@@ -168,10 +170,7 @@ def run_changes(
             exit_code = EXIT_INVALID_INPUT
         result = audit(report.facts, since, until, scope)
     else:
-        from klimapuls.cli.common import check_migrated
-        from klimapuls.settings import Settings
-
-        url = check_migrated(Settings().require_database_url())
+        url = check_migrated(command_settings().require_database_url())
         result = database_audit(url, since, until, scope)
     if as_json:
         sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=False))

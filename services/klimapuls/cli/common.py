@@ -2,7 +2,8 @@
 
 - Consoles never turn user data into markup or emoji (`events.jsonl:100:`
   stays as written) and do not hard-wrap text when output is not a
-  terminal, so log files and pipes get whole lines.
+  terminal, so log files and pipes get whole lines; the stderr console
+  never hard-wraps, so an error line is one line even on a terminal.
 - `command_settings` builds the settings of an entry point and, when
   `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` are unset, finds the embedded
   stack that `klimapuls up` runs for the current data folder.
@@ -24,7 +25,6 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.engine import URL, make_url
@@ -73,7 +73,6 @@ __all__ = [
     "plural",
     "read_offline",
     "scope_option",
-    "settings_problem",
 ]
 
 _CONNECT_TIMEOUT_S = 5
@@ -84,17 +83,20 @@ class KlimapulsConsole(Console):
 
     No emoji codes (`:100:`), no highlighting; markup only where our own
     text asks for it (user values are passed through `escape`); and soft
-    wrapping whenever the output is not a terminal.
+    wrapping whenever the output is not a terminal. With `wrap=False` (the
+    stderr console: errors, skipped lines, notes) text is never hard-wrapped,
+    not even on a terminal, so a path or a message is never cut in two.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, wrap: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("emoji", False)
         kwargs.setdefault("highlight", False)
         super().__init__(**kwargs)
+        self._wrap = wrap
 
     def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: D102
         if kwargs.get("soft_wrap") is None:
-            kwargs["soft_wrap"] = not self.is_terminal
+            kwargs["soft_wrap"] = not (self._wrap and self.is_terminal)
         kwargs.setdefault("emoji", False)
         super().print(*objects, **kwargs)
 
@@ -122,9 +124,13 @@ def command_settings(
 
     When `DATABASE_URL` or `KAFKA_BOOTSTRAP_SERVERS` is unset and `klimapuls
     up` runs for this data folder, its addresses (written to
-    `DATA_DIR/stack.json`) are used, and a note says so on stderr.
+    `DATA_DIR/stack.json`) are used, and a note says so on stderr. A
+    malformed variable is an `OptionError` naming it (exit code 2).
     """
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        raise OptionError(str(exc)) from None  # a bad setting: exit code 2
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     if not discover or (
@@ -156,22 +162,6 @@ def masked(url: str) -> str:
 
 class OptionError(ConfigurationError):
     """A bad option or setting of a command: one line, exit code 2."""
-
-
-def settings_problem(exc: ValidationError) -> str:
-    """One line naming the environment variable a `ValidationError` is about."""
-    error = exc.errors()[0]
-    field = "_".join(str(part) for part in error["loc"]).upper()
-    if exc.title == "KafkaSettings":
-        name = f"KAFKA_{field}"
-    elif field == "DATABASE_URL":
-        name = field
-    else:
-        name = f"KLIMAPULS_{field}"
-    value = error.get("input")
-    shown = f"={str(value)[:80]!r}" if isinstance(value, str | int | float) else ""
-    message = str(error["msg"])
-    return f"{name}{shown}: {message[:1].lower()}{message[1:]}"
 
 
 def parse_database_url(url: str) -> URL:

@@ -12,11 +12,10 @@ import socket
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from klimapuls.cli.common import OptionError, parse_database_url, settings_problem
+from klimapuls.cli.common import OptionError, parse_database_url
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
-from klimapuls.settings import Settings
+from klimapuls.settings import Settings, load_settings
 
 __all__ = ["gateway_settings", "register"]
 
@@ -64,9 +63,9 @@ def gateway_settings(host: str | None, port: str | None) -> Settings:
     from klimapuls.producer.connect import parse_servers
 
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise OptionError(settings_problem(exc)) from None
+        settings = load_settings()
+    except ConfigurationError as exc:
+        raise OptionError(str(exc)) from None
     updates: dict[str, object] = {}
     if port is not None:
         updates["gateway_port"] = _port(port, "--port")

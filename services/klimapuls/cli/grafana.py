@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from klimapuls.cli.common import plural
+from klimapuls.cli.common import command_settings, plural
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
 from klimapuls.settings import Settings
 
@@ -246,7 +246,7 @@ def register(app: typer.Typer) -> None:
         """
         from klimapuls.cli import console
 
-        settings = Settings()
+        settings = command_settings()
         cache = schema_cache or settings.data_dir / "grafana-schema"
         url = settings.require_database_url() if database else None
         raise typer.Exit(
@@ -274,7 +274,7 @@ def register(app: typer.Typer) -> None:
         """
         from klimapuls.cli import console
 
-        settings = Settings()
+        settings = command_settings()
         secret = settings.grafana.token
         raise typer.Exit(
             run_provision(
@@ -290,7 +290,7 @@ def register(app: typer.Typer) -> None:
         """Create or update the boards on GRAFANA_URL (provision, boards only)."""
         from klimapuls.cli import console
 
-        settings = Settings()
+        settings = command_settings()
         secret = settings.grafana.token
         raise typer.Exit(
             run_provision(

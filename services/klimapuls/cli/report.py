@@ -23,6 +23,7 @@ from klimapuls.cli.common import (
     OfflineFiles,
     OfflineFlag,
     check_offline_files,
+    command_settings,
     read_offline,
 )
 from klimapuls.core.reference import municipality_codes
@@ -99,10 +100,9 @@ def run_report(
             ),
         )
     else:
-        from klimapuls.settings import Settings
         from klimapuls.storage.db import create_db_engine
 
-        engine = create_db_engine(Settings().require_database_url())
+        engine = create_db_engine(command_settings().require_database_url())
         try:
             facts = in_transaction(engine, load_facts)
         finally:

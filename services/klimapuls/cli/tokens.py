@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection
 
+from klimapuls.cli.common import command_settings
 from klimapuls.core.authorisation import ANY, BUILTIN_PRODUCERS, SECRETARIAT_SCOPE
 from klimapuls.core.errors import ConfigurationError
 from klimapuls.core.reference import scope_codes
@@ -104,7 +105,7 @@ def create(
         grants.grant(conn, producer, scope, kinds, granted_by="tokens create")
         return grants.create_token(conn, producer, now, note)
 
-    token_id, text = _in_database(Settings(), work)
+    token_id, text = _in_database(command_settings(), work)
     out = Console(markup=False, emoji=False, highlight=False)
     out.print(f"token {token_id} for producer {producer}:")
     out.print(text, soft_wrap=True)
@@ -119,7 +120,7 @@ def grant_command(producer: Producer, scope: Scopes, kind: Kinds = None) -> None
     kinds = kind or [ANY]
     check_grant(producer, scope, kinds)
     added = _in_database(
-        Settings(),
+        command_settings(),
         lambda conn: grants.grant(conn, producer, scope, kinds, granted_by="tokens"),
     )
     Console(markup=False, emoji=False).print(f"{added} new grants for {producer}")
@@ -139,7 +140,7 @@ def list_command() -> None:
         )
         return tokens, lines
 
-    tokens, lines = _in_database(Settings(), work)
+    tokens, lines = _in_database(command_settings(), work)
     out = Console(markup=False, emoji=False, highlight=False)
     table = Table("token", "producer", "created", "revoked", "note", title="Tokens")
     for t in tokens:
@@ -179,7 +180,7 @@ def revoke(
             withdrawn = grants.withdraw_grants(conn, producer)
         return producer, withdrawn
 
-    producer, withdrawn = _in_database(Settings(), work)
+    producer, withdrawn = _in_database(command_settings(), work)
     if producer is None:
         raise ConfigurationError(f"no live token {token_id!r} (see tokens list)")
     message = f"token {token_id} of {producer} revoked"

@@ -27,11 +27,14 @@ def serve(settings: Settings) -> None:
     """Serve until SIGTERM or Ctrl-C (uvicorn finishes open requests first).
 
     SIGUSR1 (sent by `klimapuls up` when it stops) makes every answer a 503
-    with Retry-After while the topics drain (`start_draining`).
+    with Retry-After while the topics drain (`start_draining`). `up` starts
+    the gateway with SIGUSR1 blocked, so one sent while it starts waits for
+    the handler (then the gateway starts draining) instead of killing it.
     """
     port = settings.gateway_port if settings.gateway_port is not None else DEFAULT_PORT
     app = create_app(settings)
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: start_draining(app))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     uvicorn.run(
         app,
         host=settings.gateway_host,

@@ -1,8 +1,9 @@
 """Run the initiatives service: `python -m klimapuls.initiatives`."""
 
 from klimapuls.initiatives.app import create_app
-from klimapuls.settings import Settings
+from klimapuls.settings import service_settings
 from klimapuls.streaming import run_worker
 
 if __name__ == "__main__":
-    run_worker(create_app(Settings()))
+    settings = service_settings("initiatives")
+    run_worker(create_app(settings), settings)

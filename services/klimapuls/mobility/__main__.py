@@ -2,7 +2,7 @@
 
 from klimapuls.bulk import run_bulk_worker
 from klimapuls.mobility.app import create_worker
-from klimapuls.settings import Settings
+from klimapuls.settings import service_settings
 
 if __name__ == "__main__":
-    run_bulk_worker(create_worker(Settings()))
+    run_bulk_worker(create_worker(service_settings("mobility")))

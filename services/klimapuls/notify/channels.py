@@ -17,9 +17,10 @@ ALERT_KEY_HEADER = "X-Klimapuls-Alert-Key"
 class ChannelError(KlimapulsError):
     """The channel did not take the message (away, refused).
 
-    `permanent`: the far side refused it for good (an SMTP 5xx reply), so
-    retrying will not help; the sender gives up after a few attempts. Else
-    (away, a 4xx reply) it is retried with back-off until it is taken.
+    `permanent`: the far side refused it for good (an SMTP 5xx reply, an
+    HTTP 4xx other than 408 and 429), so retrying will not help; the sender
+    gives up after a few attempts. Else (away, an SMTP 4xx reply, an HTTP
+    5xx, 408 or 429) it is retried with back-off until it is taken.
     """
 
     def __init__(self, reason: str, *, permanent: bool = False) -> None:

@@ -94,12 +94,14 @@ def _probe(sock: socket.socket, timeout_s: float) -> None:
 def check_reachable(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> str:
     """The bootstrap list, once one of its servers answers as a Kafka broker.
 
-    One line names the problem: nobody listens, or what listens is not Kafka.
+    One line names the problem: nobody listens, or what listens is not Kafka
+    (with several servers, each one's problem: one not Kafka, one away).
     """
     servers = settings.require_bootstrap_servers()
     plaintext = settings.kafka.security_protocol == "PLAINTEXT"
     last: OSError | None = None
-    not_kafka: list[str] = []
+    not_kafka: list[tuple[str, str]] = []
+    unreachable: list[tuple[str, str]] = []
     for host, port in parse_servers(servers):
         try:
             with socket.create_connection((host, port), timeout=timeout_s) as sock:
@@ -107,17 +109,34 @@ def check_reachable(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> s
                     _probe(sock, timeout_s)
                 return servers
         except _NotKafkaError as exc:
-            not_kafka.append(f"{host}:{port}: {exc}")
+            not_kafka.append((f"{host}:{port}", str(exc)))
         except OSError as exc:
             last = exc
-    if not_kafka and last is None:
+            unreachable.append((f"{host}:{port}", _reason(exc)))
+    if not_kafka and unreachable:
+        # Name every problem: mending only the one named would not be enough.
+        problems = [
+            f"{server} does not answer as a Kafka broker ({why})"
+            for server, why in not_kafka
+        ] + [f"cannot reach {server} ({why})" for server, why in unreachable]
+        raise BrokerUnavailableError(
+            f"no Kafka broker at {servers} (KAFKA_BOOTSTRAP_SERVERS): "
+            f"{'; '.join(problems)}; are those the broker's ports, and does it "
+            "run? (`klimapuls up` starts one)"
+        )
+    if not_kafka:
+        said = "; ".join(f"{server}: {why}" for server, why in not_kafka)
         raise BrokerUnavailableError(
             f"{servers} (KAFKA_BOOTSTRAP_SERVERS) accepts connections but does "
-            f"not answer as a Kafka broker ({'; '.join(not_kafka)}); is that "
-            "the broker's port?"
+            f"not answer as a Kafka broker ({said}); is that the broker's port?"
         )
-    reason = last.strerror if last is not None and last.strerror else str(last)
+    reason = _reason(last) if last is not None else ""
     raise BrokerUnavailableError(
         f"cannot reach the Kafka broker at {servers} (KAFKA_BOOTSTRAP_SERVERS): "
         f"{reason or 'no answer'}; is it running? (`klimapuls up` starts one)"
     )
+
+
+def _reason(exc: OSError) -> str:
+    """`Connection refused`: why a server could not be reached."""
+    return exc.strerror or str(exc) or "no answer"

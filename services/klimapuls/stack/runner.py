@@ -64,6 +64,8 @@ CONSUMES: dict[str, tuple[str, ...]] = {
 _DEV_SESSION_TIMEOUT_S = 6
 _DEV_HEARTBEAT_S = 1
 _BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+#: Services `close_intake` signals (SIGUSR1): they start with it blocked.
+_DRAINS_ON_SIGUSR1 = frozenset({"gateway"})
 _STABLE_S = 60.0
 
 Note = Callable[[str], None]
@@ -212,16 +214,24 @@ class Stack:
 
     def _spawn(self, name: str) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            return subprocess.Popen(  # noqa: S603 - our own module
-                [sys.executable, "-m", f"klimapuls.{name}"],
-                env=self.service_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Ctrl-C reaches `up` alone, which drains before stopping them.
-                start_new_session=True,
-                preexec_fn=child_setup(),  # only prctl: safe between fork and exec
-            )
+        # The gateway is born with SIGUSR1 blocked (a child inherits the
+        # mask, across exec): a `close_intake` before it has installed its
+        # handler stays pending until it has, instead of killing it.
+        block = {signal.SIGUSR1} if name in _DRAINS_ON_SIGUSR1 else set()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, block)
+        try:
+            with open(self.log_dir / f"{name}.log", "ab") as log:
+                return subprocess.Popen(  # noqa: S603 - our own module
+                    [sys.executable, "-m", f"klimapuls.{name}"],
+                    env=self.service_env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # Ctrl-C reaches `up` alone, which drains before stopping them.
+                    start_new_session=True,
+                    preexec_fn=child_setup(),  # only prctl: safe before exec
+                )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def start_services(self, names: Sequence[str] = SERVICES) -> None:
         """Start each service as its own process, logging to the data folder."""
@@ -370,6 +380,8 @@ class Stack:
         gateway = self.supervised.get("gateway")
         if gateway is None or gateway.process.poll() is not None:
             return False
+        # Safe at any time: the gateway starts with SIGUSR1 blocked (`_spawn`)
+        # and unblocks it once its handler is installed (`serve`).
         gateway.process.send_signal(signal.SIGUSR1)
         return True
 
