@@ -54,6 +54,7 @@ Variables (the README has the same list):
   `KLIMAPULS_ALERT_DEAD_LETTER_MAX_PCT`,
   `KLIMAPULS_ALERT_DEAD_LETTER_MIN_EVENTS`,
   `KLIMAPULS_ALERT_REPORT_GRACE_DAYS`,
+  `KLIMAPULS_ALERT_RESTATEMENT_DAYS`,
   `KLIMAPULS_ALERT_EVALUATE_SECONDS`, `KLIMAPULS_ALERT_SEND_SECONDS`.
 """
 
@@ -283,6 +284,7 @@ class Settings(BaseSettings):
     alert_dead_letter_max_pct: float = Field(default=5.0, ge=0, le=100)
     alert_dead_letter_min_events: int = Field(default=20, ge=1)
     alert_report_grace_days: float = Field(default=30.0, ge=0)
+    alert_restatement_days: float = Field(default=365.0, gt=0)
     alert_evaluate_seconds: float = Field(default=60.0, gt=0)
     alert_send_seconds: float = Field(default=5.0, gt=0)
 
@@ -299,6 +301,7 @@ class Settings(BaseSettings):
             dead_letter_max_pct=self.alert_dead_letter_max_pct,
             dead_letter_min_events=self.alert_dead_letter_min_events,
             report_grace=timedelta(days=self.alert_report_grace_days),
+            restatement_window=timedelta(days=self.alert_restatement_days),
         )
 
     def alert_env(self) -> dict[str, str]:

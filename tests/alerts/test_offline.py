@@ -4,7 +4,8 @@ The same event files go (a) through the real handlers of every service on a
 real PostgreSQL, one file per delivery, with the alerts service evaluating
 after each, and (b) through `klimapuls alerts --offline`. Every family
 feeds a rule: CO2 accounts and targets (a slipping target, a forecast that
-worsens, a target held back by a stale CO2 account), a silent counting site,
+worsens, a target held back by a stale CO2 account, a restated year that
+flips a target's status and is named in its notice), a silent counting site,
 a silent fleet operator, initiative reports (a missing report), and a
 producer whose events are rejected too often.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from klimapuls.alerts.handlers import AlertsHandler
+from klimapuls.alerts.handlers import AlertSender, AlertsHandler
 from klimapuls.cli.alerts import database_alerts, offline_alerts
 from klimapuls.co2.handlers import Co2Handler
 from klimapuls.core.batch import BatchResult, Incoming
@@ -29,8 +30,9 @@ from klimapuls.deadletter.handlers import DeadLetterHandler
 from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.initiatives.handlers import InitiativeHandler
 from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.notify import NotConfiguredChannel, SmtpChannel
 from klimapuls.targets.handlers import TargetsHandler
-from tests.alerts.conftest import NO_HOLD, add_contacts, status_messages
+from tests.alerts.conftest import NO_HOLD, SmtpServer, add_contacts, status_messages
 from tests.fleet.factories import fleet_event
 from tests.helpers import co2_event, rows, target_event
 from tests.mobility.factories import count_event
@@ -51,6 +53,10 @@ contacts:
     party: Klimaalliancen
     topics: [initiatives]
     email: sekretariat@klimaalliancen.example.com
+  - name: Klimakoordinator Albertslund
+    party: Albertslund
+    topics: [co2]
+    email: klima@albertslund.example.org
 """
 
 
@@ -83,11 +89,18 @@ def _files(tmp_path: Path) -> list[Path]:
         ),
         # Gentofte's account stops in 2021: stale, so its slip is held back.
         *_series("157", {1990: 1000.0, 2019: 800.0, 2020: 790.0, 2021: 780.0}),
+        # Albertslund is above its path, but its forecast (290) reaches the
+        # goal (300): at_risk, until 2021 is restated (below).
+        *_series(
+            "165",
+            {1990: 1000.0, 2019: 510.0, 2020: 490.0, 2021: 470.0}
+            | {2022: 450.0, 2023: 430.0},
+        ),
         *(
             target_event(
                 f"dk2020-{c}-2030", scope=c, reduction_pct=70, name=f"DK2020 {c}"
             )
-            for c in ("151", "101", "157")
+            for c in ("151", "101", "157", "165")
         ),
         fleet_event("test-operator", "2025-01-31", garage="G", diesel=10),
         count_event("site-old", "bike", "2025-05-01T08:00:00+00:00", 40),
@@ -97,11 +110,15 @@ def _files(tmp_path: Path) -> list[Path]:
         _report("test-a", "2025-04", ["Ballerup"]),
         # test-b misses 2025-04 (past the grace) and 2025-05 (within it).
         _report("test-a", "2025-05", ["Ballerup"]),
-        # Three rejected events of the same producer: 3 of 24 is past 5 %.
+        # Three rejected events of the same producer: 3 of 31 is past 5 %.
         *(co2_event("999", 2023, "energy", 1.0, event_id=f"bad-{n}") for n in range(3)),
     ]
-    # A second delivery: København's 2023 figure is restated much higher.
-    second = [co2_event("101", 2023, "energy", 700.0, "2025-05-01")]
+    # A second delivery: København's 2023 figure is restated much higher, and
+    # Albertslund's 2021 by +12.8 %: its forecast (302) now misses the goal.
+    second = [
+        co2_event("101", 2023, "energy", 700.0, "2025-05-01"),
+        co2_event("165", 2021, "energy", 530.0, "2025-05-01"),
+    ]
     paths = []
     for n, events in enumerate((first, second), start=1):
         path = tmp_path / f"delivery-{n}.jsonl"
@@ -156,6 +173,18 @@ def _through_the_services(engine: Engine, paths: Sequence[Path]) -> None:
         alerts.handle(status_messages(changed.status_changes))
 
 
+def _sender(engine: Engine, smtp: SmtpServer) -> AlertSender:
+    email = SmtpChannel("127.0.0.1", smtp.port, "Klimapuls <klimapuls@example.org>")
+    return AlertSender(
+        engine,
+        lambda: NOW,
+        # The example webhook is not reached from a test: it waits.
+        {"email": email, "webhook": NotConfiguredChannel("no webhook in tests")},
+        NO_HOLD,
+        "https://grafana.example.org",
+    )
+
+
 def _essence(rows_: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted(
         (
@@ -172,7 +201,7 @@ def _essence(rows_: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def test_offline_and_database_paths_raise_the_same_alerts(
-    engine: Engine, tmp_path: Path
+    engine: Engine, tmp_path: Path, smtp: SmtpServer
 ) -> None:
     from klimapuls.cli.alerts import load_contact_file
 
@@ -210,6 +239,39 @@ def test_offline_and_database_paths_raise_the_same_alerts(
     # The numbers match too, for every target alert.
     db_facts = {r["key"]: r["facts"] for r in in_db if r["target_id"]}
     assert db_facts == {k: r["facts"] for k, r in keys.items() if r["target_id"]}
+    # A restated year flipped Albertslund's status; both paths name it.
+    flipped = keys["target_status:dk2020-165-2030:165:2030"]
+    assert flipped["severity"] == "off_track"
+    [restated] = flipped["facts"]["restatements"]
+    assert restated == {
+        "family": "co2_account",
+        "restated_at": "2025-05-01T09:00:00+00:00",
+        "scope": "165",
+        "municipality_code": "165",
+        "year": 2021,
+        "period": "2021",
+        "sector": "energy",
+        "detail": "",
+        "unit": "t CO2e",
+        "old_value": 470.0,
+        "new_value": 530.0,
+        "change_pct": restated["change_pct"],
+        "old_vintage": "2022-05-01",
+        "new_vintage": "2025-05-01",
+        "producer": "pytest",
+    }
+    assert round(restated["change_pct"], 2) == 12.77
+    assert keys["target_status:dk2020-151-2030:151:2030"]["facts"]["restatements"] == []
+    # The mail to Albertslund (the firing and the worsened notice, one digest)
+    # names the restatement once, with the status change it caused.
+    assert _sender(engine, smtp).send_due().sent >= 1
+    [mail] = smtp.to("klima@albertslund.example.org")
+    body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    line = (
+        "Rettet: 2021 fra 470 til 530 t CO2e (+12,8 %), årgang 2022-05-01 -> 2025-05-01"
+    )
+    assert body.count(line) == 1, body
+    assert "status i fare -> ikke på sporet" in body
     # And the initiative views of the database agree with the core offline.
     db_missing = rows(
         engine,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ from klimapuls.core.initiatives import Initiative, MissingReport
 from klimapuls.core.messages import TargetStatusChange
 from klimapuls.core.model import Target
 from klimapuls.core.progress import MeasuredSeries
+from klimapuls.core.restatements import Restatement
 from klimapuls.core.targets import evaluate
 from klimapuls.simulator import demo_events, dk2020_demo_targets
 
@@ -280,6 +282,14 @@ def test_the_report_grace_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().alert_rules().report_grace == timedelta(days=7)
 
 
+def test_the_restatement_window_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from klimapuls.settings import Settings
+
+    assert AlertRules().restatement_window == timedelta(days=365)
+    monkeypatch.setenv("KLIMAPULS_ALERT_RESTATEMENT_DAYS", "90")
+    assert Settings().alert_rules().restatement_window == timedelta(days=90)
+
+
 def test_feeds_never_seen_are_not_stale_and_cadences_apply() -> None:
     feeds = [
         FeedStatus("counting_site", "s1", "147", T0 - timedelta(hours=47)),
@@ -408,3 +418,67 @@ def test_the_demo_contacts_are_labelled_demo_with_example_addresses() -> None:
     assert len(people) == 31  # 29 municipalities, the region, the secretariat
     assert all(p.name.endswith("(demo)") for p in people)
     assert all(p.address.endswith((".example.org", ".example.com")) for p in people)
+
+
+def _restated(
+    year: int, old: float, new: float, at: datetime, scope: str = "151"
+) -> Restatement:
+    return Restatement(
+        family="co2_account",
+        restated_at=at,
+        scope=scope,
+        municipality_code=scope,
+        year=year,
+        sector="energy",
+        old_value=old,
+        new_value=new,
+        unit="t CO2e",
+        producer="ens",
+        old_vintage=date(2024, 5, 1),
+        new_vintage=date(2025, 5, 1),
+        period=str(year),
+    )
+
+
+def test_a_target_notice_names_the_restatements_since_the_previous_notice() -> None:
+    from klimapuls.core.alert_text import notice_record, render_message
+    from klimapuls.core.alerting import TargetObservation
+
+    older = _restated(2019, 800.0, 810.0, T0 - timedelta(days=400))
+    first = _restated(2021, 700.0, 728.0, T0 - timedelta(days=31))
+    elsewhere = _restated(2021, 500.0, 520.0, T0 - timedelta(days=31), "101")
+    second = _restated(2022, 690.0, 760.0, T0 + timedelta(days=1))
+
+    def slips(status: str, now: datetime, *found: Any) -> list[Condition]:
+        seen = TargetObservation(_change(1, status, 320.0))
+        return target_conditions([seen], NO_HOLD, None, found, now)
+
+    # Only the target's own series, within the window before the evaluation.
+    [at_risk] = slips("at_risk", T0, older, first, elsewhere, second)
+    assert [r["year"] for r in at_risk.facts["restatements"]] == [2021]
+    fired = step([], [at_risk], [], T0, NO_HOLD)
+    later = T0 + timedelta(days=2)
+    [off_track] = slips("off_track", later, older, first, elsewhere, second)
+    worse = step(fired.alerts, [off_track], [], later, NO_HOLD)
+    [notice] = [*fired.notices, *worse.notices][1:]
+    assert notice.kind == "worsened"
+
+    def text(n: Any) -> str:
+        return render_message(
+            [notice_record(n)],
+            key="k",
+            channel="email",
+            address="a@example.org",
+            recipient="A",
+            board_url="https://grafana.example.org",
+        ).text
+
+    assert (
+        "Rettet: 2021 fra 700 til 728 t CO2e (+4,0 %), "
+        "årgang 2024-05-01 -> 2025-05-01" in text(fired.notices[0])
+    )
+    # The worsened notice names only what is new since the first one.
+    again = text(notice)
+    assert "Rettet: 2021" not in again
+    assert "Rettet: 2022 fra 690 til 760 t CO2e (+10,1 %)" in again
+    assert "status i fare -> ikke på sporet" in again

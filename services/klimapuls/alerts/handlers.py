@@ -86,6 +86,7 @@ def evaluate(
             conn, now - rules.dead_letter_window
         ),
         vintages=alert_inputs.newest_vintages(conn),
+        restatements=alert_inputs.restatements(conn, now - rules.restatement_window),
     )
     found = conditions(inputs, now, rules)
     known = alerts.open_alerts(conn)

@@ -33,6 +33,7 @@ from klimapuls.core.fold import EventFold
 from klimapuls.core.identity import Verdict
 from klimapuls.core.messages import LastEvaluation, TargetStatusChange
 from klimapuls.core.progress import evaluate_all, status_changes
+from klimapuls.core.restatements import all_restatements
 
 __all__ = ["OfflineAlerts", "alert_json"]
 
@@ -85,6 +86,8 @@ class OfflineAlerts:
             vintages=[
                 (a.municipality_code, a.year, a.vintage) for a in self.fold.accounts
             ],
+            # What the targets service writes to `restatement` from its facts.
+            restatements=all_restatements(self.fold.facts()),
         )
 
     def conditions(self) -> list[Condition]:

@@ -33,6 +33,7 @@ __all__ = [
     "OutgoingMessage",
     "board_link",
     "danish_number",
+    "new_restatements",
     "notice_record",
     "render_message",
 ]
@@ -188,6 +189,58 @@ def _changes(record: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "ingen ændring i tallene"
 
 
+def _restatement_id(item: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        item.get(k)
+        for k in (
+            "family",
+            "restated_at",
+            "scope",
+            "period",
+            "sector",
+            "detail",
+            "producer",
+        )
+    )
+
+
+def new_restatements(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The restatements a notice carries that its previous notice did not.
+
+    A target alert's `facts["restatements"]` lists the restated figures of
+    its series within the window (`klimapuls.core.alerting.restatements_of`);
+    a notice names those since the previous notice, a first notice all.
+    """
+    listed = record["facts"].get("restatements") or []
+    before = record.get("previous_facts") or {}
+    told = {_restatement_id(r) for r in before.get("restatements") or []}
+    return [r for r in listed if _restatement_id(r) not in told]
+
+
+def _restatement_line(item: Mapping[str, Any]) -> str:
+    """`Rettet: 2021 fra 700 til 728 t CO2e (+4,0 %), årgang A -> B`."""
+    unit = str(item.get("unit") or "")
+    line = (
+        f"Rettet: {item.get('period') or item.get('year')} fra "
+        f"{danish_number(float(item['old_value']), 1 if unit == '%' else 0)} til "
+        f"{_value(item['new_value'], unit)}"
+    )
+    pct = item.get("change_pct")
+    if pct is not None:
+        sign = "+" if pct >= 0 else "-"
+        line += f" ({sign}{danish_number(abs(float(pct)), 1)} %)"
+    if item.get("old_vintage") or item.get("new_vintage"):
+        line += (
+            f", årgang {item.get('old_vintage') or '–'} -> "
+            f"{item.get('new_vintage') or '–'}"
+        )
+    where = [str(item[k]) for k in ("sector", "detail") if item.get(k)]
+    if item.get("scope"):
+        where.insert(0, str(item["scope"]))
+    line += f" ({', '.join(where)}; fra {item.get('producer')})"
+    return line
+
+
 def _target_lines(record: Mapping[str, Any]) -> list[str]:
     f = record["facts"]
     unit = str(f.get("unit") or "")
@@ -221,6 +274,8 @@ def _target_lines(record: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"Påkrævet årlig {word}: {_value(abs(float(required)), unit)} om året"
         )
+    if record["kind"] != "resolved":
+        lines.extend(_restatement_line(r) for r in new_restatements(record))
     lines.append(f"Mål: {f['target_id']}, version {f['version']}")
     return lines
 

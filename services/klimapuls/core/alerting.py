@@ -14,6 +14,16 @@ Defaults of every threshold are in `AlertRules` (the README lists them):
   back within that share of where it stood before. Only usable forecasts
   count (`usable_forecast`: not missing, not 0); an evaluation without one
   keeps an open worsening as it is.
+  Both target rules carry the restatements that moved the target in
+  `facts["restatements"]` (`restatements_of`): every figure of the target's
+  series (its scope and indicator, `Restatement.feeds`) restated within
+  `restatement_window` before the evaluation, as `klimapuls changes` lists
+  them (`klimapuls.core.restatements.all_restatements`). The window is
+  anchored on when the figures became known (`restated_at`), not on when a
+  service ran, so a replay and the offline path attach the same ones; a
+  notice prints those its previous notice did not carry
+  (`klimapuls.core.alert_text`), i.e. the restatements since the previous
+  notice, and for a first notice all within the window.
 - `feed_stale`: a feed that reported before has not within its cadence: a
   municipality's yearly CO2 account (the newest year is more than
   `co2_max_lag_years` before this year), a counting site (no count for
@@ -62,6 +72,7 @@ from klimapuls.core.messages import TargetStatusChange
 from klimapuls.core.mobility import MobilityCount
 from klimapuls.core.model import DENMARK_CODE, LOWER_IS_BETTER, REGION_CODE, Co2Account
 from klimapuls.core.reference import municipalities
+from klimapuls.core.restatements import Restatement
 
 __all__ = [
     "CONTACT_TOPICS",
@@ -84,6 +95,7 @@ __all__ = [
     "observe_all",
     "party_of_scope",
     "producer_of",
+    "restatements_of",
     "target_conditions",
     "topic_of_indicator",
     "usable_forecast",
@@ -139,6 +151,9 @@ class AlertRules:
     dead_letter_window: timedelta = timedelta(hours=24)
     #: A round's missing report fires this long after the round ended.
     report_grace: timedelta = timedelta(days=30)
+    #: A target alert carries the restatements of its series known within
+    #: this long before the evaluation (a yearly account's cadence).
+    restatement_window: timedelta = timedelta(days=365)
 
 
 def alert_key(rule: str, subject: str, scope: str, period: str) -> str:
@@ -373,14 +388,42 @@ def _target_facts(
     }
 
 
+def restatements_of(
+    restatements: Iterable[Restatement],
+    indicator: str,
+    scope: str,
+    now: datetime,
+    rules: AlertRules,
+) -> list[dict[str, Any]]:
+    """The restatements of a target's series known within the window, as JSON.
+
+    `restatements` are `all_restatements` of the facts (offline) or the
+    `restatement` table the targets service writes from them (database).
+    Oldest first, in the shape `klimapuls changes --json` prints.
+    """
+    start = now - rules.restatement_window
+    chosen = sorted(
+        (
+            r
+            for r in restatements
+            if start < r.restated_at <= now and r.feeds(indicator, scope)
+        ),
+        key=lambda r: (r.restated_at, r.family, r.scope, r.year, r.sector, r.detail),
+    )
+    return [r.as_json() for r in chosen]
+
+
 def target_conditions(
     observations: Iterable[TargetObservation],
     rules: AlertRules,
     vintages: Mapping[tuple[str, int], date] | None = None,
+    restatements: Sequence[Restatement] = (),
+    now: datetime | None = None,
 ) -> list[Condition]:
     """The slip conditions of every target (`target_status`, `forecast_worsened`).
 
-    `vintages` gives the newest data vintage of (scope, year), where known.
+    `vintages` gives the newest data vintage of (scope, year), where known;
+    `restatements` the restated figures, attached as of `now` (see the module).
     """
     found: list[Condition] = []
     for obs in observations:
@@ -389,6 +432,10 @@ def target_conditions(
         if vintages is not None and c.latest_year is not None:
             vintage = vintages.get((c.scope, c.latest_year))
         facts = _target_facts(obs, vintage)
+        if now is not None:
+            facts["restatements"] = restatements_of(
+                restatements, c.indicator, c.scope, now, rules
+            )
         period = str(c.target_year) if c.target_year is not None else ONGOING
         feed = _feed_of_indicator(c.indicator)
         common = {
@@ -650,7 +697,8 @@ def inhibit(conditions: Sequence[Condition]) -> list[Condition]:
 class AlertInputs:
     """Everything the rules read, from the database or folded from files.
 
-    `vintages` are (municipality, year, newest vintage) of the accounts.
+    `vintages` are (municipality, year, newest vintage) of the accounts;
+    `restatements` every restated figure (`all_restatements`).
     """
 
     observations: Sequence[TargetObservation] = ()
@@ -659,6 +707,7 @@ class AlertInputs:
     reports: Sequence[StatusReport] = ()
     dead_letters: Sequence[DeadLetterCount] = ()
     vintages: Sequence[tuple[str, int, date]] = ()
+    restatements: Sequence[Restatement] = ()
 
 
 def vintages_by_scope(
@@ -720,7 +769,11 @@ def conditions(
     reports = list(inputs.reports)
     found = [
         *target_conditions(
-            inputs.observations, rules, vintages_by_scope(inputs.vintages)
+            inputs.observations,
+            rules,
+            vintages_by_scope(inputs.vintages),
+            inputs.restatements,
+            now,
         ),
         *feed_conditions(inputs.feeds, now, rules),
         *initiative_conditions(

@@ -2,8 +2,10 @@
 
 Readers only: `co2_account` (co2), `mobility_feed` (mobility: one row per
 counting site), `fleet_status` (fleet), `initiative*` (initiatives),
-`dead_letter` (deadletter) and the event tables' producers (in the
-dead-letter window, by `received_at`, indexed on the large tables). The
+`dead_letter` (deadletter), `restatement` (targets: the restated figures
+it derives from its facts, indexed on `restated_at` within a scope) and the
+event tables' producers (in the dead-letter window, by `received_at`,
+indexed on the large tables). The
 alerts service hands these to `klimapuls.core.alerting`, as `alerts
 --offline` does with the same inputs folded from event files.
 """
@@ -23,17 +25,20 @@ from klimapuls.core.alerting import (
     producer_of,
 )
 from klimapuls.core.initiatives import Initiative, StatusReport
+from klimapuls.core.restatements import Restatement
 from klimapuls.storage.models_initiatives import (
     InitiativeRow,
     InitiativeStatusReportRow,
     InitiativeTovholderRow,
 )
+from klimapuls.storage.models_restatements import RestatementRow
 
 __all__ = [
     "dead_letter_counts",
     "feeds",
     "initiatives_and_reports",
     "newest_vintages",
+    "restatements",
 ]
 
 
@@ -152,3 +157,16 @@ def initiatives_and_reports(
         for r in conn.execute(select(InitiativeStatusReportRow))
     ]
     return listed, reports
+
+
+def restatements(conn: Connection, since: datetime) -> list[Restatement]:
+    """The figures restated after `since`, as the targets service wrote them.
+
+    Only loads rows: which of them a target alert carries is the core's
+    `klimapuls.core.alerting.restatements_of`.
+    """
+    table = RestatementRow.__table__
+    # `change_pct` is derived (a property of `Restatement`), not loaded.
+    columns = [c for c in table.c if c.name != "change_pct"]
+    found = conn.execute(select(*columns).where(table.c.restated_at > since))
+    return [Restatement(**row) for row in found.mappings()]
