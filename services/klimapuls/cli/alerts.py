@@ -30,7 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
-from klimapuls.cli.common import command_settings, offline_lines
+from klimapuls.cli.common import command_settings, offline_lines, plural
 from klimapuls.core.alert_offline import OfflineAlerts, alert_json
 from klimapuls.core.alert_state import Alert, Contact, contact, parse_contacts
 from klimapuls.core.alerting import CONTACT_TOPICS, AlertRules, producer_of
@@ -238,7 +238,11 @@ def _run_offline(
             issue, markup=False, emoji=False, highlight=False, soft_wrap=True
         )
     rows = [alert_json(a, known) for a in result.alerts()]
-    _print(rows, as_json, f"Alerts as of {now.date()} (offline, {len(files)} file(s))")
+    _print(
+        rows,
+        as_json,
+        f"Alerts as of {now.date()} (offline, {plural(len(files), 'file')})",
+    )
     return EXIT_INVALID if issues else EXIT_OK
 
 

@@ -143,7 +143,7 @@ def run_progress(
         if known is not None:
             report = report.known_on(known)
         rows = [p.as_json() for p in evaluate_all(report.facts, day)]
-        source = f"{len(files)} file(s), offline"
+        source = f"{plural(len(files), 'file')}, offline"
         err_console.print(report.initiatives_line(), highlight=False, soft_wrap=True)
     else:
         from klimapuls.cli.common import check_migrated, command_settings
