@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -17,7 +18,8 @@ from klimapuls.core.batch import Incoming
 from klimapuls.core.identity import Verdict
 from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.targets.handlers import TargetsHandler
-from tests.helpers import scalar
+from tests.fleet.factories import fleet_event
+from tests.helpers import rows, scalar
 from tests.parity import (
     database_view,
     fold_view,
@@ -433,3 +435,32 @@ def _incoming(events: list[tuple[str, dict[str, object]]]) -> list[Incoming]:
         Incoming(kind, json.dumps(event).encode(), f"t:0:{i}")
         for i, (kind, event) in enumerate(events)
     ]
+
+
+def test_bus_lists_follow_each_garages_newest_report_on_both_paths(
+    engine: Engine,
+) -> None:
+    # Ballerup's newer list arrives first, its older one late: the newer
+    # list holds, so 1001 is free for Gladsaxe and 1002 is not; one batch
+    # on the database, the same verdicts and facts offline.
+    def listed(garage: str, hours: int, *buses: str) -> tuple[str, dict[str, Any]]:
+        at = (T1 + timedelta(hours=hours)).isoformat()
+        event = fleet_event(
+            "movia", "2025-04-01", garage=garage, reported_at=at, diesel=len(buses)
+        )
+        return ("fleet_status", {**event, "bus_ids": list(buses)})
+
+    events = [
+        listed("Ballerup", 2, "1002"),
+        listed("Ballerup", 1, "1001", "1002"),
+        listed("Gladsaxe", 3, "1001"),
+        listed("Gladsaxe", 4, "1002"),
+    ]
+    fold, offline = through_fold(events, NOW)
+    assert offline == [Verdict.NEW, Verdict.NEW, Verdict.NEW, Verdict.REJECTED]
+    assert through_database(engine, events, NOW) == offline
+    assert database_view(engine) == fold_view(fold)
+    assert [
+        (r["garage"], r["bus_id"])
+        for r in rows(engine, "SELECT * FROM fleet_bus ORDER BY bus_id")
+    ] == [("Gladsaxe", "1001"), ("Ballerup", "1002")]
