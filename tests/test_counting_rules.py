@@ -7,13 +7,19 @@ database and through the offline fold, and expects the same answers.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from klimapuls.core.batch import Incoming
 from klimapuls.core.identity import Verdict
-from tests.helpers import scalar
+from klimapuls.fleet.handlers import FleetHandler
+from klimapuls.targets.handlers import TargetsHandler
+from tests.fleet.factories import fleet_event
+from tests.helpers import rows, scalar
 from tests.parity import (
     database_view,
     fold_view,
@@ -344,26 +350,117 @@ def test_the_migration_creates_the_target_series_table_of_the_model(
         assert compare_metadata(context, mine) == []
 
 
-def test_a_bus_under_two_garages_in_two_files_is_counted_as_each_garage_reports(
+def test_a_bus_under_two_garages_in_two_files_is_refused_not_counted_twice(
     engine: Engine,
 ) -> None:
-    # Fleet events carry counts per garage, not bus ids: within one file the
-    # importer sees the ids and refuses the second listing (above); across
-    # two files the counts each garage reports are trusted (README).
+    # Ballerup's list, then Gladsaxe's naming bus 1001 on the same date: the
+    # events carry the bus ids, so Gladsaxe's is refused on both paths with
+    # the same reason, and the fleet counts bus 1001 once.
     header = "vognnummer,operatør,garage,drivmiddel,kommune,dato\n"
     ballerup = imported(
+        "fleet-list",
+        header
+        + "1001,Movia,Ballerup,el,Ballerup,2025-04-01\n"
+        + "1002,Movia,Ballerup,diesel,Ballerup,2025-04-01\n",
+        T1,
+    )
+    gladsaxe = imported(
+        "fleet-list",
+        header
+        + "1001,Movia,Gladsaxe,el,Gladsaxe,2025-04-01\n"
+        + "1003,Movia,Gladsaxe,el,Gladsaxe,2025-04-01\n",
+        T1 + timedelta(hours=1),
+    )
+    assert ballerup[0][1]["bus_ids"] == ["1001", "1002"]
+    events = ballerup + gladsaxe
+    fold, offline = through_fold(events, NOW)
+    assert offline == [Verdict.NEW, Verdict.REJECTED]
+    refused = fold.judge("fleet_status", gladsaxe[0][1])
+    assert refused.issue is not None and refused.issue.field == "bus_ids"
+    assert refused.issue.reason == (
+        "bus '1001' of 'movia' is already listed under 'Ballerup' on "
+        "2025-04-01; a bus belongs to one contract/garage on a date, or it "
+        "counts twice"
+    )
+    handler = FleetHandler(engine, lambda: NOW, name="fleet")
+    first = handler.handle(_incoming(ballerup))
+    second = handler.handle(_incoming(gladsaxe))
+    assert first.verdicts + second.verdicts == offline
+    (letter,) = second.dead_letters
+    assert (letter.field, letter.reason) == ("bus_ids", str(refused.error))
+    TargetsHandler(engine, lambda: NOW).refresh()
+    assert database_view(engine) == fold_view(fold)
+    assert [s.garage for s in fold.facts().fleet] == ["Ballerup"]
+    assert (
+        scalar(engine, "SELECT total_buses FROM fleet_share WHERE scope = '1084'") == 2
+    )
+    assert (
+        scalar(
+            engine,
+            "SELECT string_agg(garage, ',') FROM fleet_bus WHERE bus_id = '1001'",
+        )
+        == "Ballerup"
+    )
+
+
+def test_a_garage_restating_its_list_frees_a_bus_for_another_garage(
+    engine: Engine,
+) -> None:
+    # Ballerup lists 1001, then restates its list without it; Gladsaxe may
+    # then list 1001, and Ballerup's first list re-sent stays a duplicate.
+    header = "vognnummer,operatør,garage,drivmiddel,kommune,dato\n"
+    first = imported(
         "fleet-list", header + "1001,Movia,Ballerup,el,Ballerup,2025-04-01\n", T1
+    )
+    restated = imported(
+        "fleet-list",
+        header + "1002,Movia,Ballerup,el,Ballerup,2025-04-01\n",
+        T1 + timedelta(hours=1),
     )
     gladsaxe = imported(
         "fleet-list",
         header + "1001,Movia,Gladsaxe,el,Gladsaxe,2025-04-01\n",
-        T1 + timedelta(hours=1),
+        T1 + timedelta(hours=2),
     )
-    assert all("1001" not in str(e) for _, e in ballerup + gladsaxe)  # no bus ids
-    events = ballerup + gladsaxe
+    events = first + restated + gladsaxe + first
     fold, offline = through_fold(events, NOW)
-    assert offline == [Verdict.NEW, Verdict.NEW]
+    assert offline == [Verdict.NEW, Verdict.NEW, Verdict.NEW, Verdict.DUPLICATE]
+    assert [v for e in events for v in through_database(engine, [e], NOW)] == offline
+    assert database_view(engine) == fold_view(fold)
+    assert scalar(engine, "SELECT count(*) FROM fleet_bus") == 2
+
+
+def _incoming(events: list[tuple[str, dict[str, object]]]) -> list[Incoming]:
+    return [
+        Incoming(kind, json.dumps(event).encode(), f"t:0:{i}")
+        for i, (kind, event) in enumerate(events)
+    ]
+
+
+def test_bus_lists_follow_each_garages_newest_report_on_both_paths(
+    engine: Engine,
+) -> None:
+    # Ballerup's newer list arrives first, its older one late: the newer
+    # list holds, so 1001 is free for Gladsaxe and 1002 is not; one batch
+    # on the database, the same verdicts and facts offline.
+    def listed(garage: str, hours: int, *buses: str) -> tuple[str, dict[str, Any]]:
+        at = (T1 + timedelta(hours=hours)).isoformat()
+        event = fleet_event(
+            "movia", "2025-04-01", garage=garage, reported_at=at, diesel=len(buses)
+        )
+        return ("fleet_status", {**event, "bus_ids": list(buses)})
+
+    events = [
+        listed("Ballerup", 2, "1002"),
+        listed("Ballerup", 1, "1001", "1002"),
+        listed("Gladsaxe", 3, "1001"),
+        listed("Gladsaxe", 4, "1002"),
+    ]
+    fold, offline = through_fold(events, NOW)
+    assert offline == [Verdict.NEW, Verdict.NEW, Verdict.NEW, Verdict.REJECTED]
     assert through_database(engine, events, NOW) == offline
     assert database_view(engine) == fold_view(fold)
-    assert sorted(s.garage for s in fold.facts().fleet) == ["Ballerup", "Gladsaxe"]
-    assert sum(s.buses.total for s in fold.facts().fleet) == 2
+    assert [
+        (r["garage"], r["bus_id"])
+        for r in rows(engine, "SELECT * FROM fleet_bus ORDER BY bus_id")
+    ] == [("Gladsaxe", "1001"), ("Ballerup", "1002")]

@@ -15,6 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from klimapuls.core.deadletter import DeadLetter
+from klimapuls.core.errors import EventValidationError
 from klimapuls.core.messages import SeriesChange, TargetStatusChange
 from klimapuls.core.model import Target
 from klimapuls.core.targets import evaluate
@@ -84,3 +85,43 @@ def test_the_messages_the_services_build_fit_their_contracts() -> None:
     validate_event("dead_letter", json.loads(letter.to_json()))
     assert TargetStatusChange.from_json(replace(change, id=7).to_json()).id == 7
     assert SeriesChange.from_json(notice.to_json()) == notice
+
+
+def test_a_fleet_example_with_its_bus_ids_validates() -> None:
+    example = json.loads(
+        (SCHEMAS / "examples" / "fleet_status.v1.json").read_text(encoding="utf-8")
+    )
+    total = sum(example["buses"].values())
+    listed = {**example, "bus_ids": [f"v{n}" for n in range(total)]}
+    assert validate_event("fleet_status", listed) == listed
+
+
+@pytest.mark.parametrize(
+    ("bus_ids", "reason"),
+    [
+        (["1001", "1001"], "non-unique"),
+        (["1001", ""], "should be non-empty"),
+        (["1001"], "lists 1 bus but `buses` counts 2 buses"),
+        (["1001", " "], "a bus id is blank"),
+    ],
+)
+def test_fleet_bus_ids_are_unique_non_empty_and_as_many_as_counted(
+    bus_ids: list[str], reason: str
+) -> None:
+    event = {
+        "schema": "fleet_status.v1",
+        "event_id": "movia:ballerup:2025-04-01",
+        "producer": "movia",
+        "reported_at": "2025-04-02T08:00:00+02:00",
+        "operator": "movia",
+        "garage": "Ballerup",
+        "date": "2025-04-01",
+        "buses": {"diesel": 1, "battery_electric": 1},
+        "bus_ids": bus_ids,
+    }
+    with pytest.raises(EventValidationError) as caught:
+        validate_event("fleet_status", event)
+    assert [i.field.split("[")[0].split(".")[0] for i in caught.value.issues] == [
+        "bus_ids"
+    ]
+    assert reason in str(caught.value)

@@ -7,7 +7,7 @@ checked quickly; `test_pipeline.py` runs the same through Kafka.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import Engine
@@ -119,3 +119,26 @@ def test_the_yearly_view_shows_each_scopes_newest_date_of_a_year(
         {"year": 2023, "date": "2023-12-31", "fossil_free_share": 50.0},
         {"year": 2024, "date": "2024-03-31", "fossil_free_share": 100.0},
     ]
+
+
+def test_a_bus_two_garages_list_in_one_batch_is_stored_under_the_first(
+    engine: Engine,
+) -> None:
+    def listed(garage: str, *buses: str) -> dict[str, object]:
+        event = fleet_event(
+            "movia", "2025-04-01", garage=garage, battery_electric=len(buses)
+        )
+        return {**event, "bus_ids": list(buses)}
+
+    ballerup, gladsaxe = listed("Ballerup", "1001"), listed("Gladsaxe", "7", "1001")
+    result = _handler(engine).handle(_batch(ballerup, gladsaxe, ballerup))
+    assert (result.stored, result.duplicates) == (1, 1)
+    (letter,) = result.dead_letters
+    assert letter.field == "bus_ids"
+    assert "'1001'" in letter.reason and "'Ballerup'" in letter.reason
+    assert [tuple(r.values()) for r in rows(engine, "SELECT * FROM fleet_bus")] == [
+        ("movia", date(2025, 4, 1), "1001", "", "Ballerup", ballerup["event_id"])
+    ]
+    assert (
+        scalar(engine, "SELECT total_buses FROM fleet_share WHERE scope = 'movia'") == 1
+    )

@@ -22,6 +22,11 @@ tests and tools (on events from files):
   Region Sjælland, so a Movia (or company) unit without a municipality code
   counts for its operator only. A bus must be reported by one operator only,
   or the region counts it twice.
+- A report may list its buses (`bus_ids`, as many as it counts). A bus listed
+  on a date under one unit of an operator is refused under another unit of
+  that operator on that date (`bus_clash_issue`), so it is never counted
+  twice; the unit's newest report holds its list (a restatement replaces it,
+  one without ids clears it). Reports without ids are trusted as counted.
 - The yearly series of a scope, for share targets, is the share on the
   scope's newest snapshot date in each year.
 """
@@ -48,14 +53,18 @@ __all__ = [
     "ZERO_EMISSION",
     "ZERO_EMISSION_SHARE",
     "BusCounts",
+    "BusPlace",
+    "BusRegister",
     "FleetShare",
     "FleetSnapshot",
+    "bus_clash_issue",
     "current_snapshots",
     "fleet_issues",
     "fleet_shares",
     "in_region",
     "operator_of_scope",
     "share_series",
+    "unit_name",
     "yearly_shares",
 ]
 
@@ -87,6 +96,8 @@ FLEET_INDICATORS: tuple[str, ...] = (FOSSIL_FREE_SHARE, ZERO_EMISSION_SHARE)
 UnitKey = tuple[str, str, str]  # operator, contract ("" if none), garage ("" if none)
 #: A unit on a date: what fleet reports restate each other in.
 FleetSlot = tuple[UnitKey, date]
+#: A bus of an operator on a date: operator, date, bus id.
+BusPlace = tuple[str, date, str]
 
 
 @dataclass(frozen=True)
@@ -328,13 +339,30 @@ def share_series(
     return yearly_shares(shares_by_scope.get(measured, ()), indicator)
 
 
+def _buses(n: int) -> str:
+    return "1 bus" if n == 1 else f"{n} buses"
+
+
 def fleet_issues(event: Mapping[str, Any]) -> list[FieldIssue]:
     """Domain rules of a schema-valid `fleet_status.v1` event (JSON Schema can't).
 
-    A unit needs a non-blank contract or garage, and counts cannot be
-    reported before the date they apply to.
+    A unit needs a non-blank contract or garage, counts cannot be
+    reported before the date they apply to, and listed buses (`bus_ids`)
+    must be as many as the counts add up to.
     """
     issues: list[FieldIssue] = []
+    if "bus_ids" in event:
+        listed, counted = len(event["bus_ids"]), sum(event["buses"].values())
+        if listed != counted:
+            issues.append(
+                FieldIssue(
+                    "bus_ids",
+                    f"lists {_buses(listed)} but `buses` counts "
+                    f"{_buses(counted)}; list every counted bus once",
+                )
+            )
+        if any(not str(bus).strip() for bus in event["bus_ids"]):
+            issues.append(FieldIssue("bus_ids", "a bus id is blank"))
     if (
         not (event.get("contract") or "").strip()
         and not (event.get("garage") or "").strip()
@@ -357,3 +385,87 @@ def fleet_issues(event: Mapping[str, Any]) -> list[FieldIssue]:
             )
         )
     return issues
+
+
+def unit_name(unit: UnitKey) -> str:
+    """A unit as people name it: `contract/garage`, whichever are given."""
+    return "/".join(part for part in unit[1:] if part)
+
+
+def bus_clash_issue(
+    known: Mapping[BusPlace, UnitKey], event: Mapping[str, Any]
+) -> FieldIssue | None:
+    """Why a `fleet_status.v1` event lists a bus already listed elsewhere, if so.
+
+    `known` holds the unit listing each bus on a date. A bus of the event's
+    operator and date listed under another unit would count twice; the same
+    unit listing it again is a restatement of its own list.
+    """
+    snapshot = FleetSnapshot.from_event(event)
+    for bus in event.get("bus_ids") or ():
+        unit = known.get((snapshot.operator, snapshot.date, bus))
+        if unit is not None and unit != snapshot.unit:
+            return FieldIssue(
+                "bus_ids",
+                f"bus {bus!r} of {snapshot.operator!r} is already listed under "
+                f"{unit_name(unit)!r} on {snapshot.date.isoformat()}; a bus "
+                "belongs to one contract/garage on a date, or it counts twice",
+            )
+    return None
+
+
+@dataclass
+class BusRegister:
+    """Where each listed bus runs on a date: the newest list of every unit.
+
+    The fleet service loads it from `fleet_bus` (and `fleet_status` for the
+    ranks) and the offline fold keeps it in memory; both `admit` every new
+    fleet report in order, so both refuse the same reports.
+    """
+
+    places: dict[BusPlace, UnitKey] = field(default_factory=dict)
+    #: The buses each unit lists on a date (its newest report's list).
+    lists: dict[FleetSlot, tuple[str, ...]] = field(default_factory=dict)
+    #: The newest report's rank of every unit and date seen.
+    ranks: dict[FleetSlot, tuple[datetime, str]] = field(default_factory=dict)
+    #: The units and dates whose list `admit` changed (storage rewrites them).
+    touched: set[FleetSlot] = field(default_factory=set)
+    #: The event id of the report holding each unit's list.
+    holders: dict[FleetSlot, str] = field(default_factory=dict)
+
+    def know(self, slot: FleetSlot, rank: tuple[datetime, str]) -> None:
+        """Record the rank of a stored report of a unit and date."""
+        seen = self.ranks.get(slot)
+        if seen is None or rank > seen:
+            self.ranks[slot] = rank
+
+    def hold(self, slot: FleetSlot, buses: tuple[str, ...], event_id: str) -> None:
+        """Make `buses` the list of a unit and date (replacing its old one)."""
+        unit, day = slot
+        for bus in self.lists.pop(slot, ()):
+            del self.places[(unit[0], day, bus)]
+        self.holders.pop(slot, None)
+        if buses:
+            self.lists[slot] = buses
+            self.holders[slot] = event_id
+        for bus in buses:
+            self.places[(unit[0], day, bus)] = unit
+
+    def admit(self, event: Mapping[str, Any]) -> FieldIssue | None:
+        """Refuse a report that lists a bus of another unit; else record it.
+
+        A report newer than its unit's known ones replaces the unit's list
+        (with none if it lists no ids); an older one changes nothing.
+        """
+        issue = bus_clash_issue(self.places, event)
+        if issue is not None:
+            return issue
+        snapshot = FleetSnapshot.from_event(event)
+        seen = self.ranks.get(snapshot.slot)
+        if seen is not None and snapshot.rank < seen:
+            return None
+        self.ranks[snapshot.slot] = snapshot.rank
+        buses = tuple(event.get("bus_ids") or ())
+        self.hold(snapshot.slot, buses, snapshot.event_id)
+        self.touched.add(snapshot.slot)
+        return None

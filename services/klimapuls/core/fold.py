@@ -4,10 +4,10 @@
 validated event with `EventFold`, which judges each one with the same
 identity rules as the services' storage (`klimapuls.core.identity`): a new
 fact is kept, a duplicate counts once, a reused id or a clashing target
-version is refused with the same reason a dead letter would carry. The
-result is the same `Facts` the database holds after the services stored
-the same events, so `klimapuls.core.progress.evaluate_all` gives the same
-numbers on both.
+version, or a bus another garage lists on that date, is refused with the
+same reason a dead letter would carry. The result is the same `Facts` the
+database holds after the services stored the same events, so
+`klimapuls.core.progress.evaluate_all` gives the same numbers on both.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from klimapuls.core.errors import EventValidationError, FieldIssue
-from klimapuls.core.fleet import FleetSnapshot
+from klimapuls.core.fleet import BusRegister, FleetSnapshot
 from klimapuls.core.identity import Judgement, Ledger, Verdict
 from klimapuls.core.initiatives import (
     PROGRAMME_INFRASTRUCTURE,
@@ -53,6 +53,8 @@ class EventFold:
     accounts: list[Co2Account] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     fleet: list[FleetSnapshot] = field(default_factory=list)
+    #: Which unit lists each bus on a date, as the fleet service's `fleet_bus`.
+    buses: BusRegister = field(default_factory=BusRegister)
     counts: list[MobilityCount] = field(default_factory=list)
     reports: list[StatusReport] = field(default_factory=list)
     #: Initiatives first seen in reports (not in the reference data), as the
@@ -67,7 +69,8 @@ class EventFold:
     def judge(self, kind: str, event: Mapping[str, Any]) -> Judgement:
         """Judge one validated event and keep it if it is a new fact."""
         ledger = self.ledgers.setdefault(kind, Ledger(kind))
-        judgement = ledger.judge(event)
+        admit = self.buses.admit if kind == "fleet_status" else None
+        judgement = ledger.judge(event, admit)
         if judgement.verdict is Verdict.NEW:
             # A re-sent fact is kept under the id of its new report.
             self._keep(kind, {**event, "event_id": judgement.identity.event_id})

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -58,6 +58,7 @@ __all__ = [
     "RESEND_FIELDS",
     "RESEND_MARK",
     "TARGET_DEFINITION",
+    "Admit",
     "FactKey",
     "Identity",
     "Judgement",
@@ -73,6 +74,10 @@ __all__ = [
     "stored_identity",
     "target_digest",
 ]
+
+#: A last rule on a fact about to be recorded as new: why it is refused, or
+#: None once it is admitted (`Ledger.judge`).
+Admit = Callable[[Mapping[str, Any]], FieldIssue | None]
 
 #: Fields that say when a fact was sent, not what it is.
 RESEND_FIELDS = ("reported_at",)
@@ -371,8 +376,14 @@ class Ledger:
         if seen is None or seen.rank is None or identity.rank > seen.rank:
             self.current[identity.slot] = identity
 
-    def judge(self, event: Mapping[str, Any]) -> Judgement:
-        """New, duplicate or rejected; a new fact is recorded as known."""
+    def judge(self, event: Mapping[str, Any], admit: Admit | None = None) -> Judgement:
+        """New, duplicate or rejected; a new fact is recorded as known.
+
+        `admit`, if given, sees every fact about to be recorded as new (a
+        re-send winning back its slot under its stored id) and may refuse it
+        with an issue (the fleet's bus register does); refused, it is not
+        recorded, so the ledger stays as the stored rows are.
+        """
         identity = identity_of(self.kind, event)
         by_id = self.by_event_id.get(identity.event_id)
         if by_id is not None and by_id.key != identity.key:
@@ -384,14 +395,20 @@ class Ledger:
                 moved = moved_scope_issue(target_id, self.scopes.get(target_id), scope)
                 if moved is not None:
                     return Judgement(Verdict.REJECTED, identity, moved)
+            refused = admit(event) if admit is not None else None
+            if refused is not None:
+                return Judgement(Verdict.REJECTED, identity, refused)
+            if self.kind == "target":
                 self.scopes.setdefault(target_id, scope)
             self.know(identity)
             return Judgement(Verdict.NEW, identity)
         if identity.same_content(known):
-            return self._resent(event, identity)
+            return self._resent(event, identity, admit)
         return Judgement(Verdict.REJECTED, identity, self._differs(identity, known))
 
-    def _resent(self, event: Mapping[str, Any], identity: Identity) -> Judgement:
+    def _resent(
+        self, event: Mapping[str, Any], identity: Identity, admit: Admit | None
+    ) -> Judgement:
         """A known fact again: a duplicate, unless it wins back its slot."""
         if identity.slot is None:
             return Judgement(Verdict.DUPLICATE, identity)
@@ -408,6 +425,9 @@ class Ledger:
         ):
             return Judgement(Verdict.DUPLICATE, identity)
         again = stored_identity(self.kind, stored_id, identity.digest, fact)
+        refused = admit({**event, "event_id": stored_id}) if admit else None
+        if refused is not None:
+            return Judgement(Verdict.REJECTED, identity, refused)
         self.know(again)
         return Judgement(Verdict.NEW, again)
 

@@ -1,7 +1,8 @@
 """The `fleet-list` layout (`docs/import-fleet-list.md`).
 
 One row per bus with its propulsion -> `fleet_status.v1` per operator,
-contract/garage and date (counts by propulsion).
+contract/garage and date (counts by propulsion, and the buses' ids in
+`bus_ids`, so a bus another file lists under another garage is refused).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class _FleetGroup:
     buses: Counter[str] = field(default_factory=Counter)
     towns: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
+    ids: list[str] = field(default_factory=list)
 
 
 def _fleet(
@@ -142,6 +144,7 @@ def _fleet(
             continue
         group = groups.setdefault(key, group)
         group.seen.add(bus)
+        group.ids.append(bus)
         placed[(operator, day.isoformat(), bus)] = (row.number, unit)
         group.rows.append(row.number)
         group.raw.append(row.raw)
@@ -155,12 +158,14 @@ def _fleet(
         "date": columns.header("dato") if "dato" in columns.found else "--date",
         "buses": columns.header("drivmiddel"),
         "municipality_code": columns.header("kommune"),
+        "bus_ids": columns.header("vognnummer"),
     }
     for (operator, contract, garage, iso_day), group in groups.items():
         event: dict[str, Any] = {
             "operator": operator,
             "date": iso_day,
             "buses": dict(sorted(group.buses.items())),
+            "bus_ids": group.ids,
         }
         if contract:
             event["contract"] = contract

@@ -15,7 +15,14 @@ from typing import Any
 from sqlalchemy import Connection, Text, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
-from klimapuls.core.identity import Identity, Judgement, Ledger, Verdict, resend_id
+from klimapuls.core.identity import (
+    Admit,
+    Identity,
+    Judgement,
+    Ledger,
+    Verdict,
+    resend_id,
+)
 
 __all__ = [
     "RivalsOf",
@@ -59,8 +66,11 @@ def judge_events(
     table: Any,
     events: Sequence[dict[str, Any]],
     rivals_of: RivalsOf | None = None,
+    admit: Admit | None = None,
 ) -> list[Judgement]:
     """Judge events keyed by `event_id` against the stored ones, in order.
+
+    `admit` is the kind's last rule on each new fact (`Ledger.judge`).
 
     Events whose id is already stored may be re-sends of a superseded fact:
     for those, `rivals_of` loads the stored reports of their slots, so the
@@ -71,7 +81,7 @@ def judge_events(
     again = [e for e in events if e["event_id"] in stored]
     rivals = rivals_of(conn, again) if rivals_of is not None and again else []
     ledger = Ledger.of(kind, known, rivals)
-    return [ledger.judge(event) for event in events]
+    return [ledger.judge(event, admit) for event in events]
 
 
 def insert_new_events(
@@ -81,6 +91,7 @@ def insert_new_events(
     events: Sequence[dict[str, Any]],
     row_of: RowOf,
     rivals_of: RivalsOf | None = None,
+    admit: Admit | None = None,
 ) -> list[Judgement]:
     """Judge events and insert the new ones; one judgement per event, in order.
 
@@ -88,7 +99,7 @@ def insert_new_events(
     key taken) is reported as a duplicate. A re-sent fact that wins back its
     slot is inserted under its `resend_id` with its new `reported_at`.
     """
-    judgements = judge_events(conn, kind, table, events, rivals_of)
+    judgements = judge_events(conn, kind, table, events, rivals_of, admit)
     rows = [
         {
             **row_of(event),

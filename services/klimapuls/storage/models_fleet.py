@@ -1,7 +1,8 @@
 """SQLAlchemy models of the bus fleet: received snapshots and derived shares.
 
 `fleet_status` keeps every report (restatements add rows, never overwrite);
-`fleet_share` is recomputed from it by the fleet service, one row per scope
+`fleet_bus` holds the unit listing each bus on a date (its newest list);
+`fleet_share` is recomputed from `fleet_status` by the fleet service, one row per scope
 (operator, or `1084` for the region) and snapshot date, for Grafana.
 """
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from klimapuls.storage.models import Base
 
-__all__ = ["FleetShareRow", "FleetStatusRow"]
+__all__ = ["FleetBusRow", "FleetShareRow", "FleetStatusRow"]
 
 
 class FleetStatusRow(Base):
@@ -59,4 +60,27 @@ class FleetShareRow(Base):
     units: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class FleetBusRow(Base):
+    """A bus and the unit whose newest report lists it on a date (one unit)."""
+
+    __tablename__ = "fleet_bus"
+
+    operator: Mapped[str] = mapped_column(Text, primary_key=True)
+    snapshot_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    bus_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    #: '' where the report names no contract (as in `core.fleet.UnitKey`).
+    contract: Mapped[str] = mapped_column(Text)
+    #: '' where the report names no garage.
+    garage: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        {
+            "comment": (
+                "The unit (contract/garage) listing each bus on a date (owner: fleet)"
+            )
+        },
     )
