@@ -169,35 +169,35 @@ FROM board.fleet_latest ORDER BY scope""",
 
 def _yearly_vs_path(value: str, label: str, target_id: str, path_label: str) -> Sql:
     """A yearly series (final and provisional years apart) beside a path."""
-    return Sql(
-        f"""
-WITH series AS (
-    SELECT year, {value} AS value, provisional
-    FROM board.trips_year WHERE scope = '1084'
-), path AS (
-    SELECT year, path_value FROM board.target_path WHERE target_id = '{target_id}'
-)
-SELECT make_date(year, 1, 1)::timestamptz AS time,
-       CASE WHEN NOT s.provisional THEN s.value END AS "{label}",
-       CASE WHEN s.provisional THEN s.value END AS "{label} (foreløbig)",
-       p.path_value AS "{path_label}"
-FROM series s FULL JOIN path p USING (year)
-ORDER BY time""",
-        columns=("time", label, f"{label} (foreløbig)", path_label),
-        fmt="time_series",
+    return _series_vs_path(
+        f"""SELECT year, {value} AS value, provisional
+    FROM board.trips_year WHERE scope = '1084'""",
+        label,
+        target_id,
+        path_label,
     )
 
 
 def _target_vs_path(target_id: str, label: str, path_label: str) -> Sql:
-    """A target's measured series (as the core judges it) beside its path.
+    """A target's measured series (as the core judges it) beside its path."""
+    return _series_vs_path(
+        f"""SELECT year, value, provisional
+    FROM board.target_series WHERE target_id = '{target_id}'""",
+        label,
+        target_id,
+        path_label,
+    )
+
+
+def _series_vs_path(series: str, label: str, target_id: str, path_label: str) -> Sql:
+    """`series` (year, value, provisional) beside a target's path.
 
     Final and provisional years apart.
     """
     return Sql(
         f"""
 WITH series AS (
-    SELECT year, value, provisional
-    FROM board.target_series WHERE target_id = '{target_id}'
+    {series}
 ), path AS (
     SELECT year, path_value FROM board.target_path WHERE target_id = '{target_id}'
 )

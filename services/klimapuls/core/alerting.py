@@ -307,25 +307,18 @@ def observe(
             previous = None  # a revised target starts afresh
     share = rules.forecast_worsen_pct
     reference = None
-    if (
-        previous is not None
-        and previous.forecast_reference is not None
-        and usable_forecast(change.forecast_value) is None
-    ):
-        # Nothing to compare with now: the open worsening stays open, and a
-        # later usable forecast is compared to the same reference.
-        reference = previous.forecast_reference
-    elif previous is not None and previous.forecast_reference is not None:
-        still = forecast_worsening_pct(
-            previous.forecast_reference,
-            change.forecast_value,
-            change.indicator,
-            change.target_value,
-        )
-        # An unusable forecast (missing, 0) keeps the open reference: the
-        # next usable forecast is compared to it.
-        if still > share or not usable_forecast(change.forecast_value):
-            reference = previous.forecast_reference
+    if previous is not None and previous.forecast_reference is not None:
+        open_ = previous.forecast_reference
+        # An unusable forecast (missing, 0) is nothing to compare with: the
+        # open worsening stays open, and the next usable forecast is compared
+        # to the same reference.
+        if usable_forecast(change.forecast_value) is None or (
+            forecast_worsening_pct(
+                open_, change.forecast_value, change.indicator, change.target_value
+            )
+            > share
+        ):
+            reference = open_
     if reference is None:
         before = change.previous_forecast_value
         if previous is not None and before is None:

@@ -23,6 +23,7 @@ from klimapuls.core.fleet import (
     BusCounts,
     BusRegister,
     FleetShare,
+    FleetSlot,
     FleetSnapshot,
 )
 from klimapuls.core.identity import Identity, Judgement, stored_identity
@@ -62,19 +63,19 @@ _SLOT_ROWS = text(
 )
 
 
+def _slot_params(slots: Sequence[FleetSlot]) -> dict[str, list[Any]]:
+    """Units and dates as the column arrays `unnest` reads them from."""
+    return {
+        "operators": [unit[0] for unit, _ in slots],
+        "contracts": [unit[1] for unit, _ in slots],
+        "garages": [unit[2] for unit, _ in slots],
+        "dates": [day for _, day in slots],
+    }
+
+
 def _slot_rows(conn: Connection, events: Sequence[dict[str, Any]]) -> list[RowMapping]:
     slots = sorted({FleetSnapshot.from_event(e).slot for e in events})
-    return list(
-        conn.execute(
-            _SLOT_ROWS,
-            {
-                "operators": [unit[0] for unit, _ in slots],
-                "contracts": [unit[1] for unit, _ in slots],
-                "garages": [unit[2] for unit, _ in slots],
-                "dates": [day for _, day in slots],
-            },
-        ).mappings()
-    )
+    return list(conn.execute(_SLOT_ROWS, _slot_params(slots)).mappings())
 
 
 def _rivals(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
@@ -136,12 +137,7 @@ def _write_bus_lists(conn: Connection, register: BusRegister) -> None:
                 AND b.garage = k.garage AND b.snapshot_date = k.date
             """
         ),
-        {
-            "operators": [unit[0] for unit, _ in touched],
-            "contracts": [unit[1] for unit, _ in touched],
-            "garages": [unit[2] for unit, _ in touched],
-            "dates": [day for _, day in touched],
-        },
+        _slot_params(touched),
     )
     rows = [
         {
