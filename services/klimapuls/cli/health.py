@@ -22,6 +22,7 @@ import typer
 
 from klimapuls.cli.common import check_database, command_settings
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
+from klimapuls.producer.connect import parse_servers
 
 __all__ = ["check_http", "register", "wait_for_database"]
 
@@ -46,13 +47,12 @@ def check_http(url: str, timeout_s: float = _TIMEOUT_S) -> str:
 
 
 def _check_broker(servers: str) -> None:
-    host, _, port = servers.split(",")[0].strip().rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigurationError(
-            f"KAFKA_BOOTSTRAP_SERVERS {servers[:80]!r} is not host:port[,host:port]"
-        )
+    # The first bootstrap server accepting a connection is enough for a
+    # container's health (TLS listeners too); the list is read as every
+    # command reads it.
+    host, port = parse_servers(servers)[0]
     try:
-        socket.create_connection((host, int(port)), timeout=_TIMEOUT_S).close()
+        socket.create_connection((host, port), timeout=_TIMEOUT_S).close()
     except OSError as exc:
         raise KlimapulsError(
             f"unhealthy: no broker answers at {host}:{port} "
