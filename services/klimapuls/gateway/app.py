@@ -102,29 +102,32 @@ def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
 
 
-def _unavailable(exc: BaseException) -> JSONResponse:
+def _retry_later(status: int, error: str, detail: str, wait_s: int) -> JSONResponse:
+    """An answer asking to send again in `wait_s` seconds (body and header)."""
     return JSONResponse(
-        {
-            "error": "unavailable",
-            "detail": f"{exc}; nothing is known to be stored: send the request "
-            "again later (event ids make a repeat harmless)",
-            "retry_after_s": UNAVAILABLE_RETRY_AFTER_S,
-        },
-        status_code=503,
-        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        {"error": error, "detail": detail, "retry_after_s": wait_s},
+        status_code=status,
+        headers={"Retry-After": str(wait_s)},
+    )
+
+
+def _unavailable(exc: BaseException) -> JSONResponse:
+    return _retry_later(
+        503,
+        "unavailable",
+        f"{exc}; nothing is known to be stored: send the request "
+        "again later (event ids make a repeat harmless)",
+        UNAVAILABLE_RETRY_AFTER_S,
     )
 
 
 def _draining() -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": "draining",
-            "detail": "the platform is stopping and processes what it has; "
-            "nothing was sent: send again after it restarts",
-            "retry_after_s": DRAIN_RETRY_AFTER_S,
-        },
-        status_code=503,
-        headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)},
+    return _retry_later(
+        503,
+        "draining",
+        "the platform is stopping and processes what it has; "
+        "nothing was sent: send again after it restarts",
+        DRAIN_RETRY_AFTER_S,
     )
 
 
@@ -440,15 +443,12 @@ def _routes(app: FastAPI, gateway: _Gateway) -> None:
 def _too_many(gateway: _Gateway, token: TokenInfo) -> JSONResponse:
     stats = gateway.limiter.get_window_stats(gateway.rate, token.token_id)
     wait = max(1, math.ceil(stats.reset_time - time.time()))
-    return JSONResponse(
-        {
-            "error": "rate_limited",
-            "detail": f"more than {gateway.settings.gateway_rate_limit} requests for "
-            f"this token; send again in {wait} s",
-            "retry_after_s": wait,
-        },
-        status_code=429,
-        headers={"Retry-After": str(wait)},
+    return _retry_later(
+        429,
+        "rate_limited",
+        f"more than {gateway.settings.gateway_rate_limit} requests for "
+        f"this token; send again in {wait} s",
+        wait,
     )
 
 
