@@ -72,14 +72,32 @@ Note = Callable[[str], None]
 
 
 @dataclass
+class _Backoff:
+    """Restarts in a row of one supervised thing, and when to try the next."""
+
+    restarts: int = 0
+    restart_at: float | None = None
+
+    def schedule(self, now: float) -> float:
+        """Set when to restart (later for each restart in a row); the delay."""
+        delay = _BACKOFF_S[min(self.restarts, len(_BACKOFF_S) - 1)]
+        self.restart_at = now + delay
+        return delay
+
+    def restarting(self) -> None:
+        """A restart is being made now."""
+        self.restart_at = None
+        self.restarts += 1
+
+
+@dataclass
 class _Supervised:
     """One supervised process and its restart bookkeeping."""
 
     name: str
     process: subprocess.Popen[bytes]
     started: float
-    restarts: int = 0
-    restart_at: float | None = None
+    backoff: _Backoff = field(default_factory=_Backoff)
 
 
 @dataclass
@@ -92,8 +110,7 @@ class Stack:
     supervised: dict[str, _Supervised] = field(default_factory=dict)
     stopping: bool = False
     #: Restarts of the embedded PostgreSQL in a row, and when to try next.
-    database_restarts: int = 0
-    database_restart_at: float | None = None
+    database_backoff: _Backoff = field(default_factory=_Backoff)
 
     @property
     def processes(self) -> dict[str, subprocess.Popen[bytes]]:
@@ -269,26 +286,25 @@ class Stack:
         changed = False
         for item in self.supervised.values():
             code = item.process.poll()
+            backoff = item.backoff
             if code is None:
-                if item.restarts and now - item.started > _STABLE_S:
-                    item.restarts = 0
+                if backoff.restarts and now - item.started > _STABLE_S:
+                    backoff.restarts = 0
                 continue
-            if item.restart_at is None:
-                delay = _BACKOFF_S[min(item.restarts, len(_BACKOFF_S) - 1)]
-                item.restart_at = now + delay
+            if backoff.restart_at is None:
+                delay = backoff.schedule(now)
                 note(
                     f"service {item.name} stopped ({describe_exit(code)}); "
                     f"restarting in {delay:.0f} s (log: "
                     f"{self.log_dir / (item.name + '.log')})"
                 )
-            elif now >= item.restart_at:
-                item.process = self._spawn(item.name)
-                item.started, item.restart_at = now, None
-                item.restarts += 1
+            elif now >= backoff.restart_at:
+                item.process, item.started = self._spawn(item.name), now
+                backoff.restarting()
                 changed = True
                 note(
                     f"service {item.name} restarted (pid {item.process.pid}, "
-                    f"restart {item.restarts})"
+                    f"restart {backoff.restarts})"
                 )
         if changed:
             self.write_state()
@@ -315,18 +331,17 @@ class Stack:
         database = self.database
         if database is None or database.running_pid() is not None:
             return
-        if self.database_restart_at is None:
-            delay = _BACKOFF_S[min(self.database_restarts, len(_BACKOFF_S) - 1)]
-            self.database_restart_at = now + delay
+        backoff = self.database_backoff
+        if backoff.restart_at is None:
+            delay = backoff.schedule(now)
             note(
                 f"embedded PostgreSQL stopped; restarting in {delay:.0f} s "
                 f"(log: {database.data_dir / 'log'})"
             )
             return
-        if now < self.database_restart_at:
+        if now < backoff.restart_at:
             return
-        self.database_restart_at = None
-        self.database_restarts += 1
+        backoff.restarting()
         try:
             url = database.restart()
         except (OSError, subprocess.SubprocessError, AssertionError) as exc:
@@ -334,7 +349,7 @@ class Stack:
             return
         note(
             f"embedded PostgreSQL restarted (pid {database.running_pid()}, "
-            f"restart {self.database_restarts}); the services reconnect"
+            f"restart {backoff.restarts}); the services reconnect"
         )
         if url != self.settings.require_database_url():
             # Another socket folder: the services need the new address.
