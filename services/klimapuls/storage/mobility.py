@@ -36,6 +36,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, delete, text
 
 from klimapuls.core.authorisation import Grants, site_owner_issue
+from klimapuls.core.errors import FieldIssue
 from klimapuls.core.identity import (
     Identity,
     Judgement,
@@ -249,45 +250,45 @@ def _site_owners(conn: Connection, sites: Iterable[str]) -> dict[str, str]:
     return {site: code for site, code in rows}
 
 
-def _own_sites(
-    conn: Connection,
-    events: Sequence[dict[str, Any]],
-    judgements: list[Judgement],
-    grants: Grants,
-) -> None:
-    """Refuse new counts that move a site out of its municipality; record new sites.
+@dataclass
+class _SiteOwners:
+    """The municipality each counting site belongs to, as a ledger's `admit`.
 
-    A new site belongs to the municipality of its first count (in batch
-    order); `site_owner_issue` decides.
+    A new count naming another municipality than its site's is refused unless
+    its producer may write the site's (`site_owner_issue`); a new site belongs
+    to the municipality of its first count (in batch order). The owners of the
+    batch's sites are read at the first new count only.
     """
-    fresh = [
-        (i, event)
-        for i, (event, judgement) in enumerate(zip(events, judgements, strict=True))
-        if judgement.verdict is Verdict.NEW
-    ]
-    if not fresh:
-        return
-    owners = _site_owners(conn, {str(e["site_id"]) for _, e in fresh})
-    first: list[dict[str, str]] = []
-    for i, event in fresh:
+
+    conn: Connection
+    sites: set[str]
+    grants: Grants
+    owners: dict[str, str] | None = None
+    #: Sites first seen in this batch, as `counting_site` rows.
+    first: list[dict[str, str]] = field(default_factory=list)
+
+    def admit(self, event: Mapping[str, Any]) -> FieldIssue | None:
+        if self.owners is None:
+            self.owners = _site_owners(self.conn, self.sites)
         site = str(event["site_id"])
-        issue = site_owner_issue(grants, event, owners.get(site))
-        if issue is not None:
-            judgements[i] = Judgement(Verdict.REJECTED, judgements[i].identity, issue)
-            continue
-        if site not in owners:
-            owners[site] = str(event["municipality_code"])
-            first.append(
-                {"s": site, "m": owners[site], "e": judgements[i].identity.event_id}
+        issue = site_owner_issue(self.grants, event, self.owners.get(site))
+        if issue is None and site not in self.owners:
+            self.owners[site] = str(event["municipality_code"])
+            self.first.append(
+                {"s": site, "m": self.owners[site], "e": str(event["event_id"])}
             )
-    if first:
-        conn.execute(
-            text(
-                "INSERT INTO counting_site (site_id, municipality_code, "
-                "first_event_id) VALUES (:s, :m, :e) ON CONFLICT DO NOTHING"
-            ),
-            first,
-        )
+        return issue
+
+    def record(self) -> None:
+        """Store the sites first seen (their first count's municipality)."""
+        if self.first:
+            self.conn.execute(
+                text(
+                    "INSERT INTO counting_site (site_id, municipality_code, "
+                    "first_event_id) VALUES (:s, :m, :e) ON CONFLICT DO NOTHING"
+                ),
+                self.first,
+            )
 
 
 def store_counts(
@@ -313,8 +314,9 @@ def store_counts(
     stored = {identity.event_id for identity in known}
     again = [e for e in events if e["event_id"] in stored]
     ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
-    result.judgements = [ledger.judge(event) for event in events]
-    _own_sites(conn, events, result.judgements, grants)
+    sites = _SiteOwners(conn, {str(e["site_id"]) for e in events}, grants)
+    result.judgements = [ledger.judge(event, sites.admit) for event in events]
+    sites.record()
     new: list[dict[str, Any]] = []
     digests: dict[str, str] = {}
     for event, judgement in zip(events, result.judgements, strict=True):
