@@ -20,6 +20,7 @@ from html import escape
 from importlib import resources
 
 from klimapuls.core.accounts import YearValue, current_figures
+from klimapuls.core.alert_text import danish_number
 from klimapuls.core.initiatives import reference_initiatives
 from klimapuls.core.model import REGION_CODE, TONNES_CO2E, Progress
 from klimapuls.core.progress import Facts, MeasuredSeries, evaluate_all
@@ -259,9 +260,8 @@ RESTATEMENT_ROWS = 50
 def _restated_value(value: float, unit: str) -> str:
     """A figure in full: restatements are often small against the total."""
     if unit == "%":
-        return f"{value:.1f} %".replace(".", ",")
-    text = f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
-    text = text.replace(",", "_").replace(".", ",").replace("_", ".")
+        return f"{danish_number(value, 1)} %"
+    text = danish_number(value, 1 if value % 1 else 0)
     return text + (" t" if unit == TONNES_CO2E else "")
 
 
