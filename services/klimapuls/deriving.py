@@ -5,9 +5,12 @@ The co2, fleet and mobility services each store the facts of a batch
 facts (the emission series, the fleet shares, the rollups and modal split)
 and announce a `SeriesChange` naming the scopes whose facts arrived,
 duplicates included. Deriving reads much more than one batch, so it runs
-once per window (`window_seconds`): in the transaction of the batch that
-finds the window over, or from `flush` (the service's timer) when no batch
-comes. With a window of 0 every batch derives (the handlers' tests).
+once per window (`window_seconds`): after the batch that finds the window
+over, in a transaction of its own (so the store's locks are not held
+through it), or from `flush` (the service's timer) when no batch comes. A
+failure between the two commits leaves the window pending: it is derived
+again with the next batch or tick. With a window of 0 every batch derives
+(the handlers' tests).
 
 Nothing durable depends on memory: derived rows are recomputed from stored
 facts. The scopes to announce are kept in memory: a new handler (a
@@ -101,7 +104,7 @@ class SeriesOwner(Generic[R]):
         return (now - self._derived_at).total_seconds() >= self.window_seconds
 
     def handle(self, batch: Sequence[Incoming]) -> R:
-        """Validate and store in one transaction; derive too if the window is over."""
+        """Validate and store in one transaction; then derive, if the window is over."""
         now = self.clock()
         began = time.perf_counter()
         result, valid = decode_batch(
@@ -126,11 +129,14 @@ class SeriesOwner(Generic[R]):
                 judgements = self.store(conn, events, now, result)
                 result.judged(decoded, judgements, self.name, now)
                 result.stages["store"] = time.perf_counter() - began
-                if due:
-                    self._derive_timed(conn, now, result)
 
             in_transaction(self.engine, work)
             if due:
+                # Its own transaction: the store's locks (the count writers')
+                # are released before the longer derive begins.
+                in_transaction(
+                    self.engine, lambda conn: self._derive_timed(conn, now, result)
+                )
                 self._announce(result, now)
         return result
 

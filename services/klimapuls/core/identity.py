@@ -376,15 +376,23 @@ class Ledger:
         if seen is None or seen.rank is None or identity.rank > seen.rank:
             self.current[identity.slot] = identity
 
-    def judge(self, event: Mapping[str, Any], admit: Admit | None = None) -> Judgement:
+    def judge(
+        self,
+        event: Mapping[str, Any],
+        admit: Admit | None = None,
+        *,
+        identity: Identity | None = None,
+    ) -> Judgement:
         """New, duplicate or rejected; a new fact is recorded as known.
 
         `admit`, if given, sees every fact about to be recorded as new (a
         re-send winning back its slot under its stored id) and may refuse it
         with an issue (the fleet's bus register does); refused, it is not
-        recorded, so the ledger stays as the stored rows are.
+        recorded, so the ledger stays as the stored rows are. `identity` is
+        the event's `identity_of`, when the caller has it already.
         """
-        identity = identity_of(self.kind, event)
+        if identity is None:
+            identity = identity_of(self.kind, event)
         by_id = self.by_event_id.get(identity.event_id)
         if by_id is not None and by_id.key != identity.key:
             return Judgement(Verdict.REJECTED, identity, self._names_other(by_id))

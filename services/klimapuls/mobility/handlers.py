@@ -45,9 +45,9 @@ class MobilityBatchResult(BatchResult):
 
 def write_modal_splits(conn: Connection, now: datetime) -> None:
     """Rewrite the modal split and yearly rows from the yearly rollup."""
-    # Writers, refreshes and recomputations take turns: the modal split is
-    # rewritten whole, which two transactions at once would collide on.
-    counts.lock_counts(conn)
+    # Refreshes and recomputations take turns: the modal split is rewritten
+    # whole, which two transactions at once would collide on.
+    counts.lock_rollups(conn)
     counts.write_modal_splits(conn, modal_splits(counts.yearly_trips(conn), now.date()))
 
 
@@ -81,8 +81,14 @@ class MobilityHandler(SeriesOwner[MobilityBatchResult]):
     def derive(
         self, conn: Connection, now: datetime, result: MobilityBatchResult
     ) -> None:
-        """Roll up what is new, then rewrite the modal split (tables branch)."""
-        result.rollup = counts.refresh_rollups(conn)
+        """Roll up what is new, then rewrite the modal split (tables branch).
+
+        The rollups go up to the counts committed when the derive began
+        (`committed_seq`, its own short transaction), so count writers,
+        another worker's among them, are not held up while it works.
+        """
+        upto = in_transaction(self.engine, counts.committed_seq)
+        result.rollup = counts.refresh_rollups(conn, upto)
         if self._backend(conn) == "tables":
             write_modal_splits(conn, now)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -42,11 +42,14 @@ from klimapuls.core.identity import (
     Judgement,
     Ledger,
     Verdict,
+    identity_of,
+    resend_id,
     stored_identity,
 )
 from klimapuls.core.mobility import (
     LOCAL_TIME,
     RANK_FIELDS,
+    CountKey,
     MobilityCount,
     ModalSplit,
     SiteYear,
@@ -54,8 +57,7 @@ from klimapuls.core.mobility import (
     wins_over,
 )
 from klimapuls.core.validation import REPORT_HORIZON
-from klimapuls.storage.db import as_json, copy_rows
-from klimapuls.storage.events import lookup_ids
+from klimapuls.storage.db import as_json, copy_binary, copy_rows
 from klimapuls.storage.models_mobility import (
     MobilityModalSplitRow,
     MobilityYearRow,
@@ -66,8 +68,10 @@ __all__ = [
     "RollupRefresh",
     "StoredCounts",
     "bike_site_years",
+    "committed_seq",
     "ensure_partitions",
     "lock_counts",
+    "lock_rollups",
     "rebuild_feeds",
     "rebuild_rollups",
     "refresh_continuous_aggregates",
@@ -113,10 +117,30 @@ class RollupRefresh:
 
 
 def lock_counts(conn: Connection) -> None:
-    """Serialise count writers and rollup refreshers until the commit."""
+    """Serialise count writers (and a rebuild) until the commit."""
     conn.execute(
         text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.mobility.counts'))")
     )
+
+
+def lock_rollups(conn: Connection) -> None:
+    """Serialise rollup refreshers and modal split writers until the commit."""
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.mobility.rollups'))")
+    )
+
+
+def committed_seq(conn: Connection) -> int:
+    """The highest `seq` of any count, once no writer is in flight.
+
+    Taken under the count lock in a transaction of its own (commit right
+    after): every row at or below it is committed, and every later writer
+    draws a higher one, so a refresh up to it misses nothing and need not
+    hold the writers back while it works.
+    """
+    lock_counts(conn)
+    high = conn.execute(text("SELECT max(seq) FROM mobility_count")).scalar()
+    return int(high or 0)
 
 
 def _relkind(conn: Connection, name: str) -> str | None:
@@ -179,45 +203,125 @@ def ensure_partitions(
     return created
 
 
-def _stored(conn: Connection, ids: list[str]) -> list[Identity]:
-    rows = conn.execute(
-        text(
-            "SELECT event_id, payload_sha256 FROM mobility_count WHERE event_id "
-            "= ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
-        ),
-        {"ids": as_json(ids)},
+# A batch is staged once (binary COPY into a temporary table) and every
+# lookup joins it: no ids or keys go over as parameters, and the rows are
+# converted once. The table lives as long as the session (a pooled
+# connection) and is emptied at every commit.
+_STAGE = "mobility_count_in"
+_STAGED = (
+    ("idx", "int4"),
+    ("event_id", "text"),
+    ("resend_id", "text"),
+    ("site_id", "text"),
+    ("site_kind", "text"),
+    ("municipality_code", "text"),
+    ("mode", "text"),
+    ("direction", "text"),
+    ("interval_start", "timestamptz"),
+    ("interval_end", "timestamptz"),
+    ("count", "int8"),
+    ("delay_hours", "float8"),
+    ("revision", "int4"),
+    ("producer", "text"),
+    ("reported_at", "timestamptz"),
+    ("payload_sha256", "text"),
+)
+_PG_TYPES = {"int4": "integer", "int8": "bigint", "float8": "double precision"}
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
+    + ", ".join(f"{name} {_PG_TYPES.get(kind, kind)}" for name, kind in _STAGED)
+    + ") ON COMMIT DELETE ROWS"
+)
+
+
+def _staged_row(
+    index: int, count: MobilityCount, event: Mapping[str, Any], digest: str
+) -> tuple[Any, ...]:
+    return (
+        index,
+        count.event_id,
+        resend_id(count.event_id, event["reported_at"]),
+        count.site_id,
+        count.site_kind,
+        count.municipality_code,
+        count.mode,
+        count.direction,
+        count.interval_start,
+        count.interval_end,
+        count.count,
+        count.delay_hours,
+        count.revision,
+        count.producer,
+        count.reported_at,
+        digest,
     )
+
+
+def _stage(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+    """The batch's counts into the session's staging table (one binary COPY)."""
+    conn.execute(text(_CREATE_STAGE))
+    # Empty at every commit; a second batch in one transaction starts afresh.
+    conn.execute(text(f"DELETE FROM {_STAGE}"))
+    copy_binary(conn, _STAGE, _STAGED, rows)
+
+
+# Both lookups probe an index per staged row (LATERAL ... LIMIT 1 keeps the
+# planner from hashing a whole partition, or filtering it by a list of ids,
+# when a new month's partition has no statistics yet).
+_STORED_OF_STAGED = text(
+    f"""
+    SELECT c.event_id, c.payload_sha256
+    FROM (SELECT event_id FROM {_STAGE} UNION SELECT resend_id FROM {_STAGE}) AS i
+    CROSS JOIN LATERAL (
+        SELECT event_id, payload_sha256 FROM mobility_count m
+        WHERE m.event_id = i.event_id LIMIT 1
+    ) AS c
+    """
+)
+
+
+def _stored(conn: Connection) -> list[Identity]:
+    """The stored reports of the staged ids (each event's, and its re-send's)."""
+    rows = conn.execute(_STORED_OF_STAGED)
     return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
 
 
-_CURRENT_OF_KEYS = text(
-    """
+# The current stored count of each staged count key (usually none: a new
+# count), found by the current-count index in the key's month partition.
+_CURRENT_OF_STAGED = text(
+    f"""
     SELECT c.*
-    FROM json_to_recordset(CAST(:keys AS json)) AS k(site_id text, mode text,
-        direction text, interval_start timestamptz, interval_end timestamptz)
-    JOIN mobility_count c ON c.is_current
-        AND c.interval_start = k.interval_start AND c.site_id = k.site_id
-        AND c.mode = k.mode AND c.direction = k.direction
-        AND c.interval_end = k.interval_end
+    FROM (SELECT DISTINCT site_id, mode, direction, interval_start, interval_end
+          FROM {_STAGE}) AS k
+    CROSS JOIN LATERAL (
+        SELECT * FROM mobility_count m
+        WHERE m.is_current AND m.interval_start = k.interval_start
+            AND m.site_id = k.site_id AND m.mode = k.mode
+            AND m.direction = k.direction AND m.interval_end = k.interval_end
+        LIMIT 1
+    ) AS c
     """
 )
-_KEY_FIELDS = ("site_id", "mode", "direction", "interval_start", "interval_end")
 
 
-def _current_of(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> Any:
-    """The current stored rows of these count keys (mappings)."""
-    param = as_json([dict(zip(_KEY_FIELDS, key, strict=True)) for key in keys])
-    return conn.execute(_CURRENT_OF_KEYS, {"keys": param}).mappings()
-
-
-def _rivals(conn: Connection, events: Sequence[dict[str, Any]]) -> list[Identity]:
-    """The current stored count of the count keys of `events`."""
-    keys = sorted({MobilityCount.from_event(e).key for e in events})
-    rows = _current_of(conn, keys)
+def _rivals(conn: Connection, again: Collection[CountKey]) -> list[Identity]:
+    """The current stored counts of the count keys `again` (re-sent facts)."""
+    rows = conn.execute(_CURRENT_OF_STAGED).mappings()
     return [
         stored_identity(_KIND, r["event_id"], r["payload_sha256"], _count_of(r))
         for r in rows
+        if _key_of(r) in again
     ]
+
+
+def _key_of(r: Mapping[Any, Any]) -> CountKey:
+    return (
+        r["site_id"],
+        r["mode"],
+        r["direction"],
+        r["interval_start"],
+        r["interval_end"],
+    )
 
 
 def _count_of(r: Mapping[Any, Any]) -> MobilityCount:
@@ -238,14 +342,13 @@ def _count_of(r: Mapping[Any, Any]) -> MobilityCount:
     )
 
 
-def _site_owners(conn: Connection, sites: Iterable[str]) -> dict[str, str]:
-    """The municipality of each known site's first stored count."""
+def _site_owners(conn: Connection) -> dict[str, str]:
+    """The municipality of each staged site known from its first stored count."""
     rows = conn.execute(
         text(
             "SELECT site_id, municipality_code FROM counting_site WHERE site_id "
-            "= ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
-        ),
-        {"ids": as_json(sorted(sites))},
+            f"IN (SELECT site_id FROM {_STAGE})"
+        )
     )
     return {site: code for site, code in rows}
 
@@ -261,7 +364,6 @@ class _SiteOwners:
     """
 
     conn: Connection
-    sites: set[str]
     grants: Grants
     owners: dict[str, str] | None = None
     #: Sites first seen in this batch, as `counting_site` rows.
@@ -269,7 +371,7 @@ class _SiteOwners:
 
     def admit(self, event: Mapping[str, Any]) -> FieldIssue | None:
         if self.owners is None:
-            self.owners = _site_owners(self.conn, self.sites)
+            self.owners = _site_owners(self.conn)
         site = str(event["site_id"])
         issue = site_owner_issue(self.grants, event, self.owners.get(site))
         if issue is None and site not in self.owners:
@@ -309,51 +411,46 @@ def store_counts(
     result = StoredCounts()
     if not events:
         return result
+    # Everything that needs no other writer's rows comes before the lock,
+    # which serialises the writers: the identities, and the staging (the
+    # staging table is this session's own).
+    identities = [identity_of(_KIND, event) for event in events]
+    counts = [MobilityCount.from_event(event) for event in events]
+    _stage(
+        conn,
+        (
+            _staged_row(i, count, event, identity.digest)
+            for i, (count, event, identity) in enumerate(
+                zip(counts, events, identities, strict=True)
+            )
+        ),
+    )
     lock_counts(conn)
-    known = _stored(conn, lookup_ids(events))
-    stored = {identity.event_id for identity in known}
-    again = [e for e in events if e["event_id"] in stored]
+    known = _stored(conn)
+    stored = {identity.origin for identity in known}
+    again = {c.key for c in counts if c.event_id in stored}
     ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
-    sites = _SiteOwners(conn, {str(e["site_id"]) for e in events}, grants)
-    result.judgements = [ledger.judge(event, sites.admit) for event in events]
+    sites = _SiteOwners(conn, grants)
+    result.judgements = [
+        ledger.judge(event, sites.admit, identity=identity)
+        for event, identity in zip(events, identities, strict=True)
+    ]
     sites.record()
-    new: list[dict[str, Any]] = []
-    digests: dict[str, str] = {}
-    for event, judgement in zip(events, result.judgements, strict=True):
+    # (position in the batch, the id it is stored under, its count)
+    new: list[tuple[int, str, MobilityCount]] = []
+    for i, judgement in enumerate(result.judgements):
         if judgement.verdict is Verdict.NEW:
-            digests[judgement.identity.event_id] = judgement.identity.digest
             # A re-sent fact is stored under the id of its new report.
-            new.append({**event, "event_id": judgement.identity.event_id})
+            new.append((i, judgement.identity.event_id, counts[i]))
         elif judgement.verdict is Verdict.DUPLICATE:
             result.duplicates += 1
     if not new:
         return result
-    counts = [MobilityCount.from_event(e) for e in new]
-    result.partitions = ensure_partitions(conn, [c.interval_start for c in counts], now)
-
-    by_key: dict[tuple[Any, ...], list[MobilityCount]] = defaultdict(list)
-    for count in counts:
-        by_key[count.key].append(count)
-    keys = list(by_key)
-    winners = {key: max(group, key=lambda c: c.rank) for key, group in by_key.items()}
-    losers: list[dict[str, Any]] = []
-    for row in _current_of(conn, keys):
-        key = (
-            row["site_id"],
-            row["mode"],
-            row["direction"],
-            row["interval_start"],
-            row["interval_end"],
-        )
-        winner = winners.get(key)
-        if winner is None:
-            continue
-        if wins_over(
-            winner.rank, (row["revision"], row["reported_at"], row["event_id"])
-        ):
-            losers.append({"e": row["event_id"], "s": row["interval_start"]})
-        else:
-            del winners[key]  # a late, older restatement: stored, not current
+    result.partitions = ensure_partitions(
+        conn, [c.interval_start for _, _, c in new], now
+    )
+    winners = _winners(new)
+    losers = _losers(conn, winners)
     if losers:
         conn.execute(
             text(
@@ -363,39 +460,60 @@ def store_counts(
             losers,
         )
     result.restated = len(losers)
-    current_ids = {w.event_id for w in winners.values()}
-    # One COPY, not one INSERT per row: the count lock and the judging above
-    # make every row new, so nothing can conflict.
-    copy_rows(
-        conn,
-        "mobility_count",
-        _COPIED,
-        (
-            (
-                c.event_id,
-                c.site_id,
-                c.site_kind,
-                c.municipality_code,
-                c.mode,
-                c.direction,
-                c.interval_start,
-                c.interval_end,
-                c.count,
-                c.delay_hours,
-                c.revision,
-                c.event_id in current_ids,
-                e["producer"],
-                c.reported_at,
-                digests[c.event_id],
+    current = {winner[1] for winner in winners.values()}
+    conn.execute(
+        text(_INSERT_STAGED),
+        {
+            "new": as_json(
+                [{"i": i, "e": eid, "c": eid in current} for i, eid, _ in new]
             )
-            for c, e in zip(counts, new, strict=True)
-        ),
+        },
     )
-    _add_to_feeds(conn, counts, [e["producer"] for e in new])
-    result.added = len(counts)
+    result.added = len(new)
     return result
 
 
+Winner = tuple[tuple[int, datetime, str], str]  # rank, stored event id
+
+
+def _winners(new: Sequence[tuple[int, str, MobilityCount]]) -> dict[CountKey, Winner]:
+    """The highest-ranked new count of each count key."""
+    winners: dict[CountKey, Winner] = {}
+    for _, event_id, count in new:
+        # A re-send ranks under the id it is stored with.
+        rank = (count.revision, count.reported_at, event_id)
+        seen = winners.get(count.key)
+        if seen is None or wins_over(rank, seen[0]):
+            winners[count.key] = (rank, event_id)
+    return winners
+
+
+def _losers(conn: Connection, winners: dict[CountKey, Winner]) -> list[dict[str, Any]]:
+    """Stored current counts a new winner restates; drops winners that lose.
+
+    A late, older restatement is stored but not current: its key leaves
+    `winners`.
+    """
+    losers: list[dict[str, Any]] = []
+    for row in conn.execute(_CURRENT_OF_STAGED).mappings():
+        key = _key_of(row)
+        winner = winners.get(key)
+        if winner is None:
+            continue
+        stored_rank = (row["revision"], row["reported_at"], row["event_id"])
+        if wins_over(winner[0], stored_rank):
+            losers.append({"e": row["event_id"], "s": row["interval_start"]})
+        else:
+            del winners[key]
+    return losers
+
+
+# The new counts go from the staging table (no second transfer); the
+# per-site feeds and per-minute receipts the boards read (`board.data_origin`,
+# `board.feed_freshness`, `board.events_received_minutely`) are summed from
+# the same rows in the same statement, so no panel scans the raw counts.
+# `received_at` is the transaction's `now()`, as on the count rows.
+_SYNTHETIC = "producer ILIKE '%synthetic%'"
 _COPIED = (
     "event_id",
     "site_id",
@@ -413,39 +531,37 @@ _COPIED = (
     "reported_at",
     "payload_sha256",
 )
-
-
-# What the boards ask of every stored count (`board.data_origin`,
-# `board.feed_freshness`, `board.events_received_minutely`), kept as the counts
-# are stored, so no panel scans the raw counts. `received_at` is the
-# transaction's `now()`, as on the count rows.
-_SYNTHETIC = "producer ILIKE '%synthetic%'"
-_FEEDS = (
-    """
+_INSERT_STAGED = f"""
+WITH added AS (
+    INSERT INTO mobility_count ({", ".join(_COPIED)})
+    SELECT n.e, s.site_id, s.site_kind, s.municipality_code, s.mode,
+        s.direction, s.interval_start, s.interval_end, s.count, s.delay_hours,
+        s.revision, n.c, s.producer, s.reported_at, s.payload_sha256
+    FROM json_to_recordset(CAST(:new AS json)) AS n(i integer, e text, c boolean)
+    JOIN {_STAGE} s ON s.idx = n.i
+    RETURNING site_id, municipality_code, producer, interval_end
+), feeds AS (
     INSERT INTO mobility_feed AS f (site_id, municipality_code, events,
         synthetic_events, last_period, last_received)
-    SELECT site_id, municipality_code, events, synthetic_events,
-        last_period, now()
-    FROM json_to_recordset(CAST(:sites AS json)) AS t(site_id text,
-        municipality_code text, events bigint, synthetic_events bigint,
-        last_period timestamptz)
+    SELECT site_id, min(municipality_code), count(*),
+        count(*) FILTER (WHERE {_SYNTHETIC}), max(interval_end), now()
+    FROM added GROUP BY site_id
     ON CONFLICT (site_id) DO UPDATE SET
         municipality_code = least(f.municipality_code, excluded.municipality_code),
         events = f.events + excluded.events,
         synthetic_events = f.synthetic_events + excluded.synthetic_events,
         last_period = greatest(f.last_period, excluded.last_period),
         last_received = greatest(f.last_received, excluded.last_received)
-    """,
-    """
-    INSERT INTO mobility_receipt AS r (minute, synthetic, events, last_received)
-    SELECT date_trunc('minute', now()), synthetic, events, now()
-    FROM json_to_recordset(CAST(:receipts AS json))
-        AS t(synthetic boolean, events bigint)
-    ON CONFLICT (minute, synthetic) DO UPDATE SET
-        events = r.events + excluded.events,
-        last_received = greatest(r.last_received, excluded.last_received)
-    """,
 )
+INSERT INTO mobility_receipt AS r (minute, synthetic, events, last_received)
+SELECT date_trunc('minute', now()), {_SYNTHETIC}, count(*), now()
+FROM added GROUP BY 2
+ON CONFLICT (minute, synthetic) DO UPDATE SET
+    events = r.events + excluded.events,
+    last_received = greatest(r.last_received, excluded.last_received)
+"""
+
+
 _REBUILD_FEEDS = (
     "TRUNCATE mobility_feed, mobility_receipt",
     f"""
@@ -462,51 +578,6 @@ _REBUILD_FEEDS = (
     FROM mobility_count GROUP BY 1, 2
     """,
 )
-
-
-def _is_synthetic(producer: str) -> bool:
-    # As `_SYNTHETIC` says it in SQL (ILIKE '%synthetic%').
-    return "synthetic" in producer.lower()
-
-
-def _add_to_feeds(
-    conn: Connection, counts: Sequence[MobilityCount], producers: Sequence[str]
-) -> None:
-    """Add new counts to the per-site feeds and per-minute receipts.
-
-    Summed per site here, so the server gets one small JSON row a site.
-    """
-    sites: dict[str, dict[str, Any]] = {}
-    receipts: dict[bool, int] = defaultdict(int)
-    for count, producer in zip(counts, producers, strict=True):
-        synthetic = _is_synthetic(producer)
-        receipts[synthetic] += 1
-        site = sites.get(count.site_id)
-        if site is None:
-            sites[count.site_id] = {
-                "site_id": count.site_id,
-                "municipality_code": count.municipality_code,
-                "events": 1,
-                "synthetic_events": int(synthetic),
-                "last_period": count.interval_end,
-            }
-            continue
-        site["municipality_code"] = min(
-            site["municipality_code"], count.municipality_code
-        )
-        site["events"] += 1
-        site["synthetic_events"] += int(synthetic)
-        site["last_period"] = max(site["last_period"], count.interval_end)
-    feeds, minute = _FEEDS
-    conn.execute(text(feeds), {"sites": as_json(list(sites.values()))})
-    conn.execute(
-        text(minute),
-        {
-            "receipts": as_json(
-                [{"synthetic": k, "events": v} for k, v in receipts.items()]
-            )
-        },
-    )
 
 
 def rebuild_feeds(conn: Connection) -> None:
@@ -737,17 +808,23 @@ def _advance(conn: Connection, watermark: int) -> None:
     )
 
 
-def refresh_rollups(conn: Connection) -> RollupRefresh:
+def refresh_rollups(conn: Connection, upto: int | None = None) -> RollupRefresh:
     """Roll up what arrived since the watermark (hour, then day, then year).
 
-    A refresh with nothing new reads one index entry per partition and
-    writes nothing. With TimescaleDB this does nothing: see
+    `upto` is a `committed_seq` read in a transaction before this one: the
+    refresh then holds only the rollup lock, and count writers go on while
+    it works (their rows are above `upto`, for the next refresh). Without
+    it the refresh holds the count lock too, until its commit. A refresh
+    with nothing new reads one index entry per partition and writes
+    nothing. With TimescaleDB this does nothing: see
     `refresh_continuous_aggregates`.
     """
     began = time.perf_counter()
     if rollup_backend(conn) != "tables":
         return RollupRefresh(0, 0)
-    lock_counts(conn)
+    lock_rollups(conn)
+    if upto is None:
+        lock_counts(conn)
     low = int(
         conn.execute(
             text("SELECT watermark FROM mobility_rollup_state WHERE name = :n"),
@@ -755,7 +832,11 @@ def refresh_rollups(conn: Connection) -> RollupRefresh:
         ).scalar_one()
     )
     high = conn.execute(
-        text("SELECT max(seq) FROM mobility_count WHERE seq > :w"), {"w": low}
+        text(
+            "SELECT max(seq) FROM mobility_count WHERE seq > :w "
+            "AND (CAST(:upto AS bigint) IS NULL OR seq <= :upto)"
+        ),
+        {"w": low, "upto": upto},
     ).scalar()
     if high is None:
         return RollupRefresh(low, low, seconds=time.perf_counter() - began)
@@ -841,6 +922,7 @@ def rebuild_rollups(conn: Connection) -> RollupRefresh:
     began = time.perf_counter()
     if rollup_backend(conn) != "tables":
         return RollupRefresh(0, 0)
+    lock_rollups(conn)
     lock_counts(conn)
     low = int(
         conn.execute(
