@@ -28,7 +28,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from klimapuls.core.batch import BatchResult, Incoming
+from klimapuls.process import die_with_parent
 from klimapuls.settings import Settings
 from klimapuls.streaming import (
     BatchHandler,
@@ -45,7 +46,7 @@ from klimapuls.streaming import (
     with_retries,
 )
 
-__all__ = ["BulkWorker", "run_bulk_worker"]
+__all__ = ["BulkWorker", "run_bulk_worker", "run_bulk_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +270,16 @@ _LEVELS = {
 }
 
 
-def run_bulk_worker(worker: BulkWorker) -> None:
-    """Run `worker` until SIGTERM or Ctrl-C, then stop cleanly."""
+def _log_to_stdout(settings: Settings) -> None:
     logging.basicConfig(
-        level=_LEVELS[worker.settings.log_level],
+        level=_LEVELS[settings.log_level],
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
     )
+
+
+def run_bulk_worker(worker: BulkWorker) -> None:
+    """Run `worker` until SIGTERM or Ctrl-C, then stop cleanly."""
+    _log_to_stdout(worker.settings)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -294,3 +299,68 @@ def run_bulk_worker(worker: BulkWorker) -> None:
         # it had not committed is read again after the restart.
         logging.shutdown()
         os._exit(code)
+
+
+def run_bulk_workers(
+    make: Callable[[Settings], BulkWorker], settings: Settings, workers: int
+) -> None:
+    """Run `workers` worker processes of one service, in its consumer group.
+
+    One Python process uses one core; the group spreads the partitions over
+    the workers (at most one worker per partition is busy). This process
+    forks them before any connection exists, forwards SIGTERM and Ctrl-C,
+    and waits. When one dies of anything but a stop, the others are stopped
+    and this process exits with its code: the service's supervisor restarts
+    the whole set, and what was not committed is read again. Each worker
+    asks for SIGTERM when this process dies, so a `kill -9` of it leaves
+    none behind.
+    """
+    if workers <= 1:
+        run_bulk_worker(make(settings))
+        return
+    _log_to_stdout(settings)
+    log.info("starting %d batch workers", workers)
+    pids = [_fork_worker(make, settings) for _ in range(workers)]
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    waiting = set(pids)
+    while waiting:
+        pid, status = os.wait()
+        if pid not in waiting:
+            continue
+        waiting.discard(pid)
+        exited = os.waitstatus_to_exitcode(status)
+        if exited != 0 and not stopping:
+            log.error("a batch worker ended (%s); stopping the others", exited)
+            code = 1
+            stop(signal.SIGTERM, None)
+    os._exit(code)
+
+
+def _fork_worker(make: Callable[[Settings], BulkWorker], settings: Settings) -> int:
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        die_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            run_bulk_worker(make(settings))
+        finally:
+            os._exit(1)
+    return pid
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass  # already gone

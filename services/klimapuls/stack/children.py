@@ -8,32 +8,17 @@ no broker or service behind (PostgreSQL daemonizes; the next `up` finds it).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import signal
-import sys
 from collections.abc import Callable
 
+from klimapuls.process import LIBC, die_with_parent
+
 __all__ = ["child_setup", "describe_exit"]
-
-_PR_SET_PDEATHSIG = 1
-
-# Loaded in the parent: the child must not load libraries between fork and exec.
-_LIBC = (
-    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if sys.platform.startswith("linux")
-    else None
-)
-
-
-def _die_with_parent() -> None:
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def child_setup() -> Callable[[], None] | None:
     """A `preexec_fn` for `subprocess.Popen` (with `start_new_session=True`)."""
-    return _die_with_parent if _LIBC is not None else None
+    return die_with_parent if LIBC is not None else None
 
 
 def describe_exit(code: int) -> str:

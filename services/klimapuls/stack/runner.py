@@ -212,6 +212,7 @@ class Stack:
                 "KLIMAPULS_DATA_DIR": str(s.data_dir.resolve()),
                 "KLIMAPULS_BATCH_SIZE": str(s.batch_size),
                 "KLIMAPULS_BATCH_SECONDS": str(s.batch_seconds),
+                "KLIMAPULS_MOBILITY_WORKERS": str(s.mobility_workers),
                 # The gateway's settings (see README, Gateway).
                 "KLIMAPULS_GATEWAY_HOST": s.gateway_host,
                 "KLIMAPULS_GATEWAY_MAX_BODY_BYTES": str(s.gateway_max_body_bytes),
