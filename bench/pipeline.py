@@ -69,7 +69,7 @@ STORED_IN = {
     "mobility_count": ("mobility_count", "event_id"),
     "dead_letter": ("dead_letter", "dead_letter_id"),
 }
-_POLL_S = 1.0
+_POLL_S = 0.25
 
 
 @dataclass
@@ -93,6 +93,11 @@ class Result:
     #: Seconds per stage and worker over the whole run, from the services'
     #: own `stages` log lines (see `klimapuls.streaming.StageClock`).
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: CPU seconds per process (children included) while the backlog drained,
+    #: and the same per event in µs: where the two cores went.
+    backlog_cpu_s: dict[str, float] = field(default_factory=dict)
+    cpu_us_per_event: float = 0.0
+    mobility_workers: int = 1
 
 
 # --- the event mix ------------------------------------------------------------
@@ -194,40 +199,57 @@ def _psql(url: str) -> str:
 
 
 class Ledger:
-    """The ids still expected, in a table; found ones are deleted as they land."""
+    """The ids still expected, per family; found ones are struck off as they land.
+
+    A poll reads only what is new since the last one: counts above the
+    highest `seq` seen (count writers commit in `seq` order: they hold the
+    count lock until their commit), and the ids of the small tables whole.
+    Polling must not load the server it measures. `pending` is then checked
+    once more against the tables by id (`verify`), so `lost` never rests on
+    the incremental reads.
+    """
 
     def __init__(self, url: str, expected: Sequence[tuple[str, str]]) -> None:
         self.conn = psycopg.connect(_psql(url), autocommit=True)
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS bench_pending (kind text, id text)"
-        )
-        self.conn.execute("TRUNCATE bench_pending")
-        with self.conn.cursor().copy("COPY bench_pending (kind, id) FROM STDIN") as cp:
-            for pair in expected:
-                cp.write_row(pair)
-        self.conn.execute("CREATE INDEX ON bench_pending (kind, id)")
-        self.conn.execute("ANALYZE bench_pending")
+        self.expected: dict[str, set[str]] = {kind: set() for kind in STORED_IN}
+        for kind, event_id in expected:
+            self.expected[kind].add(event_id)
         self.total = len(expected)
         self.pending = self.total
+        self._seq = 0
+
+    def _found(self, kind: str, table: str, column: str) -> list[str]:
+        if kind != "mobility_count":
+            return [r[0] for r in self.conn.execute(f"SELECT {column} FROM {table}")]
+        rows = self.conn.execute(
+            "SELECT event_id, seq FROM mobility_count WHERE seq > %s", (self._seq,)
+        ).fetchall()
+        self._seq = max((int(seq) for _, seq in rows), default=self._seq)
+        return [str(eid) for eid, _ in rows]
 
     def poll(self) -> int:
-        """Delete the ids that arrived; returns how many are still pending."""
+        """Strike off the ids that arrived; returns how many are still pending."""
         for kind, (table, column) in STORED_IN.items():
-            self.conn.execute(
-                f"DELETE FROM bench_pending p USING {table} t "
-                f"WHERE p.kind = %s AND t.{column} = p.id",
-                (kind,),
-            )
-        row = self.conn.execute("SELECT count(*) FROM bench_pending").fetchone()
-        self.pending = int(row[0]) if row else 0
+            if self.expected[kind]:
+                self.expected[kind].difference_update(self._found(kind, table, column))
+        self.pending = sum(len(ids) for ids in self.expected.values())
+        return self.pending
+
+    def verify(self) -> int:
+        """Look every pending id up by id; returns how many are truly missing."""
+        for kind, (table, column) in STORED_IN.items():
+            ids = sorted(self.expected[kind])
+            if ids:
+                rows = self.conn.execute(
+                    f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)", (ids,)
+                )
+                self.expected[kind].difference_update(r[0] for r in rows)
+        self.pending = sum(len(ids) for ids in self.expected.values())
         return self.pending
 
     def missing(self, most: int = 5) -> list[tuple[str, str]]:
         """A few ids still pending, to name in the report."""
-        rows = self.conn.execute(
-            "SELECT kind, id FROM bench_pending ORDER BY kind, id LIMIT %s", (most,)
-        ).fetchall()
-        return [(str(k), str(i)) for k, i in rows]
+        return sorted((k, i) for k, ids in self.expected.items() for i in ids)[:most]
 
     def duplicates(self) -> int:
         """Event ids stored more than once, over every table."""
@@ -242,8 +264,7 @@ class Ledger:
         return found
 
     def close(self) -> None:
-        """Drop the table and the connection."""
-        self.conn.execute("DROP TABLE IF EXISTS bench_pending")
+        """Close the connection."""
         self.conn.close()
 
 
@@ -271,9 +292,29 @@ class PeakMemory(threading.Thread):
                     continue
                 self.peak[name] = max(self.peak[name], rss)
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far per process name (children included)."""
+        spent: dict[str, float] = {}
+        for name, pid in self.roots.items():
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            spent[name] = sum(_cpu_of(p) for p in procs)
+        return spent
+
     def mb(self) -> dict[str, float]:
         """Peak RSS in MiB per process name."""
         return {k: round(v / 2**20, 1) for k, v in sorted(self.peak.items())}
+
+
+def _cpu_of(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
 
 
 # --- the ceiling --------------------------------------------------------------
@@ -393,18 +434,24 @@ def stage_sums(log_dir: Path) -> dict[str, dict[str, float]]:
 
 
 def _wait(ledger: Ledger, timeout_s: float, say: Any) -> tuple[float, float | None]:
-    began = time.monotonic()
+    """Seconds until nothing is pending, and until the first event landed."""
+    began = said = time.monotonic()
+    already = ledger.total - ledger.poll()
     first = None
     while time.monotonic() - began < timeout_s:
         pending = ledger.poll()
         done = ledger.total - pending
-        if first is None and done > 0:
+        if first is None and done > already:
             first = time.monotonic() - began
-        say(f"  {done:,}/{ledger.total:,} stored or dead-lettered")
+        if time.monotonic() - said >= 1.0 or pending == 0:
+            say(f"  {done:,}/{ledger.total:,} stored or dead-lettered")
+            said = time.monotonic()
         if pending == 0:
             break
         time.sleep(_POLL_S)
-    return time.monotonic() - began, first
+    elapsed = time.monotonic() - began
+    ledger.verify()
+    return elapsed, first
 
 
 def _latencies(url: str, sent: dict[str, float]) -> list[float]:
@@ -450,10 +497,19 @@ def run(
             roots = {name: p.pid for name, p in stack.processes.items()}
             if broker._process is not None:
                 roots["broker"] = broker._process.pid
+            postmaster = database.running_pid()
+            if postmaster is not None:
+                roots["postgres"] = postmaster
             memory = PeakMemory(roots)
             memory.start()
+            cpu_before = memory.cpu()
             say("services started; draining the backlog")
             backlog_s, first_row = _wait(ledger, timeout_s, say)
+            cpu_after = memory.cpu()
+            backlog_cpu = {
+                name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2)
+                for name in sorted(cpu_after)
+            }
             backlog_lost = ledger.pending
             if backlog_lost:
                 say(f"  not stored after {timeout_s:.0f} s: {ledger.missing()}")
@@ -477,8 +533,7 @@ def run(
             live_ledger.close()
             ledger.close()
             rate = len(mix) / backlog_s if backlog_s > 0 else 0.0
-            pg_mem = _postgres_peak(database)
-            peaks = memory.mb() | ({"postgres": pg_mem} if pg_mem else {})
+            peaks = memory.mb()
             return Result(
                 events=len(mix),
                 events_per_s=round(rate, 1),
@@ -499,22 +554,15 @@ def run(
                     Counter(e.kind if not e.malformed else "malformed" for e in mix)
                 ),
                 stages=stage_sums(stack.log_dir),
+                backlog_cpu_s=backlog_cpu,
+                cpu_us_per_event=round(sum(backlog_cpu.values()) / len(mix) * 1e6, 1),
+                mobility_workers=settings.mobility_workers,
             )
         finally:
             if stack is not None:
                 stack.stop()
             broker.stop()
             database.stop()
-
-
-def _postgres_peak(database: EmbeddedPostgres) -> float | None:
-    # The postmaster runs as its own user; its largest process after the run.
-    found = [
-        p.info["memory_info"].rss
-        for p in psutil.process_iter(["name", "memory_info"])
-        if p.info["name"] == "postgres" and p.info["memory_info"] is not None
-    ]
-    return round(max(found) / 2**20, 1) if found else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

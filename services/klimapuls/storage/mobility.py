@@ -27,8 +27,7 @@ extension is not installable in this environment).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -47,7 +46,6 @@ from klimapuls.core.identity import (
     stored_identity,
 )
 from klimapuls.core.mobility import (
-    LOCAL_TIME,
     RANK_FIELDS,
     CountKey,
     MobilityCount,
@@ -587,71 +585,92 @@ def rebuild_feeds(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
-def _local_day(moment: datetime) -> datetime:
-    local = moment.astimezone(LOCAL_TIME)
-    return datetime(local.year, local.month, local.day, tzinfo=LOCAL_TIME)
-
-
-def _next_local_day(day: datetime) -> datetime:
-    # Local days are 23 to 25 hours long: step by date, not by 24 hours.
-    following = day.date() + timedelta(days=1)
-    return datetime(following.year, following.month, following.day, tzinfo=LOCAL_TIME)
-
-
-def _local_year(moment: datetime) -> datetime:
-    return datetime(moment.astimezone(LOCAL_TIME).year, 1, 1, tzinfo=LOCAL_TIME)
-
-
-def _next_local_year(year: datetime) -> datetime:
-    return datetime(year.year + 1, 1, 1, tzinfo=LOCAL_TIME)
-
-
 # Hours are rebuilt per (hour, site) touched, from the current counts (a
-# restatement shares its site and hour with the count it replaces). Days and
-# years are rebuilt only for the (bucket, municipality, mode) groups whose
-# rows below changed, so a scattered restatement re-adds a few groups, not
-# every site of its day. The lateral subqueries make PostgreSQL probe the
-# indexes per group instead of hashing whole partitions.
-_HOURS = """json_to_recordset(CAST(:t AS json))
-        AS t(bucket timestamptz, until timestamptz, site_id text)"""
-_GROUPS = """json_to_recordset(CAST(:t AS json)) AS t(bucket timestamptz,
-        until timestamptz, municipality_code text, mode text)"""
+# restatement shares its site and hour with the count it replaces). Every
+# hour row removed (-1) and added (+1) goes to the session's delta table; the
+# rollups kept from hours move by those deltas, and days and years are
+# rebuilt only for the (bucket, municipality, mode) groups holding a delta,
+# so a scattered restatement re-adds a few groups, not every site of its
+# day. Nothing goes through Python: a refresh is a handful of statements.
+# The lateral subqueries make PostgreSQL probe the indexes per group
+# instead of hashing whole partitions.
+_DELTA = "mobility_hour_delta"
+_CREATE_DELTA = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (sign integer, bucket timestamptz,
+    municipality_code text, mode text, trips bigint, delay_hours double precision,
+    counts bigint, site_id text) ON COMMIT DELETE ROWS
+"""
 _ROWS = "bucket, municipality_code, mode, trips, delay_hours, counts"
+_TOUCHED = f"""touched AS (
+    SELECT DISTINCT date_bin('1 hour', interval_start, {_HOUR_ORIGIN}) AS bucket,
+        site_id
+    FROM mobility_count WHERE seq > :low AND seq <= :high
+)"""
 _ROLLUP_HOURS = (
     f"""
-    DELETE FROM mobility_hourly h USING {_HOURS}
-    WHERE h.bucket = t.bucket AND h.site_id = t.site_id
-    RETURNING h.{_ROWS.replace(", ", ", h.")}, h.site_id
+    WITH {_TOUCHED}, removed AS (
+        DELETE FROM mobility_hourly h USING touched t
+        WHERE h.bucket = t.bucket AND h.site_id = t.site_id
+        RETURNING h.{_ROWS.replace(", ", ", h.")}, h.site_id
+    ), noted AS (
+        INSERT INTO {_DELTA} SELECT -1, * FROM removed
+    )
+    SELECT count(DISTINCT bucket) FROM touched
     """,
     f"""
-    INSERT INTO mobility_hourly ({_ROWS}, site_id)
-    SELECT t.bucket, c.municipality_code, c.mode, c.trips, c.delay_hours,
-        c.counts, t.site_id
-    FROM {_HOURS}
-    CROSS JOIN LATERAL (
-        SELECT municipality_code, mode, sum(count) AS trips,
-            sum(delay_hours) AS delay_hours, count(*) AS counts
-        FROM mobility_count
-        WHERE is_current AND site_id = t.site_id
-            AND interval_start >= t.bucket AND interval_start < t.until
-        GROUP BY municipality_code, mode
-    ) AS c
-    RETURNING {_ROWS}, site_id
+    WITH {_TOUCHED}, added AS (
+        INSERT INTO mobility_hourly ({_ROWS}, site_id)
+        SELECT t.bucket, c.municipality_code, c.mode, c.trips, c.delay_hours,
+            c.counts, t.site_id
+        FROM touched t
+        CROSS JOIN LATERAL (
+            SELECT municipality_code, mode, sum(count) AS trips,
+                sum(delay_hours) AS delay_hours, count(*) AS counts
+            FROM mobility_count
+            WHERE is_current AND site_id = t.site_id
+                AND interval_start >= t.bucket
+                AND interval_start < t.bucket + interval '1 hour'
+            GROUP BY municipality_code, mode
+        ) AS c
+        RETURNING {_ROWS}, site_id
+    )
+    INSERT INTO {_DELTA} SELECT 1, * FROM added
     """,
 )
+
+
+def _local(unit: str, column: str) -> str:
+    """SQL: the start of the Danish local `unit` (day, month, year) holding `column`."""
+    return f"date_trunc('{unit}', {column}, {_ZONE})"
+
+
+def _local_next(unit: str, column: str) -> str:
+    """SQL: the start of the next local `unit` (stepped in local time: DST)."""
+    start = _local(unit, column)
+    return (
+        f"(({start} AT TIME ZONE {_ZONE}) + interval '1 {unit}') AT TIME ZONE {_ZONE}"
+    )
+
+
+def _groups(unit: str) -> str:
+    """SQL: the (local `unit`, municipality, mode) groups holding a delta row."""
+    return f"""(SELECT DISTINCT {_local(unit, "bucket")} AS bucket,
+        {_local_next(unit, "bucket")} AS until, municipality_code, mode
+        FROM {_DELTA}) AS t"""
+
+
 _ROLLUP_DAYS = (
     f"""
-    DELETE FROM mobility_daily d USING {_GROUPS}
+    DELETE FROM mobility_daily d USING {_groups("day")}
     WHERE d.bucket = t.bucket AND d.municipality_code = t.municipality_code
         AND d.mode = t.mode
-    RETURNING d.{_ROWS.replace(", ", ", d.")}, d.month_mask
     """,
     f"""
     INSERT INTO mobility_daily ({_ROWS}, month_mask)
     SELECT t.bucket, t.municipality_code, t.mode, h.trips, h.delay_hours,
         h.counts,
         1 << (extract(month FROM t.bucket AT TIME ZONE {_ZONE})::int - 1)
-    FROM {_GROUPS}
+    FROM {_groups("day")}
     CROSS JOIN LATERAL (
         SELECT sum(trips) AS trips, sum(delay_hours) AS delay_hours,
             sum(counts) AS counts
@@ -660,21 +679,19 @@ _ROLLUP_DAYS = (
             AND bucket >= t.bucket AND bucket < t.until
         HAVING count(*) > 0
     ) AS h
-    RETURNING {_ROWS}, month_mask
     """,
 )
 _ROLLUP_YEARS = (
     f"""
-    DELETE FROM mobility_yearly y USING {_GROUPS}
+    DELETE FROM mobility_yearly y USING {_groups("year")}
     WHERE y.bucket = t.bucket AND y.municipality_code = t.municipality_code
         AND y.mode = t.mode
-    RETURNING y.{_ROWS.replace(", ", ", y.")}, y.month_mask
     """,
     f"""
     INSERT INTO mobility_yearly ({_ROWS}, month_mask)
     SELECT t.bucket, t.municipality_code, t.mode, d.trips, d.delay_hours,
         d.counts, d.month_mask
-    FROM {_GROUPS}
+    FROM {_groups("year")}
     CROSS JOIN LATERAL (
         SELECT sum(trips) AS trips, sum(delay_hours) AS delay_hours,
             sum(counts) AS counts, bit_or(month_mask) AS month_mask
@@ -683,119 +700,56 @@ _ROLLUP_YEARS = (
             AND bucket >= t.bucket AND bucket < t.until
         HAVING count(*) > 0
     ) AS d
-    RETURNING {_ROWS}, month_mask
     """,
 )
 
-Group = tuple[datetime, str, str]  # bucket, municipality, mode
-
-
-def _rewritten(
-    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
-) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
-    """Run delete + insert; the rows removed and the rows added (those differing)."""
-    before = {tuple(r) for r in conn.execute(text(statements[0]), params)}
-    after = {tuple(r) for r in conn.execute(text(statements[1]), params)}
-    return before - after, after - before
-
-
-def _changed(
-    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
-) -> set[Group]:
-    """Run delete + insert; the groups whose rows differ before and after."""
-    removed, added = _rewritten(conn, statements, params)
-    return {(r[0], r[1], r[2]) for r in removed | added}
-
-
-def _local_month(moment: datetime) -> datetime:
-    local = moment.astimezone(LOCAL_TIME)
-    return datetime(local.year, local.month, 1, tzinfo=LOCAL_TIME)
-
-
-#: Rollups kept from the deltas of the hour rows a refresh rewrites:
-#: table -> (key columns, the key of an hour row's bucket, site, code, mode).
-#: Each has `trips`, `counts` and `hours` (hour rows summed; a key left with
-#: none is deleted), so the result equals summing the hours (`_REBUILD`).
-_FROM_HOURS: dict[str, tuple[tuple[str, ...], Callable[..., tuple[Any, ...]]]] = {
+#: Rollups kept from the deltas of the hour rows a refresh rewrites: table ->
+#: (key columns, the key of an hour row in SQL). Each has `trips`, `counts`
+#: and `hours` (hour rows summed; a key left with none is deleted), so the
+#: result equals summing the hours (`_REBUILD`).
+_FROM_HOURS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mobility_site_monthly": (
         ("bucket", "site_id", "municipality_code", "mode"),
-        lambda b, site, code, mode: (_local_month(b), site, code, mode),
+        (_local("month", "bucket"), "site_id", "municipality_code", "mode"),
     ),
     "mobility_mode_hourly": (
         ("bucket", "municipality_code", "mode"),
-        lambda b, site, code, mode: (b, code, mode),
+        ("bucket", "municipality_code", "mode"),
     ),
-    "mobility_region_hourly": (
-        ("bucket", "mode"),
-        lambda b, site, code, mode: (b, mode),
-    ),
+    "mobility_region_hourly": (("bucket", "mode"), ("bucket", "mode")),
 }
 
 
-def _recordset(keys: tuple[str, ...], *numbers: str) -> str:
-    """The `:rows` JSON parameter as a typed record set named `t`."""
-    columns = [f"{k} {'timestamptz' if k == 'bucket' else 'text'}" for k in keys]
-    columns += [f"{n} bigint" for n in numbers]
-    return f"json_to_recordset(CAST(:rows AS json)) AS t({', '.join(columns)})"
-
-
-def _from_hours_sql(table: str, keys: tuple[str, ...]) -> tuple[str, str]:
+def _from_hours_sql(
+    table: str, keys: tuple[str, ...], of_hour: tuple[str, ...]
+) -> tuple[str, str]:
     columns = ", ".join(keys)
+    selected = ", ".join(
+        f"{sql} AS {key}" for key, sql in zip(keys, of_hour, strict=True)
+    )
     upsert = f"""
     INSERT INTO {table} AS m ({columns}, trips, counts, hours)
-    SELECT {columns}, trips, counts, hours
-    FROM {_recordset(keys, "trips", "counts", "hours")}
+    SELECT {columns}, sum(trips), sum(counts), sum(hours)
+    FROM (SELECT {selected}, sign * trips AS trips, sign * counts AS counts,
+            sign AS hours FROM {_DELTA}) AS t
+    GROUP BY {columns}
     ON CONFLICT ({columns}) DO UPDATE SET
         trips = m.trips + excluded.trips, counts = m.counts + excluded.counts,
         hours = m.hours + excluded.hours
     """
     match = " AND ".join(f"m.{k} = t.{k}" for k in keys)
     empty = f"""
-    DELETE FROM {table} m USING {_recordset(keys)}
+    DELETE FROM {table} m USING (SELECT DISTINCT {selected} FROM {_DELTA}) AS t
     WHERE {match} AND m.hours = 0
     """
     return upsert, empty
 
 
-def _add_hour_deltas(
-    conn: Connection, removed: set[tuple[Any, ...]], added: set[tuple[Any, ...]]
-) -> None:
-    """Move the rollups of `_FROM_HOURS` by the hour rows that changed.
-
-    Rows are `_ROLLUP_HOURS`' (bucket, municipality, mode, trips, delay,
-    counts, site): a removed row is taken off its key, an added one put on.
-    """
-    if not removed and not added:
-        return
-    for table, (keys, key_of) in _FROM_HOURS.items():
-        deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-        for sign, hour_rows in ((-1, removed), (1, added)):
-            for bucket, code, mode, trips, _delay, n, site in hour_rows:
-                delta = deltas[key_of(bucket, site, code, mode)]
-                delta[0] += sign * int(trips)
-                delta[1] += sign * int(n)
-                delta[2] += sign
-        rows = [
-            dict(zip(keys, key, strict=True))
-            | {"trips": d[0], "counts": d[1], "hours": d[2]}
-            for key, d in sorted(deltas.items())
-        ]
-        for statement in _from_hours_sql(table, keys):
-            conn.execute(text(statement), {"rows": as_json(rows)})
-
-
-def _group_params(
-    groups: set[Group],
-    bucket_of: Callable[[datetime], datetime],
-    following: Callable[[datetime], datetime],
-) -> tuple[dict[str, Any], int]:
-    """The `_GROUPS` parameter for these groups, and how many buckets they touch."""
-    keys = sorted({(bucket_of(b), code, mode) for b, code, mode in groups})
-    rows = [
-        {"bucket": b, "until": following(b), "municipality_code": m, "mode": o}
-        for b, m, o in keys
-    ]
-    return {"t": as_json(rows)}, len({k[0] for k in keys})
+_BUCKETS = f"""
+SELECT count(*), count(DISTINCT {_local("day", "bucket")}),
+    count(DISTINCT {_local("year", "bucket")})
+FROM {_DELTA}
+"""
 
 
 def _advance(conn: Connection, watermark: int) -> None:
@@ -840,32 +794,26 @@ def refresh_rollups(conn: Connection, upto: int | None = None) -> RollupRefresh:
     ).scalar()
     if high is None:
         return RollupRefresh(low, low, seconds=time.perf_counter() - began)
-    touched = conn.execute(
-        text(
-            f"SELECT DISTINCT date_bin('1 hour', interval_start, {_HOUR_ORIGIN}), "
-            "site_id FROM mobility_count WHERE seq > :low AND seq <= :high"
-        ),
-        {"low": low, "high": high},
-    ).all()
-    hours = [
-        {"bucket": hour, "until": hour + timedelta(hours=1), "site_id": site}
-        for hour, site in touched
-    ]
-    removed, added = _rewritten(conn, _ROLLUP_HOURS, {"t": as_json(hours)})
-    changed_hours = {(r[0], r[1], r[2]) for r in removed | added}
-    _add_hour_deltas(conn, removed, added)
-    days, day_buckets = _group_params(changed_hours, _local_day, _next_local_day)
-    changed_days = _changed(conn, _ROLLUP_DAYS, days) if changed_hours else set()
-    years, year_buckets = _group_params(changed_days, _local_year, _next_local_year)
-    if changed_days:
-        _changed(conn, _ROLLUP_YEARS, years)
+    conn.execute(text(_CREATE_DELTA))
+    seqs = {"low": low, "high": high}
+    hours = int(conn.execute(text(_ROLLUP_HOURS[0]), seqs).scalar_one())
+    conn.execute(text(_ROLLUP_HOURS[1]), seqs)
+    deltas, days, years = conn.execute(text(_BUCKETS)).one()
+    if deltas:
+        for table, (keys, of_hour) in _FROM_HOURS.items():
+            for statement in _from_hours_sql(table, keys, of_hour):
+                conn.execute(text(statement))
+        for statement in (*_ROLLUP_DAYS, *_ROLLUP_YEARS):
+            conn.execute(text(statement))
+    # Emptied at commit anyway; a second refresh in one transaction starts afresh.
+    conn.execute(text(f"DELETE FROM {_DELTA}"))
     _advance(conn, int(high))
     return RollupRefresh(
         low,
         int(high),
-        hours=len({h["bucket"] for h in hours}),
-        days=day_buckets,
-        years=year_buckets,
+        hours=hours,
+        days=int(days),
+        years=int(years),
         seconds=time.perf_counter() - began,
     )
 
