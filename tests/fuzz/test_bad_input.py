@@ -361,3 +361,90 @@ def test_the_flat_value_check_never_passes_what_the_walk_refuses(
     ):
         # Flat with text keys: the quick answer is the whole answer.
         assert _walk_issues(event), event
+
+
+def _reference_by_value(value: Any) -> Any:
+    """Numbers by value as `content_digest` first computed them (no shortcut)."""
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {k: _reference_by_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_reference_by_value(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal) and value.is_finite():
+        if value == value.to_integral_value():
+            return int(value)
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _reference_sha256(content: Any) -> str:
+    import hashlib
+
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+DIGEST_TEXT = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x80), max_size=8),
+    ANY_TEXT,
+)
+DIGEST_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(-(2**64), 2**64),
+    st.floats(),
+    st.floats(-1e20, 1e20).map(float.__round__).map(float),
+    st.sampled_from([0.0, -0.0, 1e16, 1e15, 1e-5, 1e-4, 82.0, 2.5, 1e308]),
+    st.decimals(allow_nan=False, places=2),
+    DIGEST_TEXT,
+)
+DIGEST_EVENT = st.dictionaries(
+    DIGEST_TEXT,
+    st.one_of(
+        DIGEST_LEAF,
+        st.lists(DIGEST_LEAF, max_size=3),
+        st.dictionaries(DIGEST_TEXT, DIGEST_LEAF, max_size=3),
+    ),
+    max_size=14,
+)
+
+
+@FUZZ
+@given(event=st.one_of(DIGEST_EVENT, mutated_event("mobility_count")))
+def test_digests_are_byte_for_byte_the_first_ones(event: dict[str, Any]) -> None:
+    """Stored `payload_sha256` values still match: the flat shortcuts and
+    orjson's canonical text give exactly the digests `json.dumps` gave."""
+    from klimapuls.core.identity import (
+        _canonical,
+        _has_whole_float,
+        content_digest,
+        legacy_digest,
+    )
+
+    content = {k: v for k, v in event.items() if k != "reported_at"}
+    by_value = _reference_by_value(content)
+    digests: list[str] = []
+    for digest, first in (
+        (lambda: content_digest(event), lambda: _reference_sha256(by_value)),
+        (lambda: legacy_digest(event), lambda: _reference_sha256(content)),
+    ):
+        try:
+            expected = first()
+        except (TypeError, ValueError) as exc:  # what json.dumps cannot write
+            with pytest.raises(type(exc)):
+                digest()
+            continue
+        assert digest() == expected
+        digests.append(expected)
+    if len(digests) == 2 and digests[0] != digests[1]:
+        assert _has_whole_float(content)  # else identity_of skips the legacy one
+    if digests:
+        text = json.dumps(by_value, sort_keys=True, separators=(",", ":"))
+        assert _canonical(by_value) == text.encode()
