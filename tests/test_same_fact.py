@@ -333,3 +333,24 @@ def test_a_whole_number_re_sent_as_int_or_float_is_a_duplicate() -> None:
         Verdict.DUPLICATE,  # 7 stored, 7.0 re-sent
         Verdict.REJECTED,  # 7.5 is another figure under a used id
     ]
+
+
+def test_a_judgement_hands_on_the_fact_it_was_judged_by() -> None:
+    """`Judgement.fact` is the model storage would build: the count itself,
+    and for a re-sent fact winning back its slot, the count under its
+    `resend_id`; targets have none."""
+    from klimapuls.core.identity import Ledger, resend_id
+    from klimapuls.core.mobility import MobilityCount
+
+    first = count_event("s1", "bike", "2025-05-01T06:00:00+00:00", 10)
+    other = _corrected(first, count=12)
+    ledger = Ledger("mobility_count")
+    judged = [ledger.judge(e) for e in (first, other, _resent(first))]
+    assert [j.verdict for j in judged] == [Verdict.NEW] * 3
+    assert judged[0].fact == MobilityCount.from_event(first)
+    stored_id = resend_id(first["event_id"], _resent(first)["reported_at"])
+    assert judged[2].identity.event_id == stored_id
+    assert judged[2].fact == MobilityCount.from_event(
+        {**_resent(first), "event_id": stored_id}
+    )
+    assert Ledger("target").judge(KBH).fact is None

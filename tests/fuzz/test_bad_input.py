@@ -255,3 +255,196 @@ def test_the_compiled_validator_never_accepts_what_the_full_one_refuses(
     name = schema_name(kind)
     if _fast_check(name)(event):
         assert not schema_errors(name, event), event
+
+
+# Tricky date-times: the format checker's regular expression ends in `$`
+# (a final newline passes it), it upper-cases first (`t`, `z`, and text that
+# upper-cases to something else, such as "ß"), leap days, hour 24, offsets.
+TRICKY_MOMENTS = st.one_of(
+    DATE_LIKE,
+    DATE_LIKE.map(lambda t: t + "\n"),
+    st.sampled_from(
+        [
+            "2024-02-29T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2026-06-01T24:00:00Z",
+            "2026-06-01t12:00:00z",
+            "2026-06-01T12:00:00.123456789+02:00",
+            "2026-06-01T12:00:00+0200",
+            "2026-06-01T12:00:00",
+            "0000-01-01T00:00:00Z",
+            "2026-06-01T12:00:60Z",
+            "２０２６-06-01T12:00:00Z",
+            "2026-06-01T12:00:00ßZ",
+            "",
+        ]
+    ),
+    ANY_TEXT,
+)
+
+
+@FUZZ
+@given(text=TRICKY_MOMENTS)
+def test_the_remembered_date_time_test_is_the_format_checkers(text: str) -> None:
+    """The compiled validator's date-time test, remembered by text, says what
+    jsonschema's `FormatChecker` says (twice: when it learns and remembers)."""
+    from jsonschema import FormatChecker
+
+    from klimapuls.core.validation import _format_test
+
+    checker = FormatChecker()
+    remembered = _format_test(checker, "date-time")
+    assert remembered(text) == remembered(text) == checker.conforms(text, "date-time")
+
+
+@FUZZ
+@given(text=TRICKY_MOMENTS)
+def test_the_remembered_parse_is_fromisoformat(text: str) -> None:
+    """`parse_moment` (remembered by text) reads or refuses what it always did."""
+    from klimapuls.core.mobility import parse_moment
+
+    for _ in range(2):  # once learnt, once remembered
+        try:
+            expected: datetime | str = datetime.fromisoformat(text.upper())
+        except ValueError as exc:
+            expected = str(exc)
+        try:
+            got: datetime | str = parse_moment(text)
+        except ValueError as exc:
+            got = str(exc)
+        assert got == expected
+        if isinstance(got, datetime) and isinstance(expected, datetime):
+            assert got.tzinfo == expected.tzinfo
+
+
+@FUZZ
+@given(
+    raw=st.one_of(
+        st.binary(max_size=300),
+        st.text(st.sampled_from('0123456789١٢٣ ,.-e"{}:'), max_size=120).map(
+            lambda t: t.encode()
+        ),
+    )
+)
+def test_the_long_digit_search_is_the_regular_expressions(raw: bytes) -> None:
+    """Digits are found as `\\d{19,}` finds them in bytes (ASCII digits only)."""
+    import re
+
+    from klimapuls.core.validation import _has_long_digits
+
+    assert _has_long_digits(raw) == (re.search(rb"\d{19,}", raw) is not None)
+
+
+FLAT_VALUE = st.one_of(LEAF, st.sampled_from(["\x00", "\ud800", "ø", "\x7f", 2**53]))
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+@FUZZ
+@given(data=st.data())
+def test_the_flat_value_check_never_passes_what_the_walk_refuses(
+    kind: str, data: st.DataObject
+) -> None:
+    """`_clean` (all text checked at once) may only say yes where the walk
+    over every value finds nothing."""
+    from klimapuls.core.validation import _clean, _walk_issues
+
+    event = data.draw(
+        st.one_of(
+            mutated_event(kind),
+            st.dictionaries(st.one_of(ANY_TEXT, st.integers()), FLAT_VALUE),
+        )
+    )
+    if _clean(event):
+        assert not _walk_issues(event), event
+    elif all(type(k) is str for k in event) and all(
+        type(v) in (str, int, float, bool) or v is None for v in event.values()
+    ):
+        # Flat with text keys: the quick answer is the whole answer.
+        assert _walk_issues(event), event
+
+
+def _reference_by_value(value: Any) -> Any:
+    """Numbers by value as `content_digest` first computed them (no shortcut)."""
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {k: _reference_by_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_reference_by_value(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal) and value.is_finite():
+        if value == value.to_integral_value():
+            return int(value)
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _reference_sha256(content: Any) -> str:
+    import hashlib
+
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+DIGEST_TEXT = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x80), max_size=8),
+    ANY_TEXT,
+)
+DIGEST_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(-(2**64), 2**64),
+    st.floats(),
+    st.floats(-1e20, 1e20).map(float.__round__).map(float),
+    st.sampled_from([0.0, -0.0, 1e16, 1e15, 1e-5, 1e-4, 82.0, 2.5, 1e308]),
+    st.decimals(allow_nan=False, places=2),
+    DIGEST_TEXT,
+)
+DIGEST_EVENT = st.dictionaries(
+    DIGEST_TEXT,
+    st.one_of(
+        DIGEST_LEAF,
+        st.lists(DIGEST_LEAF, max_size=3),
+        st.dictionaries(DIGEST_TEXT, DIGEST_LEAF, max_size=3),
+    ),
+    max_size=14,
+)
+
+
+@FUZZ
+@given(event=st.one_of(DIGEST_EVENT, mutated_event("mobility_count")))
+def test_digests_are_byte_for_byte_the_first_ones(event: dict[str, Any]) -> None:
+    """Stored `payload_sha256` values still match: the flat shortcuts and
+    orjson's canonical text give exactly the digests `json.dumps` gave."""
+    from klimapuls.core.identity import (
+        _canonical,
+        _has_whole_float,
+        content_digest,
+        legacy_digest,
+    )
+
+    content = {k: v for k, v in event.items() if k != "reported_at"}
+    by_value = _reference_by_value(content)
+    digests: list[str] = []
+    for digest, first in (
+        (lambda: content_digest(event), lambda: _reference_sha256(by_value)),
+        (lambda: legacy_digest(event), lambda: _reference_sha256(content)),
+    ):
+        try:
+            expected = first()
+        except (TypeError, ValueError) as exc:  # what json.dumps cannot write
+            with pytest.raises(type(exc)):
+                digest()
+            continue
+        assert digest() == expected
+        digests.append(expected)
+    if len(digests) == 2 and digests[0] != digests[1]:
+        assert _has_whole_float(content)  # else identity_of skips the legacy one
+    if digests:
+        text = json.dumps(by_value, sort_keys=True, separators=(",", ":"))
+        assert _canonical(by_value) == text.encode()

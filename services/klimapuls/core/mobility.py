@@ -36,6 +36,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,7 +99,20 @@ CountKey = tuple[str, str, str, datetime, datetime]  # site, mode, direction, st
 
 
 def parse_moment(text: str) -> datetime:
-    """An RFC 3339 date-time (any case of `T`/`Z`) as an aware datetime."""
+    """An RFC 3339 date-time (any case of `T`/`Z`) as an aware datetime.
+
+    Remembered by text: validation, the horizon rules and
+    `MobilityCount.from_event` read the same three strings of every count,
+    and the counts of one hour share their interval's.
+    """
+    if type(text) is str:
+        return _parse_text(text)
+    return datetime.fromisoformat(text.upper())
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> datetime:
+    # A datetime is immutable, so every caller may share one.
     return datetime.fromisoformat(text.upper())
 
 
