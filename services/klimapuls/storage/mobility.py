@@ -413,7 +413,7 @@ def store_counts(
     # which serialises the writers: the identities, and the staging (the
     # staging table is this session's own).
     identities = [identity_of(_KIND, event) for event in events]
-    counts = [MobilityCount.from_event(event) for event in events]
+    counts = [_count_in(identity) for identity in identities]
     _stage(
         conn,
         (
@@ -469,6 +469,13 @@ def store_counts(
     )
     result.added = len(new)
     return result
+
+
+def _count_in(identity: Identity) -> MobilityCount:
+    """The count an identity was built from (`identity_of` builds it once)."""
+    if not isinstance(identity.fact, MobilityCount):
+        raise TypeError(f"not a count's identity: {identity.key}")  # a bug
+    return identity.fact
 
 
 Winner = tuple[tuple[int, datetime, str], str]  # rank, stored event id
