@@ -266,21 +266,26 @@ def _stage(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
 # Both lookups probe an index per staged row (LATERAL ... LIMIT 1 keeps the
 # planner from hashing a whole partition, or filtering it by a list of ids,
 # when a new month's partition has no statistics yet).
-_STORED_OF_STAGED = text(
-    f"""
+_STORED_OF_STAGED = f"""
     SELECT c.event_id, c.payload_sha256
-    FROM (SELECT event_id FROM {_STAGE} UNION SELECT resend_id FROM {_STAGE}) AS i
+    FROM (SELECT DISTINCT {{column}} AS event_id FROM {_STAGE}) AS i
     CROSS JOIN LATERAL (
         SELECT event_id, payload_sha256 FROM mobility_count m
         WHERE m.event_id = i.event_id LIMIT 1
     ) AS c
     """
-)
 
 
 def _stored(conn: Connection) -> list[Identity]:
-    """The stored reports of the staged ids (each event's, and its re-send's)."""
-    rows = conn.execute(_STORED_OF_STAGED)
+    """The stored reports of the staged ids (each event's, and its re-send's).
+
+    A re-send is stored only for a fact stored under its own id, so the
+    re-send ids are looked up only when some event's own id is known (a
+    replay): a batch of new counts probes each id once.
+    """
+    rows = conn.execute(text(_STORED_OF_STAGED.format(column="event_id"))).all()
+    if rows:
+        rows += conn.execute(text(_STORED_OF_STAGED.format(column="resend_id"))).all()
     return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
 
 
