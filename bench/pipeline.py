@@ -97,7 +97,8 @@ class Result:
     #: and the same per event in µs: where the two cores went.
     backlog_cpu_s: dict[str, float] = field(default_factory=dict)
     cpu_us_per_event: float = 0.0
-    mobility_workers: int = 1
+    #: KLIMAPULS_MOBILITY_WORKERS, or None: one per core (at most the partitions).
+    mobility_workers: int | None = None
 
 
 # --- the event mix ------------------------------------------------------------

@@ -212,7 +212,6 @@ class Stack:
                 "KLIMAPULS_DATA_DIR": str(s.data_dir.resolve()),
                 "KLIMAPULS_BATCH_SIZE": str(s.batch_size),
                 "KLIMAPULS_BATCH_SECONDS": str(s.batch_seconds),
-                "KLIMAPULS_MOBILITY_WORKERS": str(s.mobility_workers),
                 # The gateway's settings (see README, Gateway).
                 "KLIMAPULS_GATEWAY_HOST": s.gateway_host,
                 "KLIMAPULS_GATEWAY_MAX_BODY_BYTES": str(s.gateway_max_body_bytes),
@@ -223,6 +222,8 @@ class Stack:
         )
         if s.gateway_port is not None:
             env["KLIMAPULS_GATEWAY_PORT"] = str(s.gateway_port)
+        if s.mobility_workers is not None:
+            env["KLIMAPULS_MOBILITY_WORKERS"] = str(s.mobility_workers)
         if s.kafka_session_timeout_s is not None:
             env["KLIMAPULS_KAFKA_SESSION_TIMEOUT_S"] = str(s.kafka_session_timeout_s)
         if s.kafka_heartbeat_s is not None:
