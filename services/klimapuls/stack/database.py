@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import subprocess
+import time
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -18,9 +20,14 @@ with warnings.catch_warnings():
 import psycopg
 from psycopg import sql
 
+from klimapuls.core.errors import KlimapulsError
+
 __all__ = ["EmbeddedPostgres"]
 
 log = logging.getLogger(__name__)
+
+#: How long a start may take after the library's own 10 s (a busy machine).
+_START_TIMEOUT_S = 30.0
 
 
 class EmbeddedPostgres:
@@ -54,7 +61,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (or reuse) the server, create the database; return its URL."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = get_server(self.data_dir, cleanup_mode=None)
+        self._server = self._started()
         with psycopg.connect(self._server.get_uri(), autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
@@ -64,6 +71,35 @@ class EmbeddedPostgres:
                     sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
                 )
         return self.url(self.database)
+
+    def _started(self) -> PostgresServer:
+        """The library's server; a slow start is waited for, a failed one named.
+
+        The library gives `pg_ctl` 10 s: on a busy machine the server is
+        often up a little later, so it is looked for until
+        `_START_TIMEOUT_S` before `up` gives up, in one line.
+        """
+        try:
+            return get_server(self.data_dir, cleanup_mode=None)
+        except subprocess.TimeoutExpired:
+            pass
+        except subprocess.CalledProcessError as exc:
+            raise KlimapulsError(
+                f"the embedded PostgreSQL did not start ({exc.returncode}); "
+                f"its log: {self.data_dir / 'log'}"
+            ) from exc
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.running_pid() is not None:
+                try:
+                    return get_server(self.data_dir, cleanup_mode=None)
+                except (subprocess.SubprocessError, psycopg.Error):
+                    pass
+            time.sleep(0.5)
+        raise KlimapulsError(
+            f"the embedded PostgreSQL did not start within {_START_TIMEOUT_S:.0f} s; "
+            f"its log: {self.data_dir / 'log'}"
+        )
 
     def url(self, database: str) -> str:
         """SQLAlchemy URL of `database` on this server."""

@@ -346,7 +346,12 @@ class Stack:
         backoff.restarting()
         try:
             url = database.restart()
-        except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+        except (
+            OSError,
+            subprocess.SubprocessError,
+            AssertionError,
+            KlimapulsError,
+        ) as exc:
             note(f"embedded PostgreSQL did not start again: {exc}; trying again")
             return
         note(
