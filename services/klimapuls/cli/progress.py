@@ -73,9 +73,13 @@ _NO_DATABASE = (
 
 
 def database_facts(engine: Engine, known: date | None = None) -> Facts:
-    """The stored facts, cut to those known on `known` when given."""
+    """The stored facts progress is computed from, cut to those known on `known`.
+
+    Without the restated counts: only the restatement audit reads them.
+    """
     facts = in_transaction(
-        engine, lambda conn: load_facts(conn, () if known is None else (known,))
+        engine,
+        lambda conn: load_facts(conn, () if known is None else (known,), audit=False),
     )
     return facts if known is None else known_on(facts, known)
 
