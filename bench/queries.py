@@ -60,7 +60,6 @@ from klimapuls.stack import EmbeddedPostgres
 from klimapuls.storage import mobility as counts
 from klimapuls.storage import prepare_database
 from klimapuls.storage.db import create_db_engine, in_transaction
-from klimapuls.storage.facts import load_facts
 from klimapuls.targets.handlers import TargetsHandler, recompute
 
 #: Counts run for DAYS days from here; the clock of every write and query.
@@ -321,7 +320,7 @@ def _timed(name: str, work: Callable[[], int], runs: int) -> Timing:
 
 def measure(engine: Engine, now: datetime, runs: int) -> list[Timing]:
     """The median time of every query (after one warm-up run)."""
-    from klimapuls.cli.progress import database_rows
+    from klimapuls.cli.progress import collector_paused, database_facts, database_rows
 
     timings = []
     timings.append(
@@ -331,22 +330,21 @@ def measure(engine: Engine, now: datetime, runs: int) -> list[Timing]:
             runs,
         )
     )
-    # Where that time goes: reading the facts, and the core's evaluation.
-    facts = in_transaction(engine, load_facts)
-    timings.append(
-        _timed(
-            "  of which: load_facts",
-            lambda: len(in_transaction(engine, load_facts).accounts),
-            runs,
-        )
-    )
-    timings.append(
-        _timed(
-            "  of which: evaluate_all",
-            lambda: len(evaluate_all(facts, now.date())),
-            runs,
-        )
-    )
+    # Where that time goes: reading the facts and the core's evaluation, as
+    # the command does them (`load_facts` without the audit's restated
+    # counts; the cyclic collector paused).
+    facts = database_facts(engine)
+
+    def load() -> int:
+        with collector_paused():
+            return len(database_facts(engine).accounts)
+
+    def evaluate() -> int:
+        with collector_paused():
+            return len(evaluate_all(facts, now.date()))
+
+    timings.append(_timed("  of which: load_facts", load, runs))
+    timings.append(_timed("  of which: evaluate_all", evaluate, runs))
     with engine.connect() as conn:
         for name, sql in board_queries(now):
             missing = (

@@ -8,6 +8,7 @@ audit of `klimapuls changes` is the same on both.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ from typer.testing import CliRunner
 
 from klimapuls.cli import app
 from klimapuls.cli.changes import database_audit
-from klimapuls.core.progress import Facts
+from klimapuls.cli.progress import database_facts, database_rows
+from klimapuls.core.progress import Facts, evaluate_all
 from klimapuls.core.restatements import all_restatements, audit
+from klimapuls.storage.db import in_transaction
+from klimapuls.storage.facts import load_facts
 from tests.helpers import co2_event, rows, target_event
 from tests.parity import through_database, through_fold
 from tests.test_known_on import EVENTS
@@ -308,3 +312,17 @@ def test_restated_at_is_shown_and_stored_in_utc(engine: Engine, tmp_path: Path) 
     assert table.exit_code == 0, table.output
     assert "2024-04-30 22:00Z" in table.stdout
     assert "2024-05-01 07:00Z" in table.stdout
+
+
+def test_progress_reads_the_facts_without_the_audits_restated_counts(
+    engine: Engine,
+) -> None:
+    through_database(engine, EVENTS, NOW)
+    full = in_transaction(engine, load_facts)
+    assert full.restated_counts  # the events restate a count
+    read = database_facts(engine)
+    assert read.restated_counts == ()
+    assert replace(read, restated_counts=full.restated_counts) == full
+    assert json.dumps(database_rows(engine, NOW.date())) == json.dumps(
+        [p.as_json() for p in evaluate_all(full, NOW.date())]
+    )

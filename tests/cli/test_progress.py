@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from klimapuls.cli import app, main
+from klimapuls.cli.progress import collector_paused
 from klimapuls.core.reference import municipality_codes
 from klimapuls.storage import accounts, fleet, targets
 from tests.helpers import co2_event, target_event
@@ -196,3 +198,20 @@ def test_fleet_targets_are_recomputed_from_the_stored_snapshots(
     assert (row["latest_year"], row["latest_value"]) == (2024, 53.0)
     then = _run("--json", "--target", "movia-fossil-free-2030", "--as-of", "2023-06-01")
     assert json.loads(then.stdout)[0]["latest_year"] == 2022
+
+
+def test_the_collector_is_paused_only_while_progress_is_computed() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()

@@ -18,9 +18,11 @@ scope, a file that cannot be read).
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,6 +55,7 @@ from klimapuls.storage.facts import load_facts
 
 __all__ = [
     "OfflineReport",
+    "collector_paused",
     "database_facts",
     "database_rows",
     "read_offline",
@@ -72,10 +75,35 @@ _NO_DATABASE = (
 )
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (reference counting goes on).
+
+    Loading and evaluating the facts allocates tens of thousands of objects
+    that form no cycles (figures, snapshots, series points); with the
+    collector on, they set off full collections, each of which walks every
+    object of the process (~140,000 in `klimapuls progress`, about 50 ms on
+    a 2-core machine: a third of the command's time). Cyclic garbage made
+    meanwhile is collected once the collector runs again.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def database_facts(engine: Engine, known: date | None = None) -> Facts:
-    """The stored facts, cut to those known on `known` when given."""
+    """The stored facts progress is computed from, cut to those known on `known`.
+
+    Without the restated counts: only the restatement audit reads them.
+    """
     facts = in_transaction(
-        engine, lambda conn: load_facts(conn, () if known is None else (known,))
+        engine,
+        lambda conn: load_facts(conn, () if known is None else (known,), audit=False),
     )
     return facts if known is None else known_on(facts, known)
 
@@ -88,9 +116,10 @@ def database_rows(
     `known` keeps only the facts known on that date (`--known-on`); `as_of`
     (default: `known`, else today) says which years count.
     """
-    facts = database_facts(engine, known)
     day = as_of or known or date.today()
-    return [p.as_json() for p in evaluate_all(facts, day)]
+    with collector_paused():
+        facts = database_facts(engine, known)
+        return [p.as_json() for p in evaluate_all(facts, day)]
 
 
 def _print_issues(report: OfflineReport, err_console: Console) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from klimapuls.core.model import DENMARK_CODE, REGION_CODE, Co2Account, Coverage
 
@@ -49,24 +50,27 @@ class YearValue:
 
 def current_figures(accounts: Iterable[Co2Account]) -> dict[SectorKey, float]:
     """The figure of every (municipality, year, sector) at its newest vintage."""
-    newest: dict[SectorKey, Co2Account] = {}
-    parts: dict[SectorKey, dict[str, Co2Account]] = defaultdict(dict)
+    newest: dict[SectorKey, date] = {}  # the newest vintage seen
+    parts: dict[SectorKey, dict[str, Co2Account]] = {}
     for account in accounts:
         key = (account.municipality_code, account.year, account.sector)
+        vintage = account.vintage
         best = newest.get(key)
-        if best is None or account.vintage > best.vintage:
-            newest[key] = account
-            parts[key] = {}
-        elif account.vintage < best.vintage:
+        if best is None or vintage > best:
+            newest[key] = vintage
+            by_part = parts[key] = {}
+        elif vintage < best:
             continue
+        else:
+            by_part = parts[key]
         part = account.subsector or ""
-        seen = parts[key].get(part)
+        seen = by_part.get(part)
         if seen is None or account.rank > seen.rank:
-            parts[key][part] = account
+            by_part[part] = account
     # Sums run in one order (sorted keys), so the database and the files,
     # which deliver figures in different orders, give the same floats.
     return {
-        key: sum(by_part[part].tonnes_co2e for part in sorted(by_part))
+        key: sum([by_part[part].tonnes_co2e for part in sorted(by_part)])
         for key, by_part in sorted(parts.items())
     }
 

@@ -37,6 +37,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from operator import add, attrgetter, sub
 from typing import Any
 
 from klimapuls.core.accounts import YearValue
@@ -119,21 +120,13 @@ class BusCounts:
             raise KeyError(f"unknown propulsion(s): {', '.join(sorted(unknown))}")
         return cls(**{name: int(value) for name, value in counts.items()})
 
+    # Field by field, positionally (a fleet's sweep adds and subtracts a
+    # unit's counts for every snapshot of every scope).
     def __add__(self, other: BusCounts) -> BusCounts:
-        return BusCounts(
-            **{
-                f.name: getattr(self, f.name) + getattr(other, f.name)
-                for f in fields(self)
-            }
-        )
+        return BusCounts(*map(add, _counts(self), _counts(other)))
 
     def __sub__(self, other: BusCounts) -> BusCounts:
-        return BusCounts(
-            **{
-                f.name: getattr(self, f.name) - getattr(other, f.name)
-                for f in fields(self)
-            }
-        )
+        return BusCounts(*map(sub, _counts(self), _counts(other)))
 
     def as_dict(self) -> dict[str, int]:
         """Counts by propulsion name."""
@@ -163,6 +156,10 @@ class BusCounts:
     def zero_emission_share(self) -> float | None:
         """Zero-emission buses in percent of all; None for an empty fleet."""
         return _percent(self.zero_emission, self.total)
+
+
+#: A `BusCounts`' counts as a tuple, in its field order.
+_counts = attrgetter(*(f.name for f in fields(BusCounts)))
 
 
 def _percent(part: int, whole: int) -> float | None:
@@ -259,15 +256,21 @@ def _sweep(scope: str, snapshots: Iterable[FleetSnapshot]) -> list[FleetShare]:
     by_date: dict[date, list[FleetSnapshot]] = defaultdict(list)
     for snapshot in snapshots:
         by_date[snapshot.date].append(snapshot)
-    latest: dict[UnitKey, BusCounts] = {}
-    running = BusCounts()
+    # The counts as tuples in `BusCounts`' field order (integers: any order
+    # of sums is exact), made into `BusCounts` once per date.
+    latest: dict[UnitKey, tuple[int, ...]] = {}
+    running: tuple[int, ...] = _counts(BusCounts())
     shares: list[FleetShare] = []
     for day in sorted(by_date):
         for snapshot in by_date[day]:
             # One snapshot per unit and date here (restatements are folded).
-            running = running - latest.get(snapshot.unit, BusCounts()) + snapshot.buses
-            latest[snapshot.unit] = snapshot.buses
-        shares.append(FleetShare(scope, day, running, len(latest)))
+            unit, counts = snapshot.unit, _counts(snapshot.buses)
+            before = latest.get(unit)
+            running = tuple(map(add, running, counts))
+            if before is not None:
+                running = tuple(map(sub, running, before))
+            latest[unit] = counts
+        shares.append(FleetShare(scope, day, BusCounts(*running), len(latest)))
     return shares
 
 

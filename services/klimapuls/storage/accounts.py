@@ -9,6 +9,7 @@ boards; target progress recomputes E(t) itself from the figures.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, text
@@ -96,42 +97,23 @@ def _account(r: Mapping[Any, Any]) -> Co2Account:
     )
 
 
-# Positional and with the figure as float8 (correctly rounded, as `float()`
-# of the decimal is): every stored figure is read on each recomputation.
+# Positional, in `Co2Account`'s field order (the column list is made from
+# its fields), with the figure as float8 (correctly rounded, as `float()` of
+# the decimal is): every stored figure is read on each recomputation, so the
+# rows are fetched at once and each becomes its `Co2Account` in one call.
 _ALL_ACCOUNTS = text(
-    "SELECT event_id, municipality_code, year, sector, subsector, "
-    "tonnes_co2e::float8, vintage, source, reported_at, producer FROM co2_account"
+    "SELECT "
+    + ", ".join(
+        "tonnes_co2e::float8" if f.name == "tonnes_co2e" else f.name
+        for f in fields(Co2Account)
+    )
+    + " FROM co2_account"
 )
 
 
 def co2_accounts(conn: Connection) -> list[Co2Account]:
     """Every stored figure, every vintage (the core picks the newest)."""
-    return [
-        Co2Account(
-            event_id=event_id,
-            municipality_code=code,
-            year=year,
-            sector=sector,
-            subsector=subsector,
-            tonnes_co2e=tonnes,
-            vintage=vintage,
-            source=source,
-            reported_at=reported_at,
-            producer=producer,
-        )
-        for (
-            event_id,
-            code,
-            year,
-            sector,
-            subsector,
-            tonnes,
-            vintage,
-            source,
-            reported_at,
-            producer,
-        ) in conn.execute(_ALL_ACCOUNTS)
-    ]
+    return [Co2Account(*row) for row in conn.execute(_ALL_ACCOUNTS).all()]
 
 
 def lock_emission_series(conn: Connection) -> None:

@@ -28,12 +28,17 @@ from klimapuls.storage.targets import target_versions
 __all__ = ["load_facts"]
 
 
-def load_facts(conn: Connection, known_on: Iterable[date] = ()) -> Facts:
+def load_facts(
+    conn: Connection, known_on: Iterable[date] = (), *, audit: bool = True
+) -> Facts:
     """Every target version, account figure, fleet snapshot and yearly trip row.
 
     Trips come from the rollups (the current counts); for each date in
     `known_on` the trips known then are aggregated from the counts too, so
     `klimapuls.core.knowledge.known_on` can cut the facts to that date.
+    `audit=False` leaves out `restated_counts`, which only the restatement
+    audit reads (`klimapuls.core.restatements`; progress never does), so a
+    caller that only evaluates progress does not read them.
     """
     return Facts(
         targets=tuple(target_versions(conn)),
@@ -41,7 +46,7 @@ def load_facts(conn: Connection, known_on: Iterable[date] = ()) -> Facts:
         fleet=tuple(fleet_snapshots(conn)),
         trips=tuple(yearly_trips(conn)),
         bike_sites=tuple(bike_site_years(conn)),
-        restated_counts=tuple(restated_count_rows(conn)),
+        restated_counts=tuple(restated_count_rows(conn)) if audit else (),
         known_trips={
             day: MobilityYears.of_sites(site_years_known(conn, known_by(day)))
             for day in sorted(set(known_on))

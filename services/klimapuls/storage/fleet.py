@@ -12,6 +12,7 @@ that refuses a report listing another unit's bus, as the offline fold does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -202,15 +203,17 @@ def _snapshot(r: Mapping[Any, Any]) -> FleetSnapshot:
     )
 
 
+# Positional (every snapshot is read on each recomputation): the bus counts
+# in `BusCounts`' field order, so each row's counts are one call.
 _ALL_SNAPSHOTS = text(
     "SELECT event_id, producer, operator, contract, garage, municipality_code, "
-    f"date, reported_at, {', '.join(PROPULSIONS)} FROM fleet_status"
+    f"date, reported_at, {', '.join(f.name for f in fields(BusCounts))} "
+    "FROM fleet_status"
 )
 
 
 def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:
     """Every stored snapshot, restatements included (the core folds them)."""
-    # Positional: every snapshot is read on each recomputation.
     return [
         FleetSnapshot(
             event_id=r[0],
@@ -221,9 +224,9 @@ def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:
             municipality_code=r[5],
             date=r[6],
             reported_at=r[7],
-            buses=BusCounts(**dict(zip(PROPULSIONS, r[8:], strict=True))),
+            buses=BusCounts(*r[8:]),
         )
-        for r in conn.execute(_ALL_SNAPSHOTS)
+        for r in conn.execute(_ALL_SNAPSHOTS).all()
     ]
 
 

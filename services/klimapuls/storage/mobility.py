@@ -1049,7 +1049,7 @@ _RESTATED = f"""
 
 def restated_count_rows(conn: Connection) -> list[MobilityCount]:
     """Every stored count of a count key that has a restated (not current) row."""
-    return [MobilityCount(*row) for row in conn.execute(text(_RESTATED))]
+    return [MobilityCount(*row) for row in conn.execute(text(_RESTATED)).all()]
 
 
 def write_modal_splits(conn: Connection, splits: Sequence[ModalSplit]) -> None:
