@@ -283,9 +283,9 @@ def _stored(conn: Connection) -> list[Identity]:
     re-send ids are looked up only when some event's own id is known (a
     replay): a batch of new counts probes each id once.
     """
-    rows = conn.execute(text(_STORED_OF_STAGED.format(column="event_id"))).all()
+    rows = list(conn.execute(text(_STORED_OF_STAGED.format(column="event_id"))))
     if rows:
-        rows += conn.execute(text(_STORED_OF_STAGED.format(column="resend_id"))).all()
+        rows += conn.execute(text(_STORED_OF_STAGED.format(column="resend_id")))
     return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
 
 
