@@ -35,8 +35,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import add, sub
 from typing import Any
 
 from klimapuls.core.accounts import YearValue
@@ -121,18 +122,24 @@ class BusCounts:
 
     def __add__(self, other: BusCounts) -> BusCounts:
         return BusCounts(
-            **{
-                f.name: getattr(self, f.name) + getattr(other, f.name)
-                for f in fields(self)
-            }
+            *(a + b for a, b in zip(self.counts, other.counts, strict=True))
         )
 
     def __sub__(self, other: BusCounts) -> BusCounts:
         return BusCounts(
-            **{
-                f.name: getattr(self, f.name) - getattr(other, f.name)
-                for f in fields(self)
-            }
+            *(a - b for a, b in zip(self.counts, other.counts, strict=True))
+        )
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Counts in the order of `PROPULSIONS` (the order of the fields)."""
+        return (
+            self.diesel,
+            self.hvo,
+            self.biogas,
+            self.battery_electric,
+            self.hydrogen,
+            self.hybrid,
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -259,15 +266,20 @@ def _sweep(scope: str, snapshots: Iterable[FleetSnapshot]) -> list[FleetShare]:
     by_date: dict[date, list[FleetSnapshot]] = defaultdict(list)
     for snapshot in snapshots:
         by_date[snapshot.date].append(snapshot)
-    latest: dict[UnitKey, BusCounts] = {}
-    running = BusCounts()
+    latest: dict[UnitKey, tuple[int, ...]] = {}
+    # The sum of every unit's latest counts, by propulsion (`BusCounts.counts`):
+    # one `BusCounts` a date, not two a snapshot.
+    none = (0,) * len(PROPULSIONS)
+    running = none
     shares: list[FleetShare] = []
     for day in sorted(by_date):
         for snapshot in by_date[day]:
             # One snapshot per unit and date here (restatements are folded).
-            running = running - latest.get(snapshot.unit, BusCounts()) + snapshot.buses
-            latest[snapshot.unit] = snapshot.buses
-        shares.append(FleetShare(scope, day, running, len(latest)))
+            counts = snapshot.buses.counts
+            before = latest.get(snapshot.unit, none)
+            running = tuple(map(add, map(sub, running, before), counts))
+            latest[snapshot.unit] = counts
+        shares.append(FleetShare(scope, day, BusCounts(*running), len(latest)))
     return shares
 
 
