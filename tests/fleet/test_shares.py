@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
 
 import pytest
@@ -83,6 +84,25 @@ def test_movias_public_figures_come_out_as_published() -> None:
 def test_an_empty_fleet_has_no_share() -> None:
     assert BusCounts().fossil_free_share is None
     assert BusCounts(diesel=0).zero_emission_share is None
+
+
+def test_counts_are_in_the_order_of_the_propulsions_and_of_the_fields() -> None:
+    # Storage builds `BusCounts(*row)` from columns in `PROPULSIONS` order.
+    assert tuple(f.name for f in fields(BusCounts)) == PROPULSIONS
+    buses = BusCounts(*range(1, len(PROPULSIONS) + 1))
+    assert buses.counts == tuple(buses.as_dict()[name] for name in PROPULSIONS)
+
+
+@given(
+    st.fixed_dictionaries({p: st.integers(0, 2000) for p in PROPULSIONS}),
+    st.fixed_dictionaries({p: st.integers(0, 2000) for p in PROPULSIONS}),
+)
+def test_counts_add_and_subtract_by_propulsion(
+    one: dict[str, int], other: dict[str, int]
+) -> None:
+    a, b = BusCounts.from_mapping(one), BusCounts.from_mapping(other)
+    assert (a + b).as_dict() == {p: one[p] + other[p] for p in PROPULSIONS}
+    assert (a - b).as_dict() == {p: one[p] - other[p] for p in PROPULSIONS}
 
 
 @given(st.fixed_dictionaries({p: st.integers(0, 2000) for p in PROPULSIONS}))

@@ -128,6 +128,11 @@ class BusCounts:
     def __sub__(self, other: BusCounts) -> BusCounts:
         return BusCounts(*map(sub, _counts(self), _counts(other)))
 
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Counts in the order of `PROPULSIONS` (the order of the fields)."""
+        return tuple(_counts(self))
+
     def as_dict(self) -> dict[str, int]:
         """Counts by propulsion name."""
         return {name: getattr(self, name) for name in PROPULSIONS}

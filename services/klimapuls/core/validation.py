@@ -255,13 +255,24 @@ def _scalar_issue(value: Any) -> str | None:
     return None
 
 
+def _clean_scalar(value: Any, texts: list[str]) -> bool:
+    """Whether `value` is a scalar without issues (its text goes to `texts`)."""
+    if type(value) is str:
+        texts.append(value)
+        return True
+    if type(value) in (int, float, bool) or value is None:
+        return _scalar_issue(value) is None
+    return False
+
+
 def _clean(event: Any) -> bool:
     """True when `_value_issues` would find nothing (the fast, common case).
 
-    Flat objects of scalars, as events are, are checked without building
-    field paths, and all their text at once (a NUL or lone surrogate in any
-    name or value is one in the text joined); anything nested goes the long
-    way.
+    Objects of scalars, as events are, with at most one level of objects or
+    lists of scalars inside (a fleet report's `buses` and `bus_ids`), are
+    checked without building field paths, and all their text at once (a NUL
+    or lone surrogate in any name or value is one in the text joined);
+    anything deeper goes the long way.
     """
     if type(event) is not dict:
         return False
@@ -270,11 +281,15 @@ def _clean(event: Any) -> bool:
         if type(key) is not str:
             return False
         texts.append(key)
-        if type(value) is str:
-            texts.append(value)
-        elif not (type(value) in (int, float, bool) or value is None):
-            return False
-        elif _scalar_issue(value) is not None:
+        if type(value) is dict:
+            for inner, item in value.items():
+                if type(inner) is not str or not _clean_scalar(item, texts):
+                    return False
+                texts.append(inner)
+        elif type(value) is list:
+            if not all(_clean_scalar(item, texts) for item in value):
+                return False
+        elif not _clean_scalar(value, texts):
             return False
     joined = "".join(texts)
     # isascii() is the common case and needs no encoding attempt.

@@ -27,9 +27,17 @@ from klimapuls.core.fleet import (
     FleetSlot,
     FleetSnapshot,
 )
-from klimapuls.core.identity import Identity, Judgement, stored_identity
-from klimapuls.storage.events import insert_new_events
-from klimapuls.storage.models_fleet import FleetBusRow, FleetShareRow, FleetStatusRow
+from klimapuls.core.identity import (
+    Identity,
+    Judgement,
+    Ledger,
+    Verdict,
+    identity_of,
+    resend_id,
+    stored_identity,
+)
+from klimapuls.storage.db import as_json, copy_binary
+from klimapuls.storage.models_fleet import FleetBusRow, FleetShareRow
 
 __all__ = [
     "fleet_snapshots",
@@ -37,19 +45,6 @@ __all__ = [
     "store_fleet_status",
     "write_fleet_shares",
 ]
-
-
-def _fleet_status_row(e: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "operator": e["operator"],
-        "contract": e.get("contract") or None,
-        "garage": e.get("garage") or None,
-        "municipality_code": e.get("municipality_code"),
-        "date": e["date"],
-        **{name: e["buses"].get(name, 0) for name in PROPULSIONS},
-        "producer": e["producer"],
-        "reported_at": e["reported_at"],
-    }
 
 
 _SLOT_ROWS = text(
@@ -156,6 +151,132 @@ def _write_bus_lists(conn: Connection, register: BusRegister) -> None:
         conn.execute(insert(FleetBusRow), rows)
 
 
+_KIND = "fleet_status"
+_STAGE = "fleet_stage"
+#: The staged columns and their binary COPY types; `reported_at` stays the
+#: event's text, cast by the server on insert as a bound parameter was.
+_STAGED: tuple[tuple[str, str], ...] = (
+    ("idx", "int4"),
+    ("event_id", "text"),
+    ("resend_id", "text"),
+    ("operator", "text"),
+    ("contract", "text"),
+    ("garage", "text"),
+    ("municipality_code", "text"),
+    ("date", "date"),
+    *((name, "int4") for name in PROPULSIONS),
+    ("producer", "text"),
+    ("reported_at", "text"),
+    ("payload_sha256", "text"),
+)
+_PG_TYPES = {"int4": "integer"}
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
+    + ", ".join(f"{name} {_PG_TYPES.get(kind, kind)}" for name, kind in _STAGED)
+    + ") ON COMMIT DELETE ROWS"
+)
+
+
+def _staged_row(
+    index: int, event: Mapping[str, Any], identity: Identity
+) -> tuple[Any, ...]:
+    snapshot = _snapshot_in(identity)
+    buses = event["buses"]
+    return (
+        index,
+        snapshot.event_id,
+        resend_id(snapshot.event_id, event["reported_at"]),
+        snapshot.operator,
+        snapshot.contract,
+        snapshot.garage,
+        snapshot.municipality_code,
+        snapshot.date,
+        *(int(buses.get(name, 0)) for name in PROPULSIONS),
+        event["producer"],
+        event["reported_at"],
+        identity.digest,
+    )
+
+
+def _snapshot_in(identity: Identity) -> FleetSnapshot:
+    """The snapshot an identity was built from (`identity_of` builds it once)."""
+    fact = identity.fact
+    if not isinstance(fact, FleetSnapshot):  # pragma: no cover - a bug
+        raise TypeError(f"{identity.event_id!r} carries no fleet snapshot")
+    return fact
+
+
+def _stage(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+    """The batch's snapshots into the session's staging table (one binary COPY)."""
+    conn.execute(text(_CREATE_STAGE))
+    # Empty at every commit; a second batch in one transaction starts afresh.
+    conn.execute(text(f"DELETE FROM {_STAGE}"))
+    copy_binary(conn, _STAGE, _STAGED, rows)
+
+
+# One primary-key probe per staged id.
+_STORED_OF_STAGED = f"""
+    SELECT f.event_id, f.payload_sha256
+    FROM (SELECT DISTINCT {{column}} AS event_id FROM {_STAGE}) AS i
+    CROSS JOIN LATERAL (
+        SELECT event_id, payload_sha256 FROM fleet_status f
+        WHERE f.event_id = i.event_id LIMIT 1
+    ) AS f
+    """
+
+
+def _stored(conn: Connection) -> list[Identity]:
+    """The stored reports of the staged ids (each event's, and its re-send's).
+
+    A re-send is stored only for a fact stored under its own id, so the
+    re-send ids are looked up only when some event's own id is known (a
+    replay): a batch of new snapshots probes each id once.
+    """
+    rows = list(conn.execute(text(_STORED_OF_STAGED.format(column="event_id"))))
+    if rows:
+        rows += conn.execute(text(_STORED_OF_STAGED.format(column="resend_id")))
+    return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
+
+
+_LISTED_ON_STAGED_DAYS = text(
+    f"""
+    SELECT EXISTS (
+        SELECT 1 FROM (SELECT DISTINCT operator, date FROM {_STAGE}) AS k
+        JOIN fleet_bus b ON b.operator = k.operator AND b.snapshot_date = k.date
+    )
+    """
+)
+
+
+def _lists_matter(conn: Connection, events: Sequence[dict[str, Any]]) -> bool:
+    """Whether the bus register can refuse or change anything for `events`.
+
+    Only if an event lists buses, or a unit lists some on an event's
+    operator and date (a newer report clears or replaces that list):
+    otherwise `BusRegister.admit` admits every report and no list changes.
+    """
+    if any(e.get("bus_ids") for e in events):
+        return True
+    return bool(conn.execute(_LISTED_ON_STAGED_DAYS).scalar())
+
+
+_INSERT_STAGED = text(
+    f"""
+    INSERT INTO fleet_status (event_id, operator, contract, garage,
+        municipality_code, date, {", ".join(PROPULSIONS)}, producer,
+        reported_at, payload_sha256)
+    SELECT n.e, s.operator, s.contract, s.garage, s.municipality_code, s.date,
+        {", ".join(f"s.{name}" for name in PROPULSIONS)}, s.producer,
+        CAST(s.reported_at AS timestamptz), s.payload_sha256
+    FROM json_to_recordset(CAST(:new AS json)) AS n(i integer, e text)
+    JOIN {_STAGE} s ON s.idx = n.i
+    ORDER BY n.i
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+    """
+)
+
+
 def store_fleet_status(
     conn: Connection, events: Sequence[dict[str, Any]]
 ) -> list[Judgement]:
@@ -163,23 +284,49 @@ def store_fleet_status(
 
     A new report listing a bus another unit of its operator lists on its
     date is refused (`BusRegister.admit`); the stored lists follow the rest.
+    A new event another writer stored in the meantime (the insert found its
+    key taken) is reported as a duplicate; a re-sent fact that wins back its
+    slot is inserted under its `resend_id` with its new `reported_at`.
     """
     if not events:
         return []
+    # The identities and the staging need no other writer's rows: before the lock.
+    identities = [identity_of(_KIND, event) for event in events]
+    _stage(
+        conn,
+        (
+            _staged_row(i, event, identity)
+            for i, (event, identity) in enumerate(zip(events, identities, strict=True))
+        ),
+    )
     # One batch at a time reads and rewrites the lists (until the commit).
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.fleet.bus'))"))
-    register = _bus_register(conn, events)
-    judgements = insert_new_events(
-        conn,
-        "fleet_status",
-        FleetStatusRow,
-        events,
-        _fleet_status_row,
-        _rivals,
-        register.admit,
-    )
-    _write_bus_lists(conn, register)
-    return judgements
+    register = _bus_register(conn, events) if _lists_matter(conn, events) else None
+    known = _stored(conn)
+    stored = {identity.event_id for identity in known}
+    again = [e for e in events if e["event_id"] in stored]
+    ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
+    admit = register.admit if register is not None else None
+    judgements = [
+        ledger.judge(event, admit, identity=identity)
+        for event, identity in zip(events, identities, strict=True)
+    ]
+    if register is not None:
+        _write_bus_lists(conn, register)
+    new = [
+        {"i": i, "e": j.identity.event_id}
+        for i, j in enumerate(judgements)
+        if j.verdict is Verdict.NEW
+    ]
+    if not new:
+        return judgements
+    inserted = set(conn.execute(_INSERT_STAGED, {"new": as_json(new)}).scalars())
+    return [
+        Judgement(Verdict.DUPLICATE, j.identity)
+        if j.verdict is Verdict.NEW and j.identity.event_id not in inserted
+        else j
+        for j in judgements
+    ]
 
 
 def lock_fleet_shares(conn: Connection) -> None:
@@ -224,10 +371,24 @@ def fleet_snapshots(conn: Connection) -> list[FleetSnapshot]:
             municipality_code=r[5],
             date=r[6],
             reported_at=r[7],
+            # The columns in the order of `PROPULSIONS`, the fields' order.
             buses=BusCounts(*r[8:]),
         )
         for r in conn.execute(_ALL_SNAPSHOTS).all()
     ]
+
+
+_SHARE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("scope", "text"),
+    ("date", "date"),
+    ("total_buses", "int4"),
+    ("fossil_free_buses", "int4"),
+    ("zero_emission_buses", "int4"),
+    ("fossil_free_share", "float8"),
+    ("zero_emission_share", "float8"),
+    ("units", "int4"),
+    ("updated_at", "timestamptz"),
+)
 
 
 def write_fleet_shares(
@@ -239,20 +400,20 @@ def write_fleet_shares(
     see the old rows until it commits and never a mix.
     """
     rows = [
-        {
-            "scope": s.scope,
-            "date": s.date,
-            "total_buses": s.buses.total,
-            "fossil_free_buses": s.buses.fossil_free,
-            "zero_emission_buses": s.buses.zero_emission,
-            "fossil_free_share": s.fossil_free_share,
-            "zero_emission_share": s.zero_emission_share,
-            "units": s.units,
-            "updated_at": now,
-        }
+        (
+            s.scope,
+            s.date,
+            s.buses.total,
+            s.buses.fossil_free,
+            s.buses.zero_emission,
+            s.fossil_free_share,
+            s.zero_emission_share,
+            s.units,
+            now,
+        )
         for s in shares
     ]
     conn.execute(delete(FleetShareRow))
     if rows:
-        conn.execute(insert(FleetShareRow), rows)
+        copy_binary(conn, "fleet_share", _SHARE_COLUMNS, rows)
     return len(rows)
