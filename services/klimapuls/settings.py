@@ -250,7 +250,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     topic_prefix: str = ""
-    topic_partitions: int = Field(default=3, ge=1)
+    topic_partitions: int = Field(default=6, ge=1)
     group_prefix: str = "klimapuls"
     data_dir: Path = Path(".klimapuls")
     batch_size: int = Field(default=500, ge=1)

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from klimapuls.core.errors import ConfigurationError, RetryableError
+
+if TYPE_CHECKING:  # Alembic is imported where it is used: services never migrate
+    from alembic.config import Config
 
 __all__ = [
     "alembic_config",
@@ -134,6 +135,8 @@ def create_db_engine(url: str) -> Engine:
 
 def alembic_config() -> Config:
     """Alembic configuration pointing at the migrations shipped in the package."""
+    from alembic.config import Config
+
     cfg = Config()
     location = resources.files("klimapuls.storage").joinpath("migrations")
     cfg.set_main_option("script_location", str(Path(str(location))))
@@ -142,6 +145,8 @@ def alembic_config() -> Config:
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` (idempotent; concurrent callers serialise)."""
+    from alembic import command
+
     cfg = alembic_config()
     with engine.begin() as conn:
         # Several services may start at once; one migrates, the others wait.
