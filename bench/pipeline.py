@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import sys
@@ -97,8 +98,8 @@ class Result:
     #: and the same per event in µs: where the two cores went.
     backlog_cpu_s: dict[str, float] = field(default_factory=dict)
     cpu_us_per_event: float = 0.0
-    #: KLIMAPULS_MOBILITY_WORKERS, or None: one per core (at most the partitions).
-    mobility_workers: int | None = None
+    #: Worker processes of the mobility service (`mobility_worker_count`).
+    mobility_workers: int = 1
 
 
 # --- the event mix ------------------------------------------------------------
@@ -557,7 +558,7 @@ def run(
                 stages=stage_sums(stack.log_dir),
                 backlog_cpu_s=backlog_cpu,
                 cpu_us_per_event=round(sum(backlog_cpu.values()) / len(mix) * 1e6, 1),
-                mobility_workers=settings.mobility_workers,
+                mobility_workers=settings.mobility_worker_count(os.cpu_count()),
             )
         finally:
             if stack is not None:

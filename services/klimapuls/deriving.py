@@ -96,6 +96,16 @@ class SeriesOwner(Generic[R]):
     def derived(self, now: datetime) -> None:
         """After the derive's commit (nothing by default)."""
 
+    def take_turn(self, conn: Connection, wait: bool) -> bool:
+        """Whether this worker derives now; False: another one is at it.
+
+        Owners whose service runs several workers in one group take a lock
+        here; without `wait` a worker that finds it taken leaves its window
+        pending (retried with its next batch or tick) instead of queueing
+        behind a derive that covers its rows too. Stops wait.
+        """
+        return True
+
     # -- the shared shape ----------------------------------------------------
 
     def _due(self, now: datetime) -> bool:
@@ -131,12 +141,9 @@ class SeriesOwner(Generic[R]):
                 result.stages["store"] = time.perf_counter() - began
 
             in_transaction(self.engine, work)
-            if due:
-                # Its own transaction: the store's locks (the count writers')
-                # are released before the longer derive begins.
-                in_transaction(
-                    self.engine, lambda conn: self._derive_timed(conn, now, result)
-                )
+            # Its own transaction: the store's locks (the count writers')
+            # are released before the longer derive begins.
+            if due and self._derive(now, result, wait=False):
                 self._announce(result, now)
         return result
 
@@ -150,16 +157,22 @@ class SeriesOwner(Generic[R]):
             now = self.clock()
             first = self._derived_at is None
             if (self._pending or first) and (force or self._due(now)):
-                in_transaction(
-                    self.engine, lambda conn: self._derive_timed(conn, now, result)
-                )
-                self._announce(result, now)
+                if self._derive(now, result, wait=force):
+                    self._announce(result, now)
         return result
 
-    def _derive_timed(self, conn: Connection, now: datetime, result: R) -> None:
-        began = time.perf_counter()
-        self.derive(conn, now, result)
-        result.stages["derive"] = time.perf_counter() - began
+    def _derive(self, now: datetime, result: R, *, wait: bool) -> bool:
+        """Derive in a transaction of its own, if it is this worker's turn."""
+
+        def work(conn: Connection) -> bool:
+            began = time.perf_counter()
+            if not self.take_turn(conn, wait):
+                return False
+            self.derive(conn, now, result)
+            result.stages["derive"] = time.perf_counter() - began
+            return True
+
+        return in_transaction(self.engine, work)
 
     def _announce(self, result: R, now: datetime) -> None:
         self.derived(now)

@@ -332,6 +332,10 @@ class Settings(BaseSettings):
         """Topic names under this deployment's prefix."""
         return Topics(self.topic_prefix)
 
+    def mobility_worker_count(self, cores: int | None) -> int:
+        """`KLIMAPULS_MOBILITY_WORKERS`, or one per core, at most the partitions."""
+        return self.mobility_workers or min(cores or 1, self.topic_partitions)
+
     def require_database_url(self) -> str:
         """The database URL, or a `ConfigurationError` naming the variable."""
         if self.database_url is None:

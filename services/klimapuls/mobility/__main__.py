@@ -8,8 +8,5 @@ from klimapuls.settings import service_settings
 
 if __name__ == "__main__":
     settings = service_settings("mobility")
-    # Unset: one worker per core, but no more than a topic has partitions.
-    workers = settings.mobility_workers or min(
-        os.cpu_count() or 1, settings.topic_partitions
-    )
+    workers = settings.mobility_worker_count(os.cpu_count())
     run_bulk_workers(create_worker, settings, workers)

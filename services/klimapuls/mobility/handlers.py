@@ -78,6 +78,13 @@ class MobilityHandler(SeriesOwner[MobilityBatchResult]):
         result.restated = stored.restated
         return stored.judgements
 
+    def take_turn(self, conn: Connection, wait: bool) -> bool:
+        """One worker of the service rolls up at a time (the rollup lock)."""
+        if wait:
+            counts.lock_rollups(conn)
+            return True
+        return counts.try_lock_rollups(conn)
+
     def derive(
         self, conn: Connection, now: datetime, result: MobilityBatchResult
     ) -> None:

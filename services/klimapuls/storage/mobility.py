@@ -78,6 +78,7 @@ __all__ = [
     "rollup_backend",
     "site_years_known",
     "store_counts",
+    "try_lock_rollups",
     "write_modal_splits",
     "yearly_trips",
 ]
@@ -125,6 +126,18 @@ def lock_rollups(conn: Connection) -> None:
     """Serialise rollup refreshers and modal split writers until the commit."""
     conn.execute(
         text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.mobility.rollups'))")
+    )
+
+
+def try_lock_rollups(conn: Connection) -> bool:
+    """`lock_rollups` if it is free; False when another transaction holds it."""
+    return bool(
+        conn.execute(
+            text(
+                "SELECT pg_try_advisory_xact_lock("
+                "hashtext('klimapuls.mobility.rollups'))"
+            )
+        ).scalar()
     )
 
 
