@@ -38,6 +38,7 @@ from klimapuls.core.identity import (
 )
 from klimapuls.storage.db import as_json, copy_binary
 from klimapuls.storage.models_fleet import FleetBusRow, FleetShareRow
+from klimapuls.storage.staging import Staging
 
 __all__ = [
     "fleet_snapshots",
@@ -169,12 +170,7 @@ _STAGED: tuple[tuple[str, str], ...] = (
     ("reported_at", "text"),
     ("payload_sha256", "text"),
 )
-_PG_TYPES = {"int4": "integer"}
-_CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
-    + ", ".join(f"{name} {_PG_TYPES.get(kind, kind)}" for name, kind in _STAGED)
-    + ") ON COMMIT DELETE ROWS"
-)
+_STAGING = Staging(_STAGE, _STAGED)
 
 
 def _staged_row(
@@ -204,38 +200,6 @@ def _snapshot_in(identity: Identity) -> FleetSnapshot:
     if not isinstance(fact, FleetSnapshot):  # pragma: no cover - a bug
         raise TypeError(f"{identity.event_id!r} carries no fleet snapshot")
     return fact
-
-
-def _stage(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
-    """The batch's snapshots into the session's staging table (one binary COPY)."""
-    conn.execute(text(_CREATE_STAGE))
-    # Empty at every commit; a second batch in one transaction starts afresh.
-    conn.execute(text(f"DELETE FROM {_STAGE}"))
-    copy_binary(conn, _STAGE, _STAGED, rows)
-
-
-# One primary-key probe per staged id.
-_STORED_OF_STAGED = f"""
-    SELECT f.event_id, f.payload_sha256
-    FROM (SELECT DISTINCT {{column}} AS event_id FROM {_STAGE}) AS i
-    CROSS JOIN LATERAL (
-        SELECT event_id, payload_sha256 FROM fleet_status f
-        WHERE f.event_id = i.event_id LIMIT 1
-    ) AS f
-    """
-
-
-def _stored(conn: Connection) -> list[Identity]:
-    """The stored reports of the staged ids (each event's, and its re-send's).
-
-    A re-send is stored only for a fact stored under its own id, so the
-    re-send ids are looked up only when some event's own id is known (a
-    replay): a batch of new snapshots probes each id once.
-    """
-    rows = list(conn.execute(text(_STORED_OF_STAGED.format(column="event_id"))))
-    if rows:
-        rows += conn.execute(text(_STORED_OF_STAGED.format(column="resend_id")))
-    return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
 
 
 _LISTED_ON_STAGED_DAYS = text(
@@ -292,7 +256,7 @@ def store_fleet_status(
         return []
     # The identities and the staging need no other writer's rows: before the lock.
     identities = [identity_of(_KIND, event) for event in events]
-    _stage(
+    _STAGING.stage(
         conn,
         (
             _staged_row(i, event, identity)
@@ -302,7 +266,7 @@ def store_fleet_status(
     # One batch at a time reads and rewrites the lists (until the commit).
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('klimapuls.fleet.bus'))"))
     register = _bus_register(conn, events) if _lists_matter(conn, events) else None
-    known = _stored(conn)
+    known = _STAGING.stored(conn, "fleet_status", _KIND)
     stored = {identity.event_id for identity in known}
     again = [e for e in events if e["event_id"] in stored]
     ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])

@@ -55,11 +55,12 @@ from klimapuls.core.mobility import (
     wins_over,
 )
 from klimapuls.core.validation import REPORT_HORIZON
-from klimapuls.storage.db import as_json, copy_binary, copy_rows
+from klimapuls.storage.db import as_json, copy_rows
 from klimapuls.storage.models_mobility import (
     MobilityModalSplitRow,
     MobilityYearRow,
 )
+from klimapuls.storage.staging import Staging
 
 __all__ = [
     "Backend",
@@ -214,10 +215,7 @@ def ensure_partitions(
     return created
 
 
-# A batch is staged once (binary COPY into a temporary table) and every
-# lookup joins it: no ids or keys go over as parameters, and the rows are
-# converted once. The table lives as long as the session (a pooled
-# connection) and is emptied at every commit.
+# A batch is staged once (`klimapuls.storage.staging`).
 _STAGE = "mobility_count_in"
 _STAGED = (
     ("idx", "int4"),
@@ -237,12 +235,7 @@ _STAGED = (
     ("reported_at", "timestamptz"),
     ("payload_sha256", "text"),
 )
-_PG_TYPES = {"int4": "integer", "int8": "bigint", "float8": "double precision"}
-_CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
-    + ", ".join(f"{name} {_PG_TYPES.get(kind, kind)}" for name, kind in _STAGED)
-    + ") ON COMMIT DELETE ROWS"
-)
+_STAGING = Staging(_STAGE, _STAGED)
 
 
 def _staged_row(
@@ -268,42 +261,9 @@ def _staged_row(
     )
 
 
-def _stage(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
-    """The batch's counts into the session's staging table (one binary COPY)."""
-    conn.execute(text(_CREATE_STAGE))
-    # Empty at every commit; a second batch in one transaction starts afresh.
-    conn.execute(text(f"DELETE FROM {_STAGE}"))
-    copy_binary(conn, _STAGE, _STAGED, rows)
-
-
-# Both lookups probe an index per staged row (LATERAL ... LIMIT 1 keeps the
-# planner from hashing a whole partition, or filtering it by a list of ids,
-# when a new month's partition has no statistics yet).
-_STORED_OF_STAGED = f"""
-    SELECT c.event_id, c.payload_sha256
-    FROM (SELECT DISTINCT {{column}} AS event_id FROM {_STAGE}) AS i
-    CROSS JOIN LATERAL (
-        SELECT event_id, payload_sha256 FROM mobility_count m
-        WHERE m.event_id = i.event_id LIMIT 1
-    ) AS c
-    """
-
-
-def _stored(conn: Connection) -> list[Identity]:
-    """The stored reports of the staged ids (each event's, and its re-send's).
-
-    A re-send is stored only for a fact stored under its own id, so the
-    re-send ids are looked up only when some event's own id is known (a
-    replay): a batch of new counts probes each id once.
-    """
-    rows = list(conn.execute(text(_STORED_OF_STAGED.format(column="event_id"))))
-    if rows:
-        rows += conn.execute(text(_STORED_OF_STAGED.format(column="resend_id")))
-    return [Identity((_KIND, eid), eid, digest) for eid, digest in rows]
-
-
 # The current stored count of each staged count key (usually none: a new
-# count), found by the current-count index in the key's month partition.
+# count), found by the current-count index in the key's month partition
+# (one probe per key, as `Staging.stored` probes ids).
 _CURRENT_OF_STAGED = text(
     f"""
     SELECT c.*
@@ -432,7 +392,7 @@ def store_counts(
     # staging table is this session's own).
     identities = [identity_of(_KIND, event) for event in events]
     counts = [_count_in(identity) for identity in identities]
-    _stage(
+    _STAGING.stage(
         conn,
         (
             _staged_row(i, count, event, identity.digest)
@@ -442,7 +402,7 @@ def store_counts(
         ),
     )
     lock_counts(conn)
-    known = _stored(conn)
+    known = _STAGING.stored(conn, "mobility_count", _KIND)
     stored = {identity.origin for identity in known}
     again = {c.key for c in counts if c.event_id in stored}
     ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
