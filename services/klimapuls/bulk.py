@@ -309,9 +309,9 @@ def run_bulk_workers(
     One Python process uses one core; the group spreads the partitions over
     the workers (at most one worker per partition is busy). This process
     forks them before any connection exists, forwards SIGTERM and Ctrl-C,
-    and waits. When one dies of anything but a stop, the others are stopped
-    and this process exits with its code: the service's supervisor restarts
-    the whole set, and what was not committed is read again. Each worker
+    and waits. When one ends but for a stop, the others are stopped and
+    this process exits with 1: the service's supervisor restarts the whole
+    set, and what was not committed is read again. Each worker
     asks for SIGTERM when this process dies, so a `kill -9` of it leaves
     none behind.
     """
@@ -339,7 +339,8 @@ def run_bulk_workers(
             continue
         waiting.discard(pid)
         exited = os.waitstatus_to_exitcode(status)
-        if exited != 0 and not stopping:
+        if not stopping:
+            # Even a clean exit: the set runs whole or is restarted whole.
             log.error("a batch worker ended (%s); stopping the others", exited)
             code = 1
             stop(signal.SIGTERM, None)
@@ -347,9 +348,12 @@ def run_bulk_workers(
 
 
 def _fork_worker(make: Callable[[Settings], BulkWorker], settings: Settings) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker: never returns
         die_with_parent()
+        if os.getppid() != parent:  # died before we asked
+            os._exit(1)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         try:

@@ -1,0 +1,88 @@
+"""The mobility service's worker processes run as one set (issue 12).
+
+`run_bulk_workers` forks the workers; a worker that ends takes the set down
+(the supervisor restarts it whole), and a stop reaches every worker. The
+workers here only sleep or fail: what they consume is tested by the stack
+and fault tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+
+_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    from klimapuls.bulk import run_bulk_workers
+    from klimapuls.settings import Settings
+
+    def make(settings):
+        flag = os.environ.get("FAIL_ONE")
+        if flag:
+            try:  # exactly one worker creates the file, and fails
+                os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                raise RuntimeError("a worker fails")
+        time.sleep(120)
+
+    run_bulk_workers(make, Settings(), 2)
+    """
+)
+
+
+def _start(fail_one: Path | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if fail_one is not None:
+        env["FAIL_ONE"] = str(fail_one)
+    return subprocess.Popen(
+        [sys.executable, "-c", _SCRIPT],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _workers(parent: int, timeout_s: float = 10.0) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        children = psutil.Process(parent).children()
+        if len(children) == 2:
+            return children
+        time.sleep(0.05)
+    raise AssertionError("the two workers did not start")
+
+
+def test_a_stop_reaches_every_worker_and_the_set_exits_cleanly() -> None:
+    service = _start()
+    workers = _workers(service.pid)
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(10) == 0
+    _gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
+
+
+def test_a_worker_that_ends_takes_the_set_down_for_a_restart(tmp_path: Path) -> None:
+    service = _start(fail_one=tmp_path / "failed")
+    code = service.wait(20)
+    output = service.stdout.read().decode() if service.stdout else ""
+    assert code == 1, output
+    assert "a batch worker ended" in output and "stopping the others" in output
+
+
+def test_a_killed_service_leaves_no_worker_behind() -> None:
+    service = _start()
+    workers = _workers(service.pid)
+    service.kill()
+    service.wait(5)
+    _gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
