@@ -12,12 +12,14 @@ Rollups without TimescaleDB are tables refreshed incrementally: every row
 carries `seq` from a sequence, and `mobility_rollup_state.watermark` is the
 highest `seq` already rolled up. A refresh re-aggregates only the (hour,
 site) pairs of rows above the watermark, then only the (day, municipality,
-mode) and (year, municipality, mode) groups whose rows below changed. A
+mode) and (year, municipality, mode) groups holding a changed hour. A
 restatement adds a row in the same hour and site as the count it replaces,
-so restated buckets are found the same way. Writers and refreshers hold one
-advisory lock for the whole transaction, so `seq` order is commit order and
-no row slips under the watermark. A refresh with nothing new is one index
-probe per partition.
+so restated buckets are found the same way. Writers hold the count lock
+until their commit, so `seq` order is commit order; a refresh holds the
+rollup lock (one refresher at a time) and rolls up to `committed_seq`,
+read under the count lock in a short transaction before it, so no row
+slips under the watermark and the writers go on while it works. A refresh
+with nothing new is one index probe per partition.
 
 With TimescaleDB the rollups are continuous aggregates, refreshed by their
 policies and by `refresh_continuous_aggregates` (untested here: the
