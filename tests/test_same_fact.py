@@ -132,6 +132,24 @@ SEQUENCES: dict[str, list[Event]] = {
             _resent(event),
         )
     ],
+    # In batches of two: B, B again, then A (reported before B: late, not
+    # current) and A re-sent after B in one batch, where A was first stored:
+    # the re-send still wins the slot back from the stored B.
+    "a late report re-sent in its own batch": [
+        (kind, step)
+        for kind, event, correction in (
+            ("co2_account", ACCOUNT, {"tonnes_co2e": 130.5}),
+            ("fleet_status", FLEET, {"buses": {"diesel": 10}}),
+            ("mobility_count", COUNT, {"count": 57}),
+            ("initiative_status", REPORT, {"status": "delayed"}),
+        )
+        for step in (
+            _corrected(event, **correction),
+            _corrected(event, **correction),
+            event,
+            _resent(event),
+        )
+    ],
     "duplicates": [
         ("co2_account", ACCOUNT),
         ("co2_account", ACCOUNT),
@@ -262,7 +280,7 @@ def _database(
     return [verdicts[i] for i in range(len(events))], database_rows(engine, NOW.date())
 
 
-@pytest.mark.parametrize("batch_size", [1, 500])
+@pytest.mark.parametrize("batch_size", [1, 2, 500])
 @pytest.mark.parametrize("name", sorted(SEQUENCES))
 def test_files_and_database_judge_every_event_alike_and_agree_on_progress(
     engine: Engine, grant: Callable[..., None], name: str, batch_size: int

@@ -23,15 +23,17 @@ from typing import Any
 import psycopg
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import Engine, create_engine, text
 
 from klimapuls.core.deadletter import dead_letter_id
 from klimapuls.producer import EventProducer
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from klimapuls.stack.runner import Stack
-from klimapuls.storage import prepare_database
+from klimapuls.storage import mobility, prepare_database
+from klimapuls.storage.db import in_transaction
 from tests.conftest import grant_test_producer
-from tests.helpers import co2_event, wait_for
+from tests.helpers import co2_event, scalar, wait_for
 from tests.mobility.factories import count_event
 from tests.stack.helpers import rollup_sums
 
@@ -255,3 +257,94 @@ def test_two_workers_of_one_service_rebalance_mid_stream_and_store_each_once(
         for stack in (first, second, third):
             if stack is not None:
                 stack.stop()
+
+
+def _restated(n: int) -> tuple[list[tuple[str, dict[str, Any] | bytes]], int]:
+    """`_stream(n)` with every third count restated and every fifth replayed.
+
+    Each restatement (revision 1, a new id, one trip more) follows its count
+    a little later in the stream; a replay is the count sent again as it
+    was. Returns the events and the trips of the current counts.
+    """
+    events: list[tuple[str, dict[str, Any] | bytes]] = []
+    later: dict[int, list[tuple[str, dict[str, Any] | bytes]]] = {}
+    trips = 0
+    for i, (kind, event) in enumerate(_stream(n)):
+        events += later.pop(i, [])
+        events.append((kind, event))
+        if kind != "mobility_count" or not isinstance(event, dict):
+            continue
+        count = int(event["count"])
+        if i % 3 == 0:
+            restatement = count_event(
+                event["site_id"],
+                "bike",
+                event["interval_start"],
+                count + 1,
+                revision=1,
+                event_id=f"{event['event_id']}:r1",
+            )
+            later.setdefault(i + 40, []).append((kind, restatement))
+            count += 1
+        if i % 5 == 0:
+            later.setdefault(i + 90, []).append((kind, dict(event)))
+        trips += count
+    return events + [e for i in sorted(later) for e in later[i]], trips
+
+
+def test_restatements_through_two_workers_and_a_rebalance_roll_up_exactly(
+    own_stack: tuple[EmbeddedBroker, EmbeddedPostgres, Settings],
+) -> None:
+    _broker, _database, settings = own_stack
+    settings = settings.model_copy(update={"mobility_workers": 2})
+    url = settings.require_database_url()
+    first = _run(settings, "co2", "mobility", "deadletter")
+    second = _run(settings, "mobility")
+    third: Stack | None = None
+    try:
+        events, trips = _restated(1_500)
+        # Counted by distinct event: a replay is sent twice, stored once.
+        by_id = {e["event_id"]: (k, e) for k, e in events if isinstance(e, dict)}
+        distinct = [
+            *by_id.values(),
+            *((k, e) for k, e in events if isinstance(e, bytes)),
+        ]
+        sender = threading.Thread(target=_send, args=(settings, events, 400.0))
+        sender.start()
+        time.sleep(2)
+        second.stop()  # two workers leave mid-stream, two others join
+        time.sleep(1)
+        third = _run(settings, "mobility")
+        sender.join()
+        count = wait_for(
+            lambda: _count(url, distinct), lambda c: c.lost == 0, timeout_s=180
+        )
+        assert (count.lost, count.doubled) == (0, 0), count
+        assert rollup_sums(url) == (trips, trips, trips)
+        _alive(first)
+    finally:
+        for stack in (first, second, third):
+            if stack is not None:
+                stack.stop()
+    # After the stop: everything rolled up once, as a rebuild would.
+    engine = create_engine(url)
+    try:
+        before = _rollup_rows(engine)
+        assert in_transaction(engine, mobility.rebuild_rollups).watermark_from == (
+            scalar(engine, "SELECT max(seq) FROM mobility_count")
+        )
+        assert _rollup_rows(engine) == before
+    finally:
+        engine.dispose()
+
+
+def _rollup_rows(engine: Engine) -> dict[str, list[Any]]:
+    tables = ("mobility_hourly", "mobility_daily", "mobility_yearly")
+    with engine.connect() as conn:
+        return {
+            t: [
+                tuple(r)
+                for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4"))
+            ]
+            for t in tables
+        }

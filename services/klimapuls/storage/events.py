@@ -8,8 +8,10 @@ ones are inserted. The same ledger rules run offline, so the database and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
+from itertools import compress
 from typing import Any
 
 from sqlalchemy import Connection, Text, any_, bindparam, select
@@ -31,6 +33,7 @@ __all__ = [
     "insert_new_events",
     "judge_events",
     "lookup_ids",
+    "may_be_resent",
     "stored_identities",
 ]
 
@@ -45,6 +48,19 @@ def lookup_ids(events: Sequence[dict[str, Any]]) -> list[str]:
     ids = [e["event_id"] for e in events]
     ids += [resend_id(e["event_id"], e["reported_at"]) for e in events]
     return list(dict.fromkeys(ids))
+
+
+def may_be_resent(
+    events: Sequence[dict[str, Any]], stored: Collection[str]
+) -> list[bool]:
+    """Per event, whether it may be a re-send the ledger judges by its slot.
+
+    An id stored before, or an id given more than once in the batch: a late
+    report re-sent in its own batch competes with its slot's stored reports
+    too, so those must be loaded for it (`Ledger.of`'s `rivals`).
+    """
+    given = Counter(e["event_id"] for e in events)
+    return [e["event_id"] in stored or given[e["event_id"]] > 1 for e in events]
 
 
 def stored_identities(
@@ -72,13 +88,14 @@ def judge_events(
 
     `admit` is the kind's last rule on each new fact (`Ledger.judge`).
 
-    Events whose id is already stored may be re-sends of a superseded fact:
-    for those, `rivals_of` loads the stored reports of their slots, so the
-    ledger can tell (only then: a batch of new facts costs one query).
+    Events whose id is already stored, or given twice in the batch, may be
+    re-sends of a superseded fact (`may_be_resent`): for those, `rivals_of`
+    loads the stored reports of their slots, so the ledger can tell (only
+    then: a batch of new facts costs one query).
     """
     known = stored_identities(conn, kind, table, lookup_ids(events))
     stored = {identity.event_id for identity in known}
-    again = [e for e in events if e["event_id"] in stored]
+    again = list(compress(events, may_be_resent(events, stored)))
     rivals = rivals_of(conn, again) if rivals_of is not None and again else []
     ledger = Ledger.of(kind, known, rivals)
     return [ledger.judge(event, admit) for event in events]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
+from itertools import compress
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, delete, text
@@ -37,6 +38,7 @@ from klimapuls.core.identity import (
     stored_identity,
 )
 from klimapuls.storage.db import as_json, copy_binary
+from klimapuls.storage.events import may_be_resent
 from klimapuls.storage.models_fleet import FleetBusRow, FleetShareRow
 from klimapuls.storage.staging import Staging
 
@@ -268,7 +270,7 @@ def store_fleet_status(
     register = _bus_register(conn, events) if _lists_matter(conn, events) else None
     known = _STAGING.stored(conn, "fleet_status", _KIND)
     stored = {identity.event_id for identity in known}
-    again = [e for e in events if e["event_id"] in stored]
+    again = list(compress(events, may_be_resent(events, stored)))
     ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
     admit = register.admit if register is not None else None
     judgements = [

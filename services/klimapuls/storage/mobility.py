@@ -32,6 +32,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import compress
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, text
@@ -58,6 +59,7 @@ from klimapuls.core.mobility import (
 )
 from klimapuls.core.validation import REPORT_HORIZON
 from klimapuls.storage.db import as_json, copy_rows
+from klimapuls.storage.events import may_be_resent
 from klimapuls.storage.models_mobility import (
     MobilityModalSplitRow,
     MobilityYearRow,
@@ -406,7 +408,7 @@ def store_counts(
     lock_counts(conn)
     known = _STAGING.stored(conn, "mobility_count", _KIND)
     stored = {identity.origin for identity in known}
-    again = {c.key for c in counts if c.event_id in stored}
+    again = {c.key for c in compress(counts, may_be_resent(events, stored))}
     ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
     sites = _SiteOwners(conn, grants)
     result.judgements = [
