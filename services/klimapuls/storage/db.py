@@ -70,13 +70,7 @@ def copy_rows(
 
     `table` and `columns` are our own names, never event text.
     """
-    driver = conn.connection.driver_connection
-    if driver is None:  # a detached connection: a bug, not bad input
-        raise RuntimeError("copy_rows needs a live connection")
-    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+    _copy(conn, f"COPY {table} ({', '.join(columns)}) FROM STDIN", None, rows)
 
 
 def copy_binary(
@@ -91,13 +85,23 @@ def copy_binary(
     the bulk path's rows go this way. `table` and `columns` are our own
     names, never event text.
     """
-    driver = conn.connection.driver_connection
-    if driver is None:  # a detached connection: a bug, not bad input
-        raise RuntimeError("copy_binary needs a live connection")
     names = ", ".join(name for name, _ in columns)
     statement = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+    _copy(conn, statement, [kind for _, kind in columns], rows)
+
+
+def _copy(
+    conn: Connection,
+    statement: str,
+    types: Sequence[str] | None,
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    driver = conn.connection.driver_connection
+    if driver is None:  # a detached connection: a bug, not bad input
+        raise RuntimeError("COPY needs a live connection")
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.set_types([kind for _, kind in columns])
+        if types is not None:
+            copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
