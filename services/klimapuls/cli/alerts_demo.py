@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 
 from rich.console import Console
 from sqlalchemy import Engine, text
@@ -27,6 +28,7 @@ from klimapuls.core.reference import municipalities
 from klimapuls.settings import Settings
 from klimapuls.stack.mailcatcher import MailCatcher
 from klimapuls.storage import contacts as contact_store
+from klimapuls.storage import progress
 from klimapuls.storage.db import in_transaction
 
 __all__ = [
@@ -112,12 +114,17 @@ SELECT
 """
 
 
-def _wait_settled(engine: Engine, timeout_s: float) -> bool:
+def _wait_settled(
+    engine: Engine, statuses: Mapping[str, str], timeout_s: float
+) -> bool:
     """Wait until the alerts have settled, and every message is sent.
 
-    Settled: the alerts service evaluated after the newest logged status
-    change, having seen it, and no alert waits for its hold time (each has
-    fired, or cleared); held-back alerts wait for their feed, not the clock.
+    Settled: the targets service has logged the `statuses` the stored facts
+    give (the summary's table; the series owners derive, and the targets
+    service recomputes, a little after the last fact is stored), the alerts
+    service evaluated after the newest logged status change, having seen it,
+    and no alert waits for its hold time (each has fired, or cleared);
+    held-back alerts wait for their feed, not the clock.
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -125,19 +132,29 @@ def _wait_settled(engine: Engine, timeout_s: float) -> bool:
             evaluated, seen, newest, changed, holding, waiting, pending = conn.execute(
                 text(_SETTLED_SQL)
             ).one()
+            logged = {t: s for t, (s, *_) in progress.last_statuses(conn).items()}
+        caught_up = all(logged.get(t) == s for t, s in statuses.items())
         after = evaluated is not None and (changed is None or evaluated > changed)
-        if after and seen >= newest and not (holding or waiting or pending):
+        quiet = not (holding or waiting or pending)
+        if caught_up and after and seen >= newest and quiet:
             return True
         time.sleep(_POLL_S)
     return False
 
 
 def alerts_summary(
-    engine: Engine, console: Console, catcher: MailCatcher, timeout_s: float = 90.0
+    engine: Engine,
+    console: Console,
+    catcher: MailCatcher,
+    statuses: Mapping[str, str],
+    timeout_s: float = 90.0,
 ) -> None:
-    """Wait for the alerts to settle; print how many went to whom, and where."""
+    """Wait for the alerts to settle on `statuses`; print who got how many, where.
+
+    `statuses`: each target's status on the stored facts (as printed).
+    """
     with console.status("waiting for the alerts service (hold time, sending)"):
-        settled = _wait_settled(engine, timeout_s)
+        settled = _wait_settled(engine, statuses, timeout_s)
     with engine.connect() as conn:
         firing = conn.execute(
             text(

@@ -216,7 +216,8 @@ _SUMMARY_SQL = {
 
 def _summary(
     engine: Engine, console: Console, demo: Sequence[SimulatedEvent], elapsed_s: float
-) -> None:
+) -> dict[str, str]:
+    """Print what the demo stored; return each target's status as printed."""
     with engine.connect() as conn:
         found = {k: conn.execute(text(q)).first() for k, q in _SUMMARY_SQL.items()}
     sent = ", ".join(f"{n} {kind}" for kind, n in sorted(kind_counts(demo).items()))
@@ -249,9 +250,9 @@ def _summary(
             f"{round_}, {untended} without a tovholder, "
             f"{plural(handovers, 'tovholder hand-over')}"
         )
-    print_progress(
-        console, database_rows(engine, None), "Target progress (synthetic data)"
-    )
+    rows = database_rows(engine, None)
+    print_progress(console, rows, "Target progress (synthetic data)")
+    return {row["target_id"]: row["status"] for row in rows}
 
 
 def _note(console: Console, note: str) -> None:
@@ -371,9 +372,9 @@ def _run(
             seed_demo_contacts(engine)
             _feed_demo(settings, data, console)
             _wait_processed(stack, engine, data, timeout_s, console)
-            _summary(engine, console, data, time.monotonic() - started)
+            statuses = _summary(engine, console, data, time.monotonic() - started)
             if catcher is not None:
-                alerts_summary(engine, console, catcher)
+                alerts_summary(engine, console, catcher, statuses)
             write_demo_report(engine, settings.data_dir, console)
         if once:
             return 0
