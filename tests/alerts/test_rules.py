@@ -15,6 +15,7 @@ from klimapuls.core.alerting import (
     Condition,
     DeadLetterCount,
     FeedStatus,
+    TargetObservation,
     dead_letter_conditions,
     feed_conditions,
     forecast_worsening_pct,
@@ -35,6 +36,7 @@ from klimapuls.simulator import demo_events, dk2020_demo_targets
 T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
 RULES = AlertRules(hold=timedelta(hours=1), escalate_after=timedelta(days=1))
 NO_HOLD = replace(RULES, hold=timedelta(0))
+HOUR = timedelta(hours=1)
 
 
 def _change(
@@ -246,11 +248,38 @@ def test_a_forecast_of_zero_or_missing_is_no_worsening_and_keeps_the_reference()
     assert c.facts["forecast_reference"] == 300.0
 
 
+def _at(change: TargetStatusChange, after: timedelta) -> TargetStatusChange:
+    return replace(change, changed_at=T0 + after)
+
+
 def test_a_target_that_was_achieved_and_no_longer_is_slips() -> None:
     achieved = observe(None, _change(1, "achieved", 250.0), RULES)
-    lost = observe(achieved, _change(2, "on_track", 250.0, "achieved", 250.0), RULES)
+    still = observe(
+        achieved, _at(_change(2, "achieved", 240.0, "achieved"), HOUR), RULES
+    )
+    ended = _at(_change(3, "on_track", 250.0, "achieved", 240.0), HOUR * 1.5)
+    lost = observe(still, ended, RULES)
     [c] = target_conditions([lost], RULES)
     assert (c.rule, c.severity) == ("target_status", "on_track")
+    # Remembered across a restart of the alert service.
+    assert TargetObservation.from_json(still.as_json()) == still
+
+
+def test_an_achievement_shorter_than_the_hold_time_is_not_one_to_lose() -> None:
+    # Evaluated while an account upload was half-way: briefly "achieved".
+    achieved = observe(None, _change(1, "achieved", 250.0), RULES)
+    ended = _at(_change(2, "on_track", 250.0, "achieved", 250.0), HOUR / 2)
+    assert target_conditions([observe(achieved, ended, RULES)], RULES) == []
+
+
+def test_an_achievement_of_unknown_start_still_counts() -> None:
+    # Stored by a release that did not keep when an achievement began.
+    stored = observe(None, _change(1, "achieved", 250.0), RULES).as_json()
+    stored.pop("achieved_since")
+    achieved = TargetObservation.from_json(stored)
+    lost = observe(achieved, _change(2, "on_track", 250.0, "achieved"), RULES)
+    [c] = target_conditions([lost], RULES)
+    assert c.rule == "target_status"
 
 
 def test_a_missing_report_fires_after_the_grace_and_older_rounds_keep_firing() -> None:

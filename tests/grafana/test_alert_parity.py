@@ -30,9 +30,10 @@ from klimapuls.core.messages import TargetStatusChange
 from klimapuls.storage import alert_inputs
 from klimapuls.storage.grafana_reader import READER_ROLE, set_reader_password
 
-#: (target, [(previous_status, status, previous_forecast, forecast)]), logged
-#: after the demo's own evaluations. The first row of each closes whatever
-#: the demo left open (a forecast far below any real one).
+#: (target, [(previous_status, status, previous_forecast, forecast[, minutes
+#: since the row before, default 1])]), logged after the demo's own
+#: evaluations. The first row of each closes whatever the demo left open (a
+#: forecast far below any real one).
 SCENARIOS = {
     # Worsens by 40 %, then the forecast is 0: the open worsening is kept.
     "dk2020-101-2030": [
@@ -48,26 +49,30 @@ SCENARIOS = {
         ("on_track", "on_track", 0.0, 1050.0),
     ],
     # From 0 (no forecast) to a forecast: nothing to compare, no worsening.
+    # Then achieved for a minute (an account upload half-way): nothing lost.
     "dk2020-147-2030": [
         ("on_track", "on_track", 10.0, 10.0),
         ("on_track", "on_track", 10.0, 0.0),
         ("on_track", "on_track", 0.0, 100.0),
+        ("on_track", "achieved", 100.0, 100.0),
+        ("achieved", "on_track", 100.0, 100.0),
     ],
-    # Lost its achievement, and the forecast worsened by 30 % then 25 %.
+    # Lost its achievement of 90 minutes, and the forecast worsened by 30 %
+    # then 25 %.
     "dk2020-147-2045": [
         ("on_track", "achieved", 1000.0, 1000.0),
-        ("achieved", "on_track", 1000.0, 1300.0),
+        ("achieved", "on_track", 1000.0, 1300.0, 90),
         ("on_track", "on_track", 1300.0, 1250.0),
     ],
 }
 
 
 def _log(conn: Connection) -> None:
-    at = datetime.now(UTC) - timedelta(hours=2)
+    at = datetime.now(UTC) - timedelta(hours=3)
     for target_id, rows in SCENARIOS.items():
         _, code, year = target_id.split("-")
-        for before, status, previous_forecast, forecast in rows:
-            at += timedelta(minutes=1)
+        for before, status, previous_forecast, forecast, *gap in rows:
+            at += timedelta(minutes=gap[0] if gap else 1)
             conn.execute(
                 text(
                     "INSERT INTO target_status_change (target_id, version, name, "
@@ -143,6 +148,7 @@ def _grafana_keys(conn: Connection, rules: AlertRules) -> dict[str, set[str]]:
     [
         AlertRules(),
         AlertRules(
+            hold=timedelta(hours=2),
             forecast_worsen_pct=27.0,
             co2_max_lag_years=0,
             site_max_silence=timedelta(hours=1),
@@ -170,7 +176,10 @@ def test_grafana_rules_fire_exactly_where_the_alert_service_does(
     assert "forecast_worsened:dk2020-101-2030:101:2030" in core
     assert "forecast_worsened:dk2020-101-2045:101:2045" not in core
     assert "forecast_worsened:dk2020-147-2030:147:2030" not in core
-    assert "target_status:dk2020-147-2045:147:2045" in core
+    # An achievement counts once it held for the hold time.
+    lost = "target_status:dk2020-147-2045:147:2045" in core
+    assert lost == (rules.hold <= timedelta(minutes=90))
+    assert "target_status:dk2020-147-2030:147:2030" not in core
     held = "forecast_worsened:dk2020-147-2045:147:2045"
     assert (held in core) == (rules.forecast_worsen_pct < 25)
     # The demo's feeds are current (dated up to now): stale only for the

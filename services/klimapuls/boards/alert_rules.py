@@ -136,27 +136,42 @@ def _target_fold(rules: AlertRules) -> str:
     )
     lost = (
         "CASE WHEN c.status IN ('achieved', 'no_data') THEN false "
-        "WHEN c.previous_status = 'achieved' THEN true "
+        "WHEN c.previous_status = 'achieved' THEN {held} "
         "ELSE {previous} END"
+    )
+    # An achievement counts once it held for the hold time (`observe`); not
+    # known when it began (another version before): it counts.
+    hold = int(rules.hold.total_seconds())
+    held = (
+        f"CASE WHEN {same} AND f.achieved_since IS NOT NULL "
+        f"THEN c.changed_at - f.achieved_since >= interval '{hold} seconds' "
+        "ELSE true END"
+    )
+    since = (
+        f"CASE WHEN c.status = 'achieved' THEN CASE WHEN {same} "
+        "AND f.status = 'achieved' THEN f.achieved_since ELSE c.changed_at END END"
     )
     return f"""
 WITH RECURSIVE changes AS (
-    SELECT id, target_id, version, scope, indicator, status, previous_status,
-           target_year, target_value, forecast_value, previous_forecast_value,
+    SELECT id, changed_at, target_id, version, scope, indicator, status,
+           previous_status, target_year, target_value, forecast_value,
+           previous_forecast_value,
            row_number() OVER (PARTITION BY target_id ORDER BY id) AS n
     FROM board.status_changes
 ), folded AS (
     SELECT c.target_id, c.n, c.version, c.scope, c.status, c.target_year,
            c.forecast_value,
            {_fresh_reference("c.previous_forecast_value", share)} AS reference,
-           {lost.format(previous="false")} AS lost
+           {lost.format(previous="false", held="true")} AS lost,
+           CASE WHEN c.status = 'achieved' THEN c.changed_at END AS achieved_since
     FROM changes c WHERE c.n = 1
     UNION ALL
     SELECT c.target_id, c.n, c.version, c.scope, c.status, c.target_year,
            c.forecast_value,
            CASE WHEN {kept} THEN f.reference
                 ELSE {_fresh_reference(f"({before})", share)} END,
-           {lost.format(previous=f"({same} AND f.lost)")}
+           {lost.format(previous=f"({same} AND f.lost)", held=held)},
+           {since}
     FROM folded f JOIN changes c ON c.target_id = f.target_id AND c.n = f.n + 1
 ), newest AS (
     SELECT DISTINCT ON (target_id) * FROM folded ORDER BY target_id, n DESC

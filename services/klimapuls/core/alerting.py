@@ -8,6 +8,9 @@ Defaults of every threshold are in `AlertRules` (the README lists them):
 
 - `target_status`: a target is `at_risk` or `off_track`, or it was
   `achieved` and no longer is (its status worsened). Severity is the status.
+  An achievement counts once it held for `hold`, as a condition must before
+  it fires: a status evaluated while an account upload was half-way (a
+  year's newest sectors not all in) is not an achievement to lose.
 - `forecast_worsened`: the forecast for the deadline got worse by more than
   `forecast_worsen_pct` % between two evaluations (the targets service logs
   an evaluation whenever the forecast moves); it holds until the forecast is
@@ -263,28 +266,35 @@ class TargetObservation:
 
     `forecast_reference` is the forecast before a worsening that has not
     recovered (None: no worsening open); `lost_achievement` that the target
-    was achieved and no longer is.
+    was achieved (for at least the hold time) and no longer is;
+    `achieved_since` when its current run of `achieved` began (None: not
+    achieved, or not known: an observation stored before it was kept).
     """
 
     change: TargetStatusChange
     forecast_reference: float | None = None
     lost_achievement: bool = False
+    achieved_since: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         """JSON form (stored by the alert service)."""
+        since = self.achieved_since
         return {
             "change": self.change.as_json(),
             "forecast_reference": self.forecast_reference,
             "lost_achievement": self.lost_achievement,
+            "achieved_since": since.isoformat() if since else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TargetObservation:
         """Read the JSON form back."""
+        since = data.get("achieved_since")
         return cls(
             TargetStatusChange.from_json(json.dumps(data["change"])),
             data["forecast_reference"],
             data["lost_achievement"],
+            datetime.fromisoformat(since) if since else None,
         )
 
 
@@ -329,11 +339,30 @@ def observe(
         if moved > share:
             reference = before
     lost = previous.lost_achievement if previous is not None else False
-    if change.status == "achieved" or change.status == "no_data":
+    since = None
+    if change.status == "achieved":
+        lost = False
+        since = change.changed_at
+        if previous is not None and previous.change.status == "achieved":
+            since = previous.achieved_since  # the run goes on (None: not known)
+    elif change.status == "no_data":
         lost = False
     elif change.previous_status == "achieved":
-        lost = True
-    return TargetObservation(change, reference, lost)
+        lost = _achievement_held(previous, change, rules)
+    return TargetObservation(change, reference, lost, since)
+
+
+def _achievement_held(
+    previous: TargetObservation | None, change: TargetStatusChange, rules: AlertRules
+) -> bool:
+    """Whether the achievement `change` ends had held for the hold time.
+
+    Not known (no observation of it, or one stored before its start was
+    kept): it counts, as before.
+    """
+    if previous is None or previous.achieved_since is None:
+        return True
+    return change.changed_at - previous.achieved_since >= rules.hold
 
 
 def observe_all(
