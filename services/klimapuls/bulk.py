@@ -30,21 +30,23 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from klimapuls.core.batch import BatchResult, Incoming
-from klimapuls.process import die_with_parent
-from klimapuls.settings import Settings
-from klimapuls.streaming import (
+from klimapuls.batches import (
     BatchHandler,
     StageClock,
     group_id,
     publish_with_retries,
     with_retries,
 )
+from klimapuls.process import die_with_parent
+
+if TYPE_CHECKING:
+    from klimapuls.core.batch import BatchResult
+    from klimapuls.settings import Settings
 
 __all__ = ["BulkWorker", "run_bulk_worker", "run_bulk_workers"]
 
@@ -55,22 +57,31 @@ _FETCH_BYTES = 4 * 1024 * 1024
 
 
 class BulkWorker:
-    """Consume `kinds` in batches with `handler`, as service `service`."""
+    """Consume `kinds` in batches, as service `service`.
+
+    The handler comes from `make_handler`, called in a thread while the
+    consumer joins its group: loading the handler's modules and joining
+    (the broker waits a few seconds for more members) overlap, which cuts
+    a worker's start by a second or two.
+    """
 
     def __init__(
         self,
         settings: Settings,
         service: str,
         kinds: Sequence[str],
-        handler: BatchHandler,
+        make_handler: Callable[[], BatchHandler],
     ) -> None:
         self.settings = settings
         self.service = service
-        self.handler = handler
+        self.make_handler = make_handler
+        self._handler: BatchHandler | None = None
         topics = settings.topics
         self.kind_of = {topics.for_kind(kind): kind for kind in kinds}
         self.stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        #: Where the timers' time goes (the derives run beside the batches).
+        self._derives = StageClock(f"{service}.derive")
 
     def _consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -103,10 +114,13 @@ class BulkWorker:
         producer = self._producer = AIOKafkaProducer(
             **self.settings.kafka.aiokafka_options(), acks="all", linger_ms=5
         )
+        making = asyncio.ensure_future(asyncio.to_thread(self.make_handler))
         await producer.start()
         try:
-            await consumer.start()
+            await consumer.start()  # returns once the group assigned partitions
+            self._handler = await making
         except BaseException:
+            await _within(consumer.stop(), "leaving the group", time.monotonic() + 3)
             await producer.stop()
             raise
         timers = [
@@ -136,6 +150,13 @@ class BulkWorker:
             await _within(consumer.stop(), "leaving the group", end)
             await _within(producer.stop(), "stopping the producer", end)
 
+    @property
+    def handler(self) -> BatchHandler:
+        """The handler, once `run` made it."""
+        if self._handler is None:  # run() makes it before any batch or timer
+            raise RuntimeError("the worker is not running")
+        return self._handler
+
     def _timers(self) -> list[tuple[str, float]]:
         found = []
         if hasattr(self.handler, "flush"):
@@ -159,8 +180,13 @@ class BulkWorker:
         call = partial(work, force=True) if force else work
         result = await with_retries(call, name)
         await publish_with_retries(self._publish, result, f"publishing the {name}")
+        self._derives.add(result.stages)
+        self._derives.batch(0)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        # Loaded with the handler (see the class): not before the join.
+        from klimapuls.core.batch import Incoming
+
         s = self.settings
         clock = StageClock(f"{self.service}.bulk")
         waited = time.monotonic()

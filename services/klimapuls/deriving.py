@@ -5,12 +5,14 @@ The co2, fleet and mobility services each store the facts of a batch
 facts (the emission series, the fleet shares, the rollups and modal split)
 and announce a `SeriesChange` naming the scopes whose facts arrived,
 duplicates included. Deriving reads much more than one batch, so it runs
-once per window (`window_seconds`): after the batch that finds the window
-over, in a transaction of its own (so the store's locks are not held
-through it), or from `flush` (the service's timer) when no batch comes. A
-failure between the two commits leaves the window pending: it is derived
-again with the next batch or tick. With a window of 0 every batch derives
-(the handlers' tests).
+once per window (`window_seconds`), from `flush` (the service's timer), in
+a thread and a transaction of its own: batches are never held up by a
+derive (on two cores, a worker waiting for its derive left a core idle),
+and the store's locks are not held through it. A scope is pending from its
+batch's commit until a derive that began after that commit ends; a failed
+or skipped derive leaves its scopes pending for the next tick. With a
+window of 0 every batch derives right after its store (the handlers'
+tests).
 
 Nothing durable depends on memory: derived rows are recomputed from stored
 facts. The scopes to announce are kept in memory: a new handler (a
@@ -73,8 +75,10 @@ class SeriesOwner(Generic[R]):
         #: The derive window; the service's timer calls `flush` this often.
         self.window_seconds = window_seconds
         self.grants = grant_cache(engine)
-        # The timer's `flush` and the batches run in threads of their own.
+        # The timer's `flush` and the batches run in threads of their own:
+        # `_lock` guards the fields below, `_deriving` lets one derive run.
         self._lock = threading.Lock()
+        self._deriving = threading.Lock()
         #: Scopes whose facts arrived since the last derive.
         self._pending: set[str] = set()
         # A new handler derives first thing: a restart may have cut off the
@@ -114,7 +118,7 @@ class SeriesOwner(Generic[R]):
         return (now - self._derived_at).total_seconds() >= self.window_seconds
 
     def handle(self, batch: Sequence[Incoming]) -> R:
-        """Validate and store in one transaction; then derive, if the window is over."""
+        """Validate and store in one transaction; derive only with a window of 0."""
         now = self.clock()
         began = time.perf_counter()
         result, valid = decode_batch(
@@ -129,37 +133,52 @@ class SeriesOwner(Generic[R]):
         decoded = valid[self.kind]
         if not decoded:
             return result
+
+        def work(conn: Connection) -> list[Judgement]:
+            began = time.perf_counter()
+            judgements = self.store(conn, [d.event for d in decoded], now, result)
+            result.stages["store"] = time.perf_counter() - began
+            return judgements
+
+        judgements = in_transaction(self.engine, work)
+        # After the commit: the writers' lock is not held while this runs.
+        result.judged(decoded, judgements, self.name, now)
+        # Pending from the commit on: a derive that takes them covers the rows.
         with self._lock:
             self._pending.update(str(d.event[self.scope_field]) for d in decoded)
-            due = self._due(now)
-
-            def work(conn: Connection) -> None:
-                began = time.perf_counter()
-                events = [d.event for d in decoded]
-                judgements = self.store(conn, events, now, result)
-                result.judged(decoded, judgements, self.name, now)
-                result.stages["store"] = time.perf_counter() - began
-
-            in_transaction(self.engine, work)
-            # Its own transaction: the store's locks (the count writers')
-            # are released before the longer derive begins.
-            if due and self._derive(now, result, wait=False):
-                self._announce(result, now)
+        if self.window_seconds <= 0:
+            self._flush_into(result, force=False)
         return result
 
     def flush(self, force: bool = False) -> R:
-        """Derive what the last batches left pending (the service's timer).
+        """Derive what the batches left pending, once the window is over.
 
-        `force` derives even inside the window (a stopping worker).
+        The service's timer calls it; `force` derives even inside the
+        window (a stopping worker).
         """
         result = self.result_type()
-        with self._lock:
-            now = self.clock()
-            first = self._derived_at is None
-            if (self._pending or first) and (force or self._due(now)):
-                if self._derive(now, result, wait=force):
-                    self._announce(result, now)
+        self._flush_into(result, force)
         return result
+
+    def _flush_into(self, result: R, force: bool) -> None:
+        with self._deriving:
+            with self._lock:
+                now = self.clock()
+                first = self._derived_at is None
+                if not ((self._pending or first) and (force or self._due(now))):
+                    return
+                scopes, self._pending = self._pending, set()
+            done = False
+            try:
+                done = self._derive(now, result, wait=force)
+            finally:
+                with self._lock:
+                    if done:
+                        self._derived_at = now
+                    else:  # skipped or failed: the next tick tries again
+                        self._pending |= scopes
+            if done:
+                self._announce(result, scopes, now)
 
     def _derive(self, now: datetime, result: R, *, wait: bool) -> bool:
         """Derive in a transaction of its own, if it is this worker's turn."""
@@ -174,11 +193,8 @@ class SeriesOwner(Generic[R]):
 
         return in_transaction(self.engine, work)
 
-    def _announce(self, result: R, now: datetime) -> None:
+    def _announce(self, result: R, scopes: set[str], now: datetime) -> None:
         self.derived(now)
-        scopes = self._pending | {REGION_CODE}
         result.series_changes.append(
-            SeriesChange.of(self.name, self.indicators, scopes, now)
+            SeriesChange.of(self.name, self.indicators, scopes | {REGION_CODE}, now)
         )
-        self._pending = set()
-        self._derived_at = now

@@ -11,22 +11,25 @@ publishing retries the publishing; nothing is acknowledged meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 
+from klimapuls.batches import (
+    BatchHandler,
+    StageClock,
+    group_id,
+    publish_with_retries,
+    with_retries,
+)
 from klimapuls.core.batch import BatchResult, Incoming
-from klimapuls.core.errors import RetryableError
 from klimapuls.settings import Settings
 
 __all__ = [
@@ -70,11 +73,6 @@ def _credentials(settings: Settings) -> Any:
     if context is not None:
         return faust.SSLCredentials(context)
     return None
-
-
-def group_id(settings: Settings, service: str) -> str:
-    """The consumer group (and faust app id) of `service`."""
-    return f"{settings.group_prefix}-{settings.topic_prefix}{service}"
 
 
 def make_app(settings: Settings, service: str) -> faust.App:
@@ -130,92 +128,6 @@ async def deliver_all(
     pending = [await topic.send(key=key, value=value) for topic, key, value in messages]
     for sent in pending:
         await sent
-
-
-def _retryable(exc: BaseException) -> bool:
-    # The database away (our RetryableError) or the broker slow or away.
-    return isinstance(exc, RetryableError | KafkaError | asyncio.TimeoutError)
-
-
-async def with_retries(work: Callable[[], R], what: str) -> R:
-    """Run blocking `work` in a thread until it succeeds or fails for good."""
-    delay = 0.5
-    while True:
-        try:
-            return await asyncio.to_thread(work)
-        except RetryableError as exc:
-            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_BACKOFF_S)
-
-
-async def publish_with_retries(
-    publish: Callable[[R], Awaitable[None]], result: R, what: str
-) -> None:
-    """Publish a committed batch's outbound messages until it succeeds.
-
-    Runs after the database commit and before the acknowledgement, so a
-    failure here must neither crash the worker nor skip the messages:
-    publishing again is harmless (dead letters and status changes are keyed,
-    series changes are notices).
-    """
-    delay = 0.5
-    while True:
-        try:
-            await publish(result)
-            return
-        except Exception as exc:
-            if not _retryable(exc):
-                raise
-            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_BACKOFF_S)
-
-
-#: How often a worker logs where its time went (a `stages` line).
-STAGE_LOG_SECONDS = 10.0
-
-
-class StageClock:
-    """Where a worker's time goes: summed per stage, logged now and then.
-
-    One line per `every` seconds with events, for operators and for the
-    benchmark, which reads them from the service logs:
-    `stages NAME: N events, B batches, S s: wait=.. handle=.. publish=.. ack=..`
-    plus the handler's own stages (decode, store, derive) inside `handle`.
-    """
-
-    def __init__(self, name: str, every: float = STAGE_LOG_SECONDS) -> None:
-        self.name = name
-        self.every = every
-        self._reset(time.monotonic())
-
-    def _reset(self, now: float) -> None:
-        self.since = now
-        self.events = 0
-        self.batches = 0
-        self.seconds: Counter[str] = Counter()
-
-    def add(self, stages: Mapping[str, float]) -> None:
-        """Add seconds per stage."""
-        self.seconds.update(stages)
-
-    def batch(self, events: int) -> None:
-        """Count a finished batch; log the sums once `every` seconds passed."""
-        self.events += events
-        self.batches += 1
-        now = time.monotonic()
-        if now - self.since >= self.every:
-            log.info("%s", self.line(now))
-            self._reset(now)
-
-    def line(self, now: float) -> str:
-        """The log line of the sums so far."""
-        parts = " ".join(f"{k}={v:.2f}" for k, v in sorted(self.seconds.items()))
-        return (
-            f"stages {self.name}: {self.events} events, {self.batches} batches, "
-            f"{now - self.since:.1f} s: {parts}"
-        )
 
 
 async def consume_batches(
@@ -294,14 +206,6 @@ def run_worker(app: faust.App, settings: Settings) -> None:
     worker.execute_from_commandline()
 
 
-class BatchHandler(Protocol):
-    """A service's batch logic: validate, store, derive; no Kafka."""
-
-    def handle(self, batch: Sequence[Incoming]) -> BatchResult:
-        """Handle one batch in one database transaction."""
-        ...
-
-
 Publisher = Callable[[BatchResult], Awaitable[None]]
 
 
@@ -364,13 +268,16 @@ def service_app(
     flush = getattr(handler, "flush", None)
     if flush is not None:
         # A handler that derives once per window (its `window_seconds`)
-        # finishes the last window of a stream here, when no batch comes.
+        # derives here, beside its batches, not in their way.
         window = getattr(handler, "window_seconds", settings.derive_seconds)
+        derives = StageClock(f"{service}.derive")
 
         @app.timer(interval=max(window, 0.1))
         async def flush_derived() -> None:
             result = await with_retries(flush, "derive")
             await publish_with_retries(after, result, "publishing the derive")
+            derives.add(result.stages)
+            derives.batch(0)
 
     refresh = getattr(handler, "refresh", None)
     if refresh is not None:

@@ -103,9 +103,11 @@ def test_a_window_derives_once_and_a_forced_flush_derives_what_is_left(
             "AND year = 2021",
         )
 
-    first = send(co2_event("147", 2021, "energy", 10.0))  # a new handler derives
-    assert series() == 10.0 and first.series_changes  # type: ignore[attr-defined]
-    later = send(co2_event("147", 2021, "transport", 5.0))  # inside the window
+    stored = send(co2_event("147", 2021, "energy", 10.0))
+    assert series() is None and not stored.series_changes  # batches never derive
+    assert handler.flush().series_changes  # a new handler's timer derives at once
+    assert series() == 10.0
+    later = send(co2_event("147", 2021, "transport", 5.0))
     assert series() == 10.0 and not later.series_changes  # type: ignore[attr-defined]
     assert not handler.flush().series_changes  # the window is still open
     stopping = handler.flush(force=True)

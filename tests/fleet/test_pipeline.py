@@ -110,8 +110,12 @@ def test_fleet_events_in_give_rows_shares_and_progress_out(
             and p["test-region-zero-emission"]["latest_value"] == 100 * 360 / 660
         ),
     )
-    movia = rows(
-        engine, "SELECT * FROM fleet_share WHERE scope = 'movia' ORDER BY date"
+    # The shares are derived once per window, beside the batches.
+    movia = wait_for(
+        lambda: rows(
+            engine, "SELECT * FROM fleet_share WHERE scope = 'movia' ORDER BY date"
+        ),
+        lambda found: len(found) == 2,
     )
     assert [r["total_buses"] for r in movia] == [1100, 1100]
     assert movia[0]["fossil_free_share"] == pytest.approx(39.0)

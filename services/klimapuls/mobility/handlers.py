@@ -21,6 +21,7 @@ from klimapuls.core.identity import Judgement
 from klimapuls.core.mobility import modal_splits
 from klimapuls.core.progress import MOBILITY_INDICATORS
 from klimapuls.deriving import SeriesOwner
+from klimapuls.mobility import MOBILITY_COUNT
 from klimapuls.storage import mobility as counts
 from klimapuls.storage.db import in_transaction
 
@@ -30,9 +31,6 @@ __all__ = [
     "MobilityHandler",
     "write_modal_splits",
 ]
-
-#: The event family this service consumes.
-MOBILITY_COUNT = "mobility_count"
 
 
 @dataclass
