@@ -170,7 +170,11 @@ class SeriesOwner(Generic[R]):
                 scopes, self._pending = self._pending, set()
             done = False
             try:
-                done = self._derive(now, result, wait=force)
+                if self._derive(now, result, wait=force):
+                    # Part of the derive (TimescaleDB's refresh): cut off,
+                    # it leaves the scopes pending as a failed derive does.
+                    self.derived(now)
+                    done = True
             finally:
                 with self._lock:
                     if done:
@@ -194,7 +198,6 @@ class SeriesOwner(Generic[R]):
         return in_transaction(self.engine, work)
 
     def _announce(self, result: R, scopes: set[str], now: datetime) -> None:
-        self.derived(now)
         result.series_changes.append(
             SeriesChange.of(self.name, self.indicators, scopes | {REGION_CODE}, now)
         )
