@@ -82,6 +82,8 @@ class BulkWorker:
         self._producer: AIOKafkaProducer | None = None
         #: Where the timers' time goes (the derives run beside the batches).
         self._derives = StageClock(f"{service}.derive")
+        #: The timers' ticks under way (a stop lets them finish).
+        self._ticks: set[asyncio.Future[None]] = set()
 
     def _consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -138,9 +140,16 @@ class BulkWorker:
                 if task.done():
                     task.result()  # a bug: raise it, the supervisor restarts us
             deadline = time.monotonic() + _STOP_GRACE_S
-            # Timers first: one cut off mid-publish leaves its window pending
-            # for the forced flush below, which publishes it.
+            # Timers first. A tick under way is not cut off: its derive runs
+            # on in its thread whatever becomes of the task, and the window
+            # it took is no longer pending for the forced flush below; so it
+            # finishes and publishes what it derived.
             await _cancelled(timers)
+            await _within(
+                asyncio.gather(*self._ticks, return_exceptions=True),
+                "the derive under way",
+                deadline,
+            )
             await _within(consuming, "the batch in hand", deadline)
             await _within(self._tick("flush", True), "the last derive", deadline)
         finally:
@@ -171,7 +180,11 @@ class BulkWorker:
     async def _every(self, name: str, seconds: float) -> None:
         while True:
             await asyncio.sleep(seconds)
-            await self._tick(name)
+            # Shielded: a stop cancels the timer, not its tick (see `run`).
+            tick = asyncio.ensure_future(self._tick(name))
+            self._ticks.add(tick)
+            tick.add_done_callback(self._ticks.discard)
+            await asyncio.shield(tick)
 
     async def _tick(self, name: str, force: bool = False) -> None:
         work = getattr(self.handler, name, None)
