@@ -270,3 +270,87 @@ def test_two_workers_with_timers_roll_up_and_name_everything_by_ticks_alone(
     for n in range(2):
         sent = {e["municipality_code"] for b in work[n] for e in b}
         assert sent | {REGION_CODE} <= named[n]
+
+
+#: Who may write which municipality's counts (tællinger: both).
+_PRODUCERS = {
+    "frederiksberg": ("147",),
+    "gentofte": ("157",),
+    "tællinger": ("147", "157"),
+}
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("seed", range(3))
+def test_two_workers_claiming_new_sites_at_once_keep_each_site_with_its_first_count(
+    engine: Engine, grant: Callable[..., None], seed: int
+) -> None:
+    grant("frederiksberg", "147")
+    grant("gentofte", "157")
+    grant("tællinger", "147", "157", kinds=("mobility_count",))
+    rng = random.Random(seed)
+    sent: list[dict[str, Any]] = []
+
+    def event(n: int) -> dict[str, Any]:
+        if sent and rng.random() < 0.2:  # the same report, to either worker
+            return dict(rng.choice(sent))
+        producer = rng.choice(list(_PRODUCERS))
+        start = datetime(2024, 3, 4, rng.randint(0, 23), tzinfo=NOW.tzinfo)
+        made = count_event(
+            f"s{rng.randint(1, 60)}",
+            rng.choice(["bike", "car"]),
+            start.isoformat(),
+            rng.randint(1, 50),
+            municipality_code=rng.choice(_PRODUCERS[producer]),
+            revision=rng.randint(0, 3),
+            event_id=f"w{n}:{len(sent)}",
+        )
+        sent.append({**made, "producer": producer})
+        return sent[-1]
+
+    work = [
+        [[event(n) for _ in range(rng.randint(1, 6))] for _ in range(30)]
+        for n in (0, 1)
+    ]
+    workers = [MobilityHandler(engine, lambda: NOW) for _ in work]
+    results: list[MobilityBatchResult] = []
+    failures: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            for batch in work[n]:
+                results.append(workers[n].handle(_incoming(batch, n)))
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures
+
+    owners = {r["site_id"]: r for r in rows(engine, "SELECT * FROM counting_site")}
+    stored = rows(engine, "SELECT * FROM mobility_count ORDER BY seq")
+    assert {r["event_id"] for r in stored} <= {e["event_id"] for e in sent}
+    for site, owner in owners.items():
+        of_site = [r for r in stored if r["site_id"] == site]
+        # The site is its first stored count's municipality,
+        assert of_site[0]["event_id"] == owner["first_event_id"]
+        assert of_site[0]["municipality_code"] == owner["municipality_code"]
+        # and only a producer granted that municipality wrote another one.
+        for r in of_site:
+            if r["municipality_code"] != owner["municipality_code"]:
+                assert owner["municipality_code"] in _PRODUCERS[r["producer"]], r
+    assert {r["site_id"] for r in stored} == set(owners)
+    refused = [d.reason for result in results for d in result.dead_letters]
+    for reason in refused:
+        site = reason.split("'")[1]
+        assert f"belongs to municipality '{owners[site]['municipality_code']}'" in (
+            reason
+        ), reason
+    # Every report stored once; each sent one stored, a duplicate or refused.
+    verdicts = [v for result in results for v in result.verdicts]
+    assert len(verdicts) == sum(len(b) for batches in work for b in batches)
+    assert sum(v is Verdict.NEW for v in verdicts) == len(stored)
+    assert len(refused) == sum(v is Verdict.REJECTED for v in verdicts)
