@@ -44,6 +44,9 @@ __all__ = ["SeriesOwner"]
 
 R = TypeVar("R", bound=BatchResult)
 
+#: The share of a window after which a derive is due again (see `_due`).
+_TICK_SLACK = 0.8
+
 
 class SeriesOwner(Generic[R]):
     """Store a batch, derive once per window; subclasses say how.
@@ -115,7 +118,12 @@ class SeriesOwner(Generic[R]):
     def _due(self, now: datetime) -> bool:
         if self._derived_at is None:
             return True
-        return (now - self._derived_at).total_seconds() >= self.window_seconds
+        # A fixed-rate timer (faust's) ticks one window after the last tick,
+        # a little less than a window after the derive it started took its
+        # clock: without the slack every other tick would find the window
+        # still open.
+        elapsed = (now - self._derived_at).total_seconds()
+        return elapsed >= self.window_seconds * _TICK_SLACK
 
     def handle(self, batch: Sequence[Incoming]) -> R:
         """Validate and store in one transaction; derive only with a window of 0."""
