@@ -46,6 +46,8 @@ R = TypeVar("R", bound=BatchResult)
 
 #: The share of a window after which a derive is due again (see `_due`).
 _TICK_SLACK = 0.8
+#: A derive is due no sooner than this many times its last one took after it.
+_PACE = 3.0
 
 
 class SeriesOwner(Generic[R]):
@@ -87,6 +89,8 @@ class SeriesOwner(Generic[R]):
         # A new handler derives first thing: a restart may have cut off the
         # last window of the process before.
         self._derived_at: datetime | None = None
+        #: How long this handler's last derive took (`_due` paces by it).
+        self._derive_seconds = 0.0
 
     # -- what each owner says ------------------------------------------------
 
@@ -116,14 +120,18 @@ class SeriesOwner(Generic[R]):
     # -- the shared shape ----------------------------------------------------
 
     def _due(self, now: datetime) -> bool:
-        if self._derived_at is None:
+        if self._derived_at is None or self.window_seconds <= 0:
             return True
         # A fixed-rate timer (faust's) ticks one window after the last tick,
         # a little less than a window after the derive it started took its
         # clock: without the slack every other tick would find the window
         # still open.
+        # A slow derive (a backlog's) spaces the next out to keep derives to
+        # about a third of the time: each then covers more rows, and costs
+        # less per row; a quick one (live traffic) keeps to the window.
+        span = max(self.window_seconds, _PACE * self._derive_seconds)
         elapsed = (now - self._derived_at).total_seconds()
-        return elapsed >= self.window_seconds * _TICK_SLACK
+        return elapsed >= span * _TICK_SLACK
 
     def handle(self, batch: Sequence[Incoming]) -> R:
         """Validate and store in one transaction; derive only with a window of 0."""
@@ -176,19 +184,28 @@ class SeriesOwner(Generic[R]):
                 if not ((self._pending or first) and (force or self._due(now))):
                     return
                 scopes, self._pending = self._pending, set()
-            done = False
+            done = skipped = False
+            began = time.perf_counter()
             try:
                 if self._derive(now, result, wait=force):
                     # Part of the derive (TimescaleDB's refresh): cut off,
                     # it leaves the scopes pending as a failed derive does.
                     self.derived(now)
                     done = True
+                else:
+                    skipped = True
             finally:
                 with self._lock:
                     if done:
                         self._derived_at = now
-                    else:  # skipped or failed: the next tick tries again
+                        self._derive_seconds = time.perf_counter() - began
+                    else:  # skipped or failed: a later tick tries again
                         self._pending |= scopes
+                    if skipped and not first:
+                        # Another worker derives (its rows too): this one
+                        # paces itself as if it had, so the two do not
+                        # derive back to back.
+                        self._derived_at = now
             if done:
                 self._announce(result, scopes, now)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from klimapuls.co2.handlers import Co2Handler
-from klimapuls.core.batch import Incoming
+from klimapuls.core.batch import BatchResult, Incoming
 from tests.helpers import co2_event, rows, scalar
 
 
@@ -113,4 +114,29 @@ def test_a_window_derives_once_and_a_forced_flush_derives_what_is_left(
     stopping = handler.flush(force=True)
     assert series() == 15.0
     [notice] = stopping.series_changes
+    assert "147" in notice.scopes
+
+
+def test_a_slow_derive_spaces_out_the_next_one(engine: Engine) -> None:
+    """A derive is due a window after the last, or three times its length."""
+    clock = [datetime(2026, 11, 1, tzinfo=UTC)]
+
+    class SlowCo2Handler(Co2Handler):
+        def derive(self, conn: Connection, now: datetime, result: BatchResult) -> None:
+            super().derive(conn, now, result)
+            time.sleep(0.3)  # a backlog's derive, much longer than the window
+
+    handler = SlowCo2Handler(engine, lambda: clock[0], window_seconds=0.1)
+
+    def send(sector: str) -> None:
+        event = co2_event("147", 2021, sector, 1.0)
+        handler.handle([Incoming("co2_account", json.dumps(event).encode(), "t:0:0")])
+
+    send("energy")
+    assert handler.flush().series_changes  # the first derive, 0.3 s long
+    send("transport")
+    clock[0] += timedelta(seconds=0.5)  # past the window, not 3 x 0.3 s
+    assert not handler.flush().series_changes
+    clock[0] += timedelta(seconds=0.5)
+    [notice] = handler.flush().series_changes
     assert "147" in notice.scopes
