@@ -1,4 +1,4 @@
-"""Small helpers for tests: polling and event factories."""
+"""Small helpers for tests: polling, reading a topic, and event factories."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kafka import KafkaConsumer
 from sqlalchemy import Engine, text
+
+from klimapuls.settings import Settings
 
 T = TypeVar("T")
 
@@ -87,3 +90,18 @@ def target_event(target_id: str, version: int = 1, **fields: Any) -> dict[str, A
     }
     event.update(fields)
     return event
+
+
+def topic_values(settings: Settings, topic: str, quiet_s: float) -> list[bytes]:
+    """Every message body in `topic` from the start, once none came for `quiet_s`."""
+    consumer = KafkaConsumer(
+        topic,
+        **settings.kafka.kafka_python_options(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=int(quiet_s * 1000),
+    )
+    try:
+        return [message.value for message in consumer]
+    finally:
+        consumer.close()

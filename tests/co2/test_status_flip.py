@@ -17,13 +17,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
 from sqlalchemy import Engine
 
 from klimapuls.producer import EventProducer
 from klimapuls.settings import Settings
 from klimapuls.stack.runner import Stack
-from tests.helpers import co2_event, rows, scalar, target_event, wait_for
+from tests.helpers import (
+    co2_event,
+    rows,
+    scalar,
+    target_event,
+    topic_values,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,17 +47,8 @@ def _status(engine: Engine, target_id: str) -> Any:
 
 
 def _published(settings: Settings, target_id: str) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(
-        settings.topics.target_status,
-        **settings.kafka.kafka_python_options(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=2000,
-    )
-    try:
-        changes = [json.loads(m.value) for m in consumer]
-    finally:
-        consumer.close()
+    values = topic_values(settings, settings.topics.target_status, quiet_s=2)
+    changes = [json.loads(value) for value in values]
     return [c for c in changes if c["target_id"] == target_id]
 
 

@@ -14,7 +14,6 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from kafka import KafkaConsumer
 from sqlalchemy import Connection, Engine
 
 from klimapuls.bulk import BulkWorker
@@ -23,7 +22,7 @@ from klimapuls.mobility import MOBILITY_COUNT
 from klimapuls.mobility.handlers import MobilityBatchResult, MobilityHandler
 from klimapuls.producer import EventProducer
 from klimapuls.settings import Settings
-from tests.helpers import scalar, wait_for
+from tests.helpers import scalar, topic_values, wait_for
 from tests.mobility.factories import count_event
 
 
@@ -42,17 +41,8 @@ class _SlowDerive(MobilityHandler):
 
 
 def _notices(settings: Settings) -> list[SeriesChange]:
-    consumer = KafkaConsumer(
-        settings.topics.series_change,
-        **settings.kafka.kafka_python_options(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
-    )
-    try:
-        return [SeriesChange.from_json(m.value) for m in consumer]
-    finally:
-        consumer.close()
+    values = topic_values(settings, settings.topics.series_change, quiet_s=3)
+    return [SeriesChange.from_json(value) for value in values]
 
 
 @pytest.mark.timeout(120)
