@@ -226,3 +226,25 @@ def test_restated_rows_are_read_in_the_order_of_the_count_fields() -> None:
 
     names = tuple(f.name for f in fields(MobilityCount))
     assert counts._COUNT_COLUMNS == names
+
+
+def test_a_replayed_batch_is_judged_alike_with_or_without_a_draft(
+    engine: Engine,
+) -> None:
+    """A batch stored before says so; judged again, drafted or not, it is all
+    duplicates (the handler drafts no batch after a replayed one)."""
+    events = [
+        count_event(f"S-{i}", "bike", "2026-10-01T08:00:00+02:00", 10 + i)
+        for i in range(3)
+    ]
+    assert not _store(engine, events).replayed
+    valid = [validate_event("mobility_count", e, now=NOW) for e in events]
+    for draft in (True, False):
+        again = in_transaction(
+            engine,
+            lambda conn, draft=draft: counts.store_counts(
+                conn, valid, NOW, grants=grants.load_grants(conn), draft=draft
+            ),
+        )
+        assert again.replayed and again.added == 0
+        assert [j.verdict for j in again.judgements] == [Verdict.DUPLICATE] * 3

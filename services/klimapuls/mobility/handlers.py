@@ -58,6 +58,9 @@ class MobilityHandler(SeriesOwner[MobilityBatchResult]):
     scope_field = "municipality_code"
     result_type = MobilityBatchResult
     _backend_name: counts.Backend | None = None
+    #: Whether the last batch was partly stored already: a replay's batches
+    #: come in runs, and judging them before the lock too would be wasted.
+    _replaying = False
 
     def _backend(self, conn: Connection) -> counts.Backend:
         if self._backend_name is None:
@@ -72,7 +75,10 @@ class MobilityHandler(SeriesOwner[MobilityBatchResult]):
         result: MobilityBatchResult,
     ) -> list[Judgement]:
         """Store counts; restated ones stay, no longer current."""
-        stored = counts.store_counts(conn, events, now, grants=self.grants.get())
+        stored = counts.store_counts(
+            conn, events, now, grants=self.grants.get(), draft=not self._replaying
+        )
+        self._replaying = stored.replayed
         result.restated = stored.restated
         return stored.judgements
 

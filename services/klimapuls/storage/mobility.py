@@ -106,6 +106,8 @@ class StoredCounts:
     judgements: list[Judgement] = field(default_factory=list)
     restated: int = 0
     partitions: list[str] = field(default_factory=list)
+    #: Whether any of the batch was stored before (a replay, a re-send).
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -386,6 +388,7 @@ def store_counts(
     now: datetime,
     *,
     grants: Grants,
+    draft: bool = True,
 ) -> StoredCounts:
     """Insert count events idempotently and move `is_current` to restatements.
 
@@ -393,7 +396,10 @@ def store_counts(
     (`ensure_partitions`). A count that would move its site to another
     municipality is refused unless `grants` let its producer write the
     site's (`klimapuls.core.authorisation.site_owner_issue`). Takes the
-    count lock (see `lock_counts`) for the rest of the transaction.
+    count lock (see `lock_counts`) for the rest of the transaction. With
+    `draft` the batch is judged before the lock too (see `_draft`): a caller
+    whose last batch was `replayed` passes False, as a replay's draft is
+    never used.
     """
     result = StoredCounts()
     if not events:
@@ -412,11 +418,12 @@ def store_counts(
             )
         ),
     )
-    draft = _draft(conn, events, identities, grants)
+    drafted = _draft(conn, events, identities, grants) if draft else None
     lock_counts(conn)
     known = _STAGING.stored(conn, "mobility_count", _KIND)
-    if draft is not None and not known and draft[1].still_owned(conn):
-        result.judgements, sites = draft
+    result.replayed = bool(known)
+    if drafted is not None and not known and drafted[1].still_owned(conn):
+        result.judgements, sites = drafted
     else:
         stored = {identity.origin for identity in known}
         again = {c.key for c in compress(counts, may_be_resent(events, stored))}
