@@ -122,13 +122,12 @@ class SeriesOwner(Generic[R]):
     def _due(self, now: datetime) -> bool:
         if self._derived_at is None or self.window_seconds <= 0:
             return True
-        # A fixed-rate timer (faust's) ticks one window after the last tick,
-        # a little less than a window after the derive it started took its
-        # clock: without the slack every other tick would find the window
-        # still open.
         # A slow derive (a backlog's) spaces the next out to keep derives to
         # about a third of the time: each then covers more rows, and costs
-        # less per row; a quick one (live traffic) keeps to the window.
+        # less per row; a quick one (live traffic) keeps to the window. The
+        # slack: a fixed-rate timer (faust's) ticks a little less than a
+        # window after the clock its last derive took, and without it every
+        # other tick would find the window still open.
         span = max(self.window_seconds, _PACE * self._derive_seconds)
         elapsed = (now - self._derived_at).total_seconds()
         return elapsed >= span * _TICK_SLACK

@@ -52,8 +52,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
-_MAX_BACKOFF_S = 30.0
-
 
 def _credentials(settings: Settings) -> Any:
     kafka = settings.kafka

@@ -428,11 +428,7 @@ def store_counts(
         stored = {identity.origin for identity in known}
         again = {c.key for c in compress(counts, may_be_resent(events, stored))}
         ledger = Ledger.of(_KIND, known, _rivals(conn, again) if again else [])
-        sites = _SiteOwners(conn, grants)
-        result.judgements = [
-            ledger.judge(event, sites.admit, identity=identity)
-            for event, identity in zip(events, identities, strict=True)
-        ]
+        result.judgements, sites = _judged(conn, ledger, events, identities, grants)
     sites.record()
     # (position in the batch, the id it is stored under, its count)
     new: list[tuple[int, str, MobilityCount]] = []
@@ -487,7 +483,17 @@ def _draft(
     """
     if any(may_be_resent(events, ())):
         return None
-    ledger = Ledger.of(_KIND, [])
+    return _judged(conn, Ledger.of(_KIND, []), events, identities, grants)
+
+
+def _judged(
+    conn: Connection,
+    ledger: Ledger,
+    events: Sequence[dict[str, Any]],
+    identities: Sequence[Identity],
+    grants: Grants,
+) -> tuple[list[Judgement], _SiteOwners]:
+    """Each event judged by `ledger`, its site's owner admitting it."""
     sites = _SiteOwners(conn, grants)
     judgements = [
         ledger.judge(event, sites.admit, identity=identity)
