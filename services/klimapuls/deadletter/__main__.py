@@ -1,9 +1,8 @@
 """Run the dead-letter service: `python -m klimapuls.deadletter`."""
 
-from klimapuls.deadletter.app import create_app
+from klimapuls.bulk import run_bulk_worker
+from klimapuls.deadletter.app import create_worker
 from klimapuls.settings import service_settings
-from klimapuls.streaming import run_worker
 
 if __name__ == "__main__":
-    settings = service_settings("deadletter")
-    run_worker(create_app(settings), settings)
+    run_bulk_worker(create_worker(service_settings("deadletter")))

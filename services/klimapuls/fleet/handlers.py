@@ -19,12 +19,10 @@ from klimapuls.core.batch import BatchResult
 from klimapuls.core.fleet import FLEET_INDICATORS, fleet_shares
 from klimapuls.core.identity import Judgement
 from klimapuls.deriving import SeriesOwner
+from klimapuls.fleet import FLEET_STATUS
 from klimapuls.storage import fleet
 
 __all__ = ["FLEET_STATUS", "FleetHandler", "write_shares"]
-
-#: The event family this service consumes.
-FLEET_STATUS = "fleet_status"
 
 
 def write_shares(conn: Connection, now: datetime) -> None:
