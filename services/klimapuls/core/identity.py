@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Protocol
 
 import orjson
@@ -340,9 +340,9 @@ class Identity:
     digest: str
     slot: Slot | None = None
     rank: Rank | None = None
-    #: The digest a row stored before numbers counted by value would carry
-    #: for this content, when it differs (`legacy_digest`).
-    also: str | None = None
+    #: What the event says (without `RESEND_FIELDS`), kept for `also`; None
+    #: for an identity built from a stored digest. Not part of the identity.
+    content: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     #: The family model `slot` and `rank` come from (None for targets, and
     #: for identities built from a digest alone), handed on so storage need
     #: not build it again: a `MobilityCount` of a count; of a re-sent fact's
@@ -351,7 +351,20 @@ class Identity:
 
     def same_content(self, other: Identity) -> bool:
         """Whether `other` (a known fact) has this content."""
-        return other.digest in (self.digest, self.also)
+        return other.digest == self.digest or other.digest == self.also
+
+    @cached_property
+    def also(self) -> str | None:
+        """The legacy digest of this content (`legacy_digest`), if it differs.
+
+        The digest a row stored before numbers counted by value carries.
+        Worked out only when a known fact's digest differs from `digest`:
+        a second digest per event is most of the cost of an identity.
+        """
+        if self.content is None or not _has_whole_float(self.content):
+            return None
+        legacy = _sha256(self.content)
+        return None if legacy == self.digest else legacy
 
     @property
     def origin(self) -> str:
@@ -367,15 +380,13 @@ def identity_of(kind: str, event: Mapping[str, Any]) -> Identity:
         return Identity(key, event_id, target_digest(event))
     fact = fact_of(kind, event)
     content = _content(event)
-    digest = _sha256(_by_value(content))  # content_digest(event)
-    legacy = _sha256(content) if _has_whole_float(content) else digest
     return Identity(
         (kind, event_id),
         event_id,
-        digest,
+        _sha256(_by_value(content)),  # content_digest(event)
         None if fact is None else fact.slot,
         None if fact is None else fact.rank,
-        None if legacy == digest else legacy,
+        content,
         fact,
     )
 
