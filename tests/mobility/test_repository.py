@@ -219,6 +219,53 @@ def test_incremental_rollups_equal_a_full_rebuild(engine: Engine, seed: int) -> 
     )
 
 
+def test_new_counts_grow_their_hour_and_a_restatement_sums_it_again(
+    engine: Engine,
+) -> None:
+    hour = "2024-03-10T08:00:00+00:00"
+    quarter = "2024-03-10T08:15:00+00:00"
+    _store(engine, [count_event("s1", "bike", hour, 100, hours=0.25)])
+    _refresh(engine)
+    # A new count in a rolled-up hour: added to the row, nothing summed again.
+    _store(engine, [count_event("s1", "bike", quarter, 20, hours=0.25)])
+    assert scalar(engine, "SELECT bool_or(restates) FROM mobility_count") is False
+    _refresh(engine)
+    assert scalar(engine, "SELECT trips FROM mobility_hourly") == 120
+    # Restating the first count: the hour is summed again from current counts.
+    _store(engine, [count_event("s1", "bike", hour, 70, hours=0.25, revision=1)])
+    assert rows(engine, "SELECT count, restates FROM mobility_count ORDER BY seq") == [
+        {"count": 100, "restates": False},
+        {"count": 20, "restates": False},
+        {"count": 70, "restates": True},
+    ]
+    _refresh(engine)
+    assert scalar(engine, "SELECT trips FROM mobility_hourly") == 90
+    assert scalar(engine, "SELECT trips FROM mobility_region_hourly") == 90
+    incremental = _rollups(engine)
+    in_transaction(engine, counts.rebuild_rollups)
+    assert _rollups(engine) == incremental
+
+
+def test_an_hour_summed_again_leaves_later_counts_to_the_next_refresh(
+    engine: Engine,
+) -> None:
+    hour = "2024-03-10T08:00:00+00:00"
+    _store(engine, [count_event("s1", "bike", hour, 100, hours=0.25)])
+    _refresh(engine)
+    _store(engine, [count_event("s1", "bike", hour, 70, hours=0.25, revision=1)])
+    upto = in_transaction(engine, counts.committed_seq)
+    # Committed after the refresh read its `seq`: the next refresh adds it.
+    later = "2024-03-10T08:30:00+00:00"
+    _store(engine, [count_event("s1", "bike", later, 5, hours=0.25)])
+    in_transaction(engine, lambda conn: counts.refresh_rollups(conn, upto))
+    assert scalar(engine, "SELECT trips FROM mobility_hourly") == 70
+    _refresh(engine)
+    assert scalar(engine, "SELECT trips FROM mobility_hourly") == 75
+    incremental = _rollups(engine)
+    in_transaction(engine, counts.rebuild_rollups)
+    assert _rollups(engine) == incremental
+
+
 def test_restated_rows_are_read_in_the_order_of_the_count_fields() -> None:
     from dataclasses import fields
 

@@ -10,11 +10,12 @@ is current and the rollups sum only those.
 
 Rollups without TimescaleDB are tables refreshed incrementally: every row
 carries `seq` from a sequence, and `mobility_rollup_state.watermark` is the
-highest `seq` already rolled up. A refresh re-aggregates only the (hour,
-site) pairs of rows above the watermark, then only the (day, municipality,
-mode) and (year, municipality, mode) groups holding a changed hour. A
-restatement adds a row in the same hour and site as the count it replaces,
-so restated buckets are found the same way. Writers hold the count lock
+highest `seq` already rolled up. A refresh adds the rows above the
+watermark to the hour rows of their (hour, site) pairs, then rebuilds only
+the (day, municipality, mode) and (year, municipality, mode) groups holding
+a changed hour. A restatement adds a row in the same hour and site as the
+count it replaces, marked `restates`: its pair's hours are summed again
+from the current counts instead (see `_FIND_TOUCHED`). Writers hold the count lock
 until their commit, so `seq` order is commit order; a refresh holds the
 rollup lock (one refresher at a time) and rolls up to `committed_seq`,
 read under the count lock in a short transaction before it, so no row
@@ -444,7 +445,7 @@ def store_counts(
         conn, [c.interval_start for _, _, c in new], now
     )
     winners = _winners(new)
-    losers = _losers(conn, winners)
+    losers, restating = _losers(conn, winners)
     if losers:
         conn.execute(
             text(
@@ -459,7 +460,10 @@ def store_counts(
         text(_INSERT_STAGED),
         {
             "new": as_json(
-                [{"i": i, "e": eid, "c": eid in current} for i, eid, _ in new]
+                [
+                    {"i": i, "e": eid, "c": eid in current, "r": eid in restating}
+                    for i, eid, _ in new
+                ]
             )
         },
     )
@@ -524,13 +528,16 @@ def _winners(new: Sequence[tuple[int, str, MobilityCount]]) -> dict[CountKey, Wi
     return winners
 
 
-def _losers(conn: Connection, winners: dict[CountKey, Winner]) -> list[dict[str, Any]]:
-    """Stored current counts a new winner restates; drops winners that lose.
+def _losers(
+    conn: Connection, winners: dict[CountKey, Winner]
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Stored current counts a new winner restates, and those winners' ids.
 
-    A late, older restatement is stored but not current: its key leaves
-    `winners`.
+    Drops winners that lose: a late, older restatement is stored but not
+    current, and its key leaves `winners`.
     """
     losers: list[dict[str, Any]] = []
+    restating: set[str] = set()
     for row in conn.execute(_CURRENT_OF_STAGED).mappings():
         key = _key_of(row)
         winner = winners.get(key)
@@ -539,9 +546,10 @@ def _losers(conn: Connection, winners: dict[CountKey, Winner]) -> list[dict[str,
         stored_rank = (row["revision"], row["reported_at"], row["event_id"])
         if wins_over(winner[0], stored_rank):
             losers.append({"e": row["event_id"], "s": row["interval_start"]})
+            restating.add(winner[1])
         else:
             del winners[key]
-    return losers
+    return losers, restating
 
 
 # The new counts go from the staging table (no second transfer); the
@@ -563,6 +571,7 @@ _COPIED = (
     "delay_hours",
     "revision",
     "is_current",
+    "restates",
     "producer",
     "reported_at",
     "payload_sha256",
@@ -572,8 +581,9 @@ WITH added AS (
     INSERT INTO mobility_count ({", ".join(_COPIED)})
     SELECT n.e, s.site_id, s.site_kind, s.municipality_code, s.mode,
         s.direction, s.interval_start, s.interval_end, s.count, s.delay_hours,
-        s.revision, n.c, s.producer, s.reported_at, s.payload_sha256
-    FROM json_to_recordset(CAST(:new AS json)) AS n(i integer, e text, c boolean)
+        s.revision, n.c, n.r, s.producer, s.reported_at, s.payload_sha256
+    FROM json_to_recordset(CAST(:new AS json))
+        AS n(i integer, e text, c boolean, r boolean)
     JOIN {_STAGE} s ON s.idx = n.i
     RETURNING site_id, municipality_code, producer, interval_end
 ), feeds AS (
@@ -623,44 +633,68 @@ def rebuild_feeds(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
-# Hours are rebuilt per (hour, site) touched, from the current counts (a
-# restatement shares its site and hour with the count it replaces). Every
-# hour row removed (-1) and added (+1) goes to the session's delta table; the
-# rollups kept from hours move by those deltas, and days and years are
-# rebuilt only for the (bucket, municipality, mode) groups holding a delta,
-# so a scattered restatement re-adds a few groups, not every site of its
-# day. Nothing goes through Python: a refresh is a handful of statements.
-# The lateral subqueries make PostgreSQL probe the indexes per group
-# instead of hashing whole partitions.
+# An hour row is kept per (hour, site, municipality, mode). A refresh looks
+# at the (hour, site) pairs of the counts above the watermark. Where none of
+# those counts restates a stored count or is itself restated, the hour rows
+# only gain: the counts' sums are added to them (an upsert). Where one does,
+# a count already summed may have to leave, so the pair's hour rows are
+# summed again from the current counts up to the refresh's `seq` (a
+# restatement shares its site and hour with the count it replaces). A count
+# restated after a refresh looked at it is found by its restatement, which
+# is marked `restates` and comes in a later refresh: that one sums the hour
+# again, whatever the rows held.
+#
+# Every change of an hour row goes to the session's delta table: its trips,
+# delay and counts signed, and `hours` +1 for a new row, -1 for a removed
+# one, 0 for one that grew. The rollups kept from hours move by those
+# deltas, and days and years are rebuilt only for the (bucket, municipality,
+# mode) groups holding a delta, so a scattered restatement re-adds a few
+# groups, not every site of its day. Nothing goes through Python: a refresh
+# is a handful of statements. The lateral subqueries make PostgreSQL probe
+# the indexes per group instead of hashing whole partitions.
 _DELTA = "mobility_hour_delta"
 _CREATE_DELTA = f"""
-CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (sign integer, bucket timestamptz,
+CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (hours integer, bucket timestamptz,
     municipality_code text, mode text, trips bigint, delay_hours double precision,
     counts bigint, site_id text) ON COMMIT DELETE ROWS
 """
 _ROWS = "bucket, municipality_code, mode, trips, delay_hours, counts"
-_TOUCHED = f"""touched AS (
-    SELECT DISTINCT date_bin('1 hour', interval_start, {_HOUR_ORIGIN}) AS bucket,
-        site_id
+_HOUR_OF = f"date_bin('1 hour', interval_start, {_HOUR_ORIGIN})"
+#: The (hour, site) pairs above the watermark; `again`: summed again. Found
+#: once per refresh, so that every statement after sees the same pairs
+#: (a writer may restate a count meanwhile: its own refresh sums again).
+_TOUCHED = "mobility_touched_hour"
+_CREATE_TOUCHED = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_TOUCHED} (bucket timestamptz, site_id text,
+    again boolean) ON COMMIT DELETE ROWS
+"""
+_FIND_TOUCHED = f"""
+WITH found AS (
+    INSERT INTO {_TOUCHED}
+    SELECT {_HOUR_OF}, site_id, bool_or(restates OR NOT is_current)
     FROM mobility_count WHERE seq > :low AND seq <= :high
-)"""
-_ROLLUP_HOURS = (
+    GROUP BY 1, site_id
+    RETURNING bucket, again
+)
+SELECT count(DISTINCT bucket), bool_or(again) FROM found
+"""
+_SUM_AGAIN = (
     f"""
-    WITH {_TOUCHED}, removed AS (
-        DELETE FROM mobility_hourly h USING touched t
-        WHERE h.bucket = t.bucket AND h.site_id = t.site_id
+    WITH removed AS (
+        DELETE FROM mobility_hourly h USING {_TOUCHED} t
+        WHERE t.again AND h.bucket = t.bucket AND h.site_id = t.site_id
         RETURNING h.{_ROWS.replace(", ", ", h.")}, h.site_id
-    ), noted AS (
-        INSERT INTO {_DELTA} SELECT -1, * FROM removed
     )
-    SELECT count(DISTINCT bucket) FROM touched
+    INSERT INTO {_DELTA}
+    SELECT -1, bucket, municipality_code, mode, -trips, -delay_hours, -counts, site_id
+    FROM removed
     """,
     f"""
-    WITH {_TOUCHED}, added AS (
+    WITH added AS (
         INSERT INTO mobility_hourly ({_ROWS}, site_id)
         SELECT t.bucket, c.municipality_code, c.mode, c.trips, c.delay_hours,
             c.counts, t.site_id
-        FROM touched t
+        FROM {_TOUCHED} t
         CROSS JOIN LATERAL (
             SELECT municipality_code, mode, sum(count) AS trips,
                 sum(delay_hours) AS delay_hours, count(*) AS counts
@@ -668,13 +702,45 @@ _ROLLUP_HOURS = (
             WHERE is_current AND site_id = t.site_id
                 AND interval_start >= t.bucket
                 AND interval_start < t.bucket + interval '1 hour'
+                AND seq <= :high
             GROUP BY municipality_code, mode
         ) AS c
+        WHERE t.again
         RETURNING {_ROWS}, site_id
     )
     INSERT INTO {_DELTA} SELECT 1, * FROM added
     """,
 )
+# `fresh` and the join below read the hour rows as they were before this
+# statement (one snapshot for all its parts): a row not there yet is new.
+_ADD = f"""
+WITH fresh AS (
+    SELECT t.bucket, c.site_id, c.municipality_code, c.mode, sum(c.count) AS trips,
+        sum(c.delay_hours) AS delay_hours, count(*) AS counts
+    FROM mobility_count c
+    JOIN {_TOUCHED} t ON NOT t.again AND t.site_id = c.site_id
+        AND t.bucket = date_bin('1 hour', c.interval_start, {_HOUR_ORIGIN})
+    WHERE c.seq > :low AND c.seq <= :high
+    GROUP BY t.bucket, c.site_id, c.municipality_code, c.mode
+), grown AS (
+    INSERT INTO mobility_hourly AS h ({_ROWS}, site_id)
+    SELECT {_ROWS}, site_id FROM fresh
+    ON CONFLICT (bucket, site_id, mode, municipality_code) DO UPDATE SET
+        trips = h.trips + excluded.trips,
+        -- as sum() does: a missing delay adds nothing, none at all is none
+        delay_hours = CASE
+            WHEN h.delay_hours IS NULL THEN excluded.delay_hours
+            WHEN excluded.delay_hours IS NULL THEN h.delay_hours
+            ELSE h.delay_hours + excluded.delay_hours END,
+        counts = h.counts + excluded.counts
+)
+INSERT INTO {_DELTA}
+SELECT CASE WHEN h.bucket IS NULL THEN 1 ELSE 0 END, f.bucket, f.municipality_code,
+    f.mode, f.trips, f.delay_hours, f.counts, f.site_id
+FROM fresh f
+LEFT JOIN mobility_hourly h ON h.bucket = f.bucket AND h.site_id = f.site_id
+    AND h.mode = f.mode AND h.municipality_code = f.municipality_code
+"""
 
 
 def _local(unit: str, column: str) -> str:
@@ -768,8 +834,7 @@ def _from_hours_sql(
     upsert = f"""
     INSERT INTO {table} AS m ({columns}, trips, counts, hours)
     SELECT {columns}, sum(trips), sum(counts), sum(hours)
-    FROM (SELECT {selected}, sign * trips AS trips, sign * counts AS counts,
-            sign AS hours FROM {_DELTA}) AS t
+    FROM (SELECT {selected}, trips, counts, hours FROM {_DELTA}) AS t
     GROUP BY {columns}
     ON CONFLICT ({columns}) DO UPDATE SET
         trips = m.trips + excluded.trips, counts = m.counts + excluded.counts,
@@ -833,9 +898,13 @@ def refresh_rollups(conn: Connection, upto: int | None = None) -> RollupRefresh:
     if high is None:
         return RollupRefresh(low, low, seconds=time.perf_counter() - began)
     conn.execute(text(_CREATE_DELTA))
+    conn.execute(text(_CREATE_TOUCHED))
     seqs = {"low": low, "high": high}
-    hours = int(conn.execute(text(_ROLLUP_HOURS[0]), seqs).scalar_one())
-    conn.execute(text(_ROLLUP_HOURS[1]), seqs)
+    hours, again = conn.execute(text(_FIND_TOUCHED), seqs).one()
+    if again:
+        for statement in _SUM_AGAIN:
+            conn.execute(text(statement), seqs)
+    conn.execute(text(_ADD), seqs)
     deltas, days, years = conn.execute(text(_BUCKETS)).one()
     if deltas:
         for table, (keys, of_hour) in _FROM_HOURS.items():
@@ -845,11 +914,12 @@ def refresh_rollups(conn: Connection, upto: int | None = None) -> RollupRefresh:
             conn.execute(text(statement))
     # Emptied at commit anyway; a second refresh in one transaction starts afresh.
     conn.execute(text(f"DELETE FROM {_DELTA}"))
+    conn.execute(text(f"DELETE FROM {_TOUCHED}"))
     _advance(conn, int(high))
     return RollupRefresh(
         low,
         int(high),
-        hours=hours,
+        hours=int(hours),
         days=int(days),
         years=int(years),
         seconds=time.perf_counter() - began,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     FetchedValue,
     Integer,
     Text,
+    false,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -48,6 +49,9 @@ class MobilityCountRow(Base):
     delay_hours: Mapped[float | None] = mapped_column(Double)
     revision: Mapped[int] = mapped_column(Integer)
     is_current: Mapped[bool] = mapped_column(Boolean)
+    #: Whether it took `is_current` from a stored count (the hour rollup then
+    #: sums its hour again instead of adding it).
+    restates: Mapped[bool] = mapped_column(Boolean, server_default=false())
     producer: Mapped[str] = mapped_column(Text)
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(

@@ -1,0 +1,52 @@
+"""Counts that restate a stored count say so (`mobility_count.restates`).
+
+The hour rollup adds the counts of an (hour, site) to its row instead of
+summing the hour again, unless one of them restates a count (or is itself
+restated): only then can a count already in the row have to leave it. A
+count stored so far restated nothing as far as this column knows, so the
+counts not yet rolled up that share their key with a restated count are
+marked here; marking too many only means summing their hour again.
+
+Revision ID: 0019
+Revises: 0018
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0019"
+down_revision: str | None = "0018"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_MARK_PENDING = """
+UPDATE mobility_count c SET restates = true
+WHERE c.is_current
+    AND c.seq > coalesce(
+        (SELECT watermark FROM mobility_rollup_state WHERE name = 'rollups'), 0)
+    AND EXISTS (
+        SELECT 1 FROM mobility_count o
+        WHERE NOT o.is_current AND o.interval_start = c.interval_start
+            AND o.site_id = c.site_id AND o.mode = c.mode
+            AND o.direction = c.direction AND o.interval_end = c.interval_end
+    )
+"""
+
+
+def upgrade() -> None:
+    # A constant default: PostgreSQL adds the column without rewriting rows.
+    op.execute(
+        "ALTER TABLE mobility_count ADD COLUMN restates boolean NOT NULL DEFAULT false"
+    )
+    # Our own rollups only: TimescaleDB's continuous aggregates have no watermark.
+    tables = op.get_bind().execute(
+        sa.text("SELECT to_regclass('mobility_rollup_state') IS NOT NULL")
+    )
+    if tables.scalar():
+        op.execute(_MARK_PENDING)
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE mobility_count DROP COLUMN restates")
