@@ -2,10 +2,13 @@
 
 The hour rollup adds the counts of an (hour, site) to its row instead of
 summing the hour again, unless one of them restates a count (or is itself
-restated): only then can a count already in the row have to leave it. A
-count stored so far restated nothing as far as this column knows, so the
-counts not yet rolled up that share their key with a restated count are
-marked here; marking too many only means summing their hour again.
+restated): only then can a count already in the row have to leave it. The
+counts stored so far are not yet marked, and those above the watermark may
+already be in their hour rows: 0018's refresh summed a touched hour from
+every current count, also those committed after the `committed_seq` it
+rolled up to. Adding those again would count them twice, so every count
+not yet rolled up is marked: the first refreshes sum their hours again,
+as 0018's did (marking too many only means summing their hour again).
 
 Revision ID: 0019
 Revises: 0018
@@ -22,16 +25,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _MARK_PENDING = """
-UPDATE mobility_count c SET restates = true
-WHERE c.is_current
-    AND c.seq > coalesce(
-        (SELECT watermark FROM mobility_rollup_state WHERE name = 'rollups'), 0)
-    AND EXISTS (
-        SELECT 1 FROM mobility_count o
-        WHERE NOT o.is_current AND o.interval_start = c.interval_start
-            AND o.site_id = c.site_id AND o.mode = c.mode
-            AND o.direction = c.direction AND o.interval_end = c.interval_end
-    )
+UPDATE mobility_count SET restates = true
+WHERE seq > coalesce(
+    (SELECT watermark FROM mobility_rollup_state WHERE name = 'rollups'), 0)
 """
 
 
