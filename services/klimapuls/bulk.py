@@ -27,6 +27,7 @@ stop every old worker of a service before starting one of this kind.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -119,7 +120,7 @@ class BulkWorker:
         producer = self._producer = AIOKafkaProducer(
             **self.settings.kafka.aiokafka_options(), acks="all", linger_ms=5
         )
-        making = asyncio.ensure_future(asyncio.to_thread(self.make_handler))
+        making = asyncio.ensure_future(asyncio.to_thread(self._load))
         await producer.start()
         try:
             await consumer.start()  # returns once the group assigned partitions
@@ -161,6 +162,21 @@ class BulkWorker:
             end = max(deadline, time.monotonic()) + 3
             await _within(consumer.stop(), "leaving the group", end)
             await _within(producer.stop(), "stopping the producer", end)
+
+    def _load(self) -> BatchHandler:
+        """Make the handler; then freeze what is loaded, out of the collector's way.
+
+        What exists once the handler is made (modules, the handler, its
+        reference data) lives as long as the worker, yet every full
+        collection scanned it: with batches of thousands of events, full
+        collections took ~1.7 s of a mobility worker's ~5 s of CPU draining
+        100,000 counts (0.2 s frozen). Runs in the thread that loads the
+        handler, while the consumer joins its group.
+        """
+        handler = self.make_handler()
+        gc.collect()
+        gc.freeze()
+        return handler
 
     @property
     def handler(self) -> BatchHandler:

@@ -652,7 +652,8 @@ def rebuild_feeds(conn: Connection) -> None:
 # groups, not every site of its day. Nothing goes through Python: a refresh
 # is a handful of statements. The lateral subqueries make PostgreSQL probe
 # the indexes per group instead of hashing whole partitions.
-_DELTA = "mobility_hour_delta"
+# Named anew when its columns change: a pooled session keeps its temp tables.
+_DELTA = "mobility_hour_change"
 _CREATE_DELTA = f"""
 CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (hours integer, bucket timestamptz,
     municipality_code text, mode text, trips bigint, delay_hours double precision,
