@@ -211,10 +211,20 @@ def ensure_partitions(
         name = f"mobility_count_{month:%Y_%m}"
         if _relkind(conn, name) is not None:
             continue
-        # Bounds are dates we computed, never event text.
+        # Made apart, then attached: `CREATE TABLE ... PARTITION OF` locks
+        # the parent against every reader until the commit, so it waited for
+        # a derive's rollups (1.5 s in a backlog) with both writers queued
+        # behind it; attaching needs only a lock that readers and writers
+        # share. Bounds are dates we computed, never event text.
         conn.execute(
             text(
-                f"CREATE TABLE {name} PARTITION OF mobility_count FOR VALUES "
+                f"CREATE TABLE {name} "
+                "(LIKE mobility_count INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            )
+        )
+        conn.execute(
+            text(
+                f"ALTER TABLE mobility_count ATTACH PARTITION {name} FOR VALUES "
                 f"FROM ('{month.isoformat()}') TO ('{_next_month(month).isoformat()}')"
             )
         )
