@@ -5,11 +5,12 @@ acknowledgement each): on two cores that path alone tops out near 10,000
 events/s with a handler that does nothing, and its event loop competes with
 the handler's thread for the interpreter; its batch window also holds a
 batch back up to `KLIMAPULS_BATCH_SECONDS`. Counts are about 95 % of all
-events, fleet snapshots come a register at a time, and dead letters come
-with any burst of bad input, so the mobility, fleet and dead-letter
-services read with aiokafka's `getmany` instead: a batch of records in one
-call, as soon as the broker has one, handled by the same `BatchHandler`,
-published, and committed in one step.
+events, fleet snapshots come a register at a time, CO2 accounts a
+restated series at a time, and dead letters with any burst of bad input,
+so the co2, fleet, mobility and dead-letter services read with aiokafka's
+`getmany` instead: a batch of records in one call, as soon as the broker
+has one, handled by the same `BatchHandler`, published, and committed in
+one step.
 
 The contract is the faust loop's (`klimapuls.streaming`): an offset is
 committed only after the batch's database commit and its publishing; both

@@ -1,9 +1,8 @@
 """Run the CO2 service: `python -m klimapuls.co2`."""
 
-from klimapuls.co2.app import create_app
+from klimapuls.bulk import run_bulk_worker
+from klimapuls.co2.app import create_worker
 from klimapuls.settings import service_settings
-from klimapuls.streaming import run_worker
 
 if __name__ == "__main__":
-    settings = service_settings("co2")
-    run_worker(create_app(settings), settings)
+    run_bulk_worker(create_worker(service_settings("co2")))

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from klimapuls.co2 import CO2_ACCOUNT
 from klimapuls.core.accounts import current_figures, municipality_totals
 from klimapuls.core.batch import BatchResult
 from klimapuls.core.identity import Judgement
@@ -25,9 +26,6 @@ from klimapuls.deriving import SeriesOwner
 from klimapuls.storage import accounts
 
 __all__ = ["CO2_ACCOUNT", "Co2Handler", "write_series"]
-
-#: The event family this service consumes.
-CO2_ACCOUNT = "co2_account"
 
 
 def write_series(conn: Connection) -> None:
