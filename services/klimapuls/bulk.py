@@ -34,8 +34,9 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -50,10 +51,12 @@ from klimapuls.batches import (
 from klimapuls.process import die_with_parent
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from klimapuls.core.batch import BatchResult
     from klimapuls.settings import Settings
 
-__all__ = ["BulkWorker", "run_bulk_worker", "run_bulk_workers"]
+__all__ = ["BulkWorker", "run_bulk_worker", "run_bulk_workers", "series_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +281,43 @@ class BulkWorker:
         ]
         for sent in pending:
             await sent
+
+
+class SeriesOwnerClass(Protocol):
+    """A series owner's class (`klimapuls.deriving.SeriesOwner`), as called."""
+
+    def __call__(
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime],
+        name: str | None = None,
+        window_seconds: float = 0.0,
+    ) -> BatchHandler: ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def series_worker(
+    settings: Settings, service: str, kind: str, owner: Callable[[], SeriesOwnerClass]
+) -> BulkWorker:
+    """The worker of a series owner's service (co2, fleet, mobility).
+
+    `owner` imports and gives the handler's class: it is called in the
+    thread that loads the handler while the consumer joins its group, so
+    the database and domain code load meanwhile. A missing database URL is
+    named at once, before any join.
+    """
+    settings.require_database_url()
+
+    def make() -> BatchHandler:
+        from klimapuls.storage.db import create_db_engine
+
+        engine = create_db_engine(settings.require_database_url())
+        return owner()(engine, _utc_now, service, settings.derive_seconds)
+
+    return BulkWorker(settings, service, (kind,), make)
 
 
 #: How long a stop waits for the batch in hand and the last derive together

@@ -10,14 +10,13 @@ worker joins its group.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING
 
-from klimapuls.bulk import BulkWorker
+from klimapuls.bulk import series_worker
 from klimapuls.co2 import CO2_ACCOUNT
 
 if TYPE_CHECKING:
+    from klimapuls.bulk import BulkWorker
     from klimapuls.co2.handlers import Co2Handler
     from klimapuls.settings import Settings
 
@@ -26,19 +25,12 @@ __all__ = ["SERVICE", "create_worker"]
 SERVICE = "co2"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _handler(settings: Settings) -> Co2Handler:
+def _owner() -> type[Co2Handler]:
     from klimapuls.co2.handlers import Co2Handler
-    from klimapuls.storage.db import create_db_engine
 
-    engine = create_db_engine(settings.require_database_url())
-    return Co2Handler(engine, _now, SERVICE, settings.derive_seconds)
+    return Co2Handler
 
 
 def create_worker(settings: Settings) -> BulkWorker:
     """Build the worker; settings come from the entry point."""
-    settings.require_database_url()  # a missing URL is named before any join
-    return BulkWorker(settings, SERVICE, (CO2_ACCOUNT,), partial(_handler, settings))
+    return series_worker(settings, SERVICE, CO2_ACCOUNT, _owner)

@@ -9,14 +9,13 @@ is loaded while the worker joins its group.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING
 
-from klimapuls.bulk import BulkWorker
+from klimapuls.bulk import series_worker
 from klimapuls.fleet import FLEET_STATUS
 
 if TYPE_CHECKING:
+    from klimapuls.bulk import BulkWorker
     from klimapuls.fleet.handlers import FleetHandler
     from klimapuls.settings import Settings
 
@@ -25,19 +24,12 @@ __all__ = ["SERVICE", "create_worker"]
 SERVICE = "fleet"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _handler(settings: Settings) -> FleetHandler:
+def _owner() -> type[FleetHandler]:
     from klimapuls.fleet.handlers import FleetHandler
-    from klimapuls.storage.db import create_db_engine
 
-    engine = create_db_engine(settings.require_database_url())
-    return FleetHandler(engine, _now, SERVICE, settings.derive_seconds)
+    return FleetHandler
 
 
 def create_worker(settings: Settings) -> BulkWorker:
     """Build the worker; settings come from the entry point."""
-    settings.require_database_url()  # a missing URL is named before any join
-    return BulkWorker(settings, SERVICE, (FLEET_STATUS,), partial(_handler, settings))
+    return series_worker(settings, SERVICE, FLEET_STATUS, _owner)
