@@ -15,12 +15,12 @@ watermark to the hour rows of their (hour, site) pairs, then rebuilds only
 the (day, municipality, mode) and (year, municipality, mode) groups holding
 a changed hour. A restatement adds a row in the same hour and site as the
 count it replaces, marked `restates`: its pair's hours are summed again
-from the current counts instead (see `_FIND_TOUCHED`). Writers hold the count lock
-until their commit, so `seq` order is commit order; a refresh holds the
-rollup lock (one refresher at a time) and rolls up to `committed_seq`,
-read under the count lock in a short transaction before it, so no row
-slips under the watermark and the writers go on while it works. A refresh
-with nothing new is one index probe per partition.
+from the current counts instead (see `_FIND_TOUCHED`). Writers hold the
+count lock until their commit, so `seq` order is commit order; a refresh
+holds the rollup lock (one refresher at a time) and rolls up to
+`committed_seq`, read under the count lock in a short transaction before
+it, so no row slips under the watermark and the writers go on while it
+works. A refresh with nothing new is one index probe per partition.
 
 With TimescaleDB the rollups are continuous aggregates, refreshed by their
 policies and by `refresh_continuous_aggregates` (untested here: the
@@ -670,6 +670,7 @@ CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (hours integer, bucket timestamptz,
     counts bigint, site_id text) ON COMMIT DELETE ROWS
 """
 _ROWS = "bucket, municipality_code, mode, trips, delay_hours, counts"
+#: SQL: the hour bin of the count row in scope (`interval_start`).
 _HOUR_OF = f"date_bin('1 hour', interval_start, {_HOUR_ORIGIN})"
 #: The (hour, site) pairs above the watermark; `again`: summed again. Found
 #: once per refresh, so that every statement after sees the same pairs
@@ -730,7 +731,7 @@ WITH fresh AS (
         sum(c.delay_hours) AS delay_hours, count(*) AS counts
     FROM mobility_count c
     JOIN {_TOUCHED} t ON NOT t.again AND t.site_id = c.site_id
-        AND t.bucket = date_bin('1 hour', c.interval_start, {_HOUR_ORIGIN})
+        AND t.bucket = {_HOUR_OF}
     WHERE c.seq > :low AND c.seq <= :high
     GROUP BY t.bucket, c.site_id, c.municipality_code, c.mode
 ), grown AS (
@@ -943,7 +944,7 @@ _REBUILD = (
     f"""
     INSERT INTO mobility_hourly
         (bucket, municipality_code, site_id, mode, trips, delay_hours, counts)
-    SELECT date_bin('1 hour', interval_start, {_HOUR_ORIGIN}), municipality_code,
+    SELECT {_HOUR_OF}, municipality_code,
         site_id, mode, sum(count), sum(delay_hours), count(*)
     FROM mobility_count WHERE is_current
     GROUP BY 1, municipality_code, site_id, mode
