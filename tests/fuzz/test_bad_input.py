@@ -341,6 +341,33 @@ FLAT_VALUE = st.one_of(LEAF, st.sampled_from(["\x00", "\ud800", "ø", "\x7f", 2*
 @pytest.mark.parametrize("kind", EVENT_KINDS)
 @FUZZ
 @given(data=st.data())
+def test_the_text_check_never_passes_what_the_walk_refuses(
+    kind: str, data: st.DataObject
+) -> None:
+    """A body orjson parsed is taken as clean (`_parse`) only where the walk
+    over every value finds nothing: NUL escapes, 2**53 and beyond, depth."""
+    from klimapuls.core.validation import _parse, _walk_issues
+
+    event = data.draw(
+        st.one_of(
+            mutated_event(kind),
+            st.dictionaries(ANY_TEXT, st.one_of(FLAT_VALUE, JSON_VALUE), max_size=6),
+        )
+    )
+    body = data.draw(
+        st.sampled_from([_body(event), json.dumps(event, ensure_ascii=False)])
+    )
+    try:
+        value, clean = _parse(body)
+    except EventValidationError:
+        return
+    if clean:
+        assert not _walk_issues(value), body
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+@FUZZ
+@given(data=st.data())
 def test_the_flat_value_check_never_passes_what_the_walk_refuses(
     kind: str, data: st.DataObject
 ) -> None:

@@ -227,6 +227,51 @@ def _orjson_writes_alike(content: dict[Any, Any]) -> bool:
     return joined.isascii() and joined.isprintable()
 
 
+def _value_digest(content: Mapping[str, Any]) -> str:
+    """`_sha256(_by_value(content))`: the digest of content, numbers by value.
+
+    A flat object of text keys and JSON scalars (an event of most families)
+    is turned by value and checked for `_orjson_writes_alike` in one pass
+    (`_flat_by_value`); anything else goes the general way.
+    """
+    flat = _flat_by_value(content) if type(content) is dict else None
+    if flat is None:
+        return _sha256(_by_value(content))
+    return hashlib.sha256(orjson.dumps(flat, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _flat_by_value(content: dict[Any, Any]) -> dict[str, Any] | None:
+    """`_by_value(content)` if `_orjson_writes_alike` holds of it, else None.
+
+    The two in one loop over the fields (a count's identity spent a third
+    of its time walking them twice); a test in tests/core holds it to them.
+    """
+    texts: list[str] = []
+    flat: dict[str, Any] = {}
+    for key, value in content.items():
+        if type(key) is not str:
+            return None
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+        elif kind is float:
+            if value.is_integer():
+                value = int(value)
+                if not -_ORJSON_INTS <= value < _ORJSON_INTS:
+                    return None
+            elif orjson.dumps(value) != repr(value).encode():
+                return None
+        elif kind is int:
+            if not -_ORJSON_INTS <= value < _ORJSON_INTS:
+                return None
+        elif kind is not bool and value is not None:
+            return None
+        texts.append(key)
+        flat[key] = value
+    joined = "".join(texts)
+    return flat if joined.isascii() and joined.isprintable() else None
+
+
 def content_digest(event: Mapping[str, Any]) -> str:
     """Digest of an event's content: everything but `RESEND_FIELDS`.
 
@@ -235,7 +280,7 @@ def content_digest(event: Mapping[str, Any]) -> str:
     (numbers by value, sorted keys, no spaces, ASCII) is the one stored in
     every table's `payload_sha256`.
     """
-    return _sha256(_by_value(_content(event)))
+    return _value_digest(_content(event))
 
 
 def _content(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -386,7 +431,7 @@ def identity_of(kind: str, event: Mapping[str, Any]) -> Identity:
     return Identity(
         (kind, event_id),
         event_id,
-        _sha256(_by_value(content)),  # content_digest(event)
+        _value_digest(content),  # content_digest(event)
         None if fact is None else fact.slot,
         None if fact is None else fact.rank,
         content,

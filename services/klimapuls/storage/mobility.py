@@ -196,18 +196,18 @@ def ensure_partitions(
     for a far future month is ever made. A hypertable makes its chunks
     itself, so this does nothing there.
     """
-    starts = list(starts)
+    # The counts of an hour share their start: each distinct one once.
+    distinct = set(starts)
     latest = now + REPORT_HORIZON
-    beyond = [s for s in starts if s > latest]
-    if beyond:
+    if distinct and max(distinct) > latest:
         raise ValueError(
-            f"interval_start {beyond[0].isoformat()} is beyond the horizon "
+            f"interval_start {max(distinct).isoformat()} is beyond the horizon "
             f"({latest.isoformat()}): no partition is created for it"
         )
     if _relkind(conn, "mobility_count") != "p":
         return []
     created = []
-    for month in sorted({_month_start(s) for s in starts}):
+    for month in sorted({_month_start(s) for s in distinct}):
         name = f"mobility_count_{month:%Y_%m}"
         if _relkind(conn, name) is not None:
             continue
