@@ -71,7 +71,7 @@ def _writes_between_statements(
 
     def after(*args: Any) -> None:
         statement = args[2]
-        if "mobility_touched_hour" in statement or "mobility_hour_change" in statement:
+        if counts._TOUCHED in statement or counts._DELTA in statement:
             write()
 
     event.listen(conn, "after_cursor_execute", after)

@@ -468,17 +468,35 @@ def store_counts(
     current = {winner[1] for winner in winners.values()}
     conn.execute(
         text(_INSERT_STAGED),
-        {
-            "new": as_json(
-                [
-                    {"i": i, "e": eid, "c": eid in current, "r": eid in restating}
-                    for i, eid, _ in new
-                ]
-            )
-        },
+        {"unlike": as_json(_unlike(events, result.judgements, current, restating))},
     )
     result.added = len(new)
     return result
+
+
+def _unlike(
+    events: Sequence[dict[str, Any]],
+    judgements: Sequence[Judgement],
+    current: Collection[str],
+    restating: Collection[str],
+) -> list[dict[str, Any]]:
+    """The staged counts not stored as most are (`_INSERT_STAGED`).
+
+    Most are new, stored under their own id, current and restating nothing:
+    only the others go over (a few per batch), each with what it is stored
+    as, or `skip` when it is not stored at all.
+    """
+    unlike: list[dict[str, Any]] = []
+    for i, (event, judgement) in enumerate(zip(events, judgements, strict=True)):
+        if judgement.verdict is not Verdict.NEW:
+            unlike.append({"i": i, "skip": True})
+            continue
+        eid = judgement.identity.event_id
+        if eid != event["event_id"] or eid not in current or eid in restating:
+            unlike.append(
+                {"i": i, "e": eid, "c": eid in current, "r": eid in restating}
+            )
+    return unlike
 
 
 def _draft(
@@ -589,12 +607,15 @@ _COPIED = (
 _INSERT_STAGED = f"""
 WITH added AS (
     INSERT INTO mobility_count ({", ".join(_COPIED)})
-    SELECT n.e, s.site_id, s.site_kind, s.municipality_code, s.mode,
-        s.direction, s.interval_start, s.interval_end, s.count, s.delay_hours,
-        s.revision, n.c, n.r, s.producer, s.reported_at, s.payload_sha256
-    FROM json_to_recordset(CAST(:new AS json))
-        AS n(i integer, e text, c boolean, r boolean)
-    JOIN {_STAGE} s ON s.idx = n.i
+    SELECT coalesce(n.e, s.event_id), s.site_id, s.site_kind, s.municipality_code,
+        s.mode, s.direction, s.interval_start, s.interval_end, s.count,
+        s.delay_hours, s.revision, coalesce(n.c, true), coalesce(n.r, false),
+        s.producer, s.reported_at, s.payload_sha256
+    FROM {_STAGE} s
+    LEFT JOIN json_to_recordset(CAST(:unlike AS json))
+        AS n(i integer, e text, c boolean, r boolean, skip boolean)
+        ON n.i = s.idx
+    WHERE n.skip IS NOT TRUE
     RETURNING site_id, municipality_code, producer, interval_end
 ), feeds AS (
     INSERT INTO mobility_feed AS f (site_id, municipality_code, events,
@@ -672,20 +693,28 @@ CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (hours integer, bucket timestamptz,
 _ROWS = "bucket, municipality_code, mode, trips, delay_hours, counts"
 #: SQL: the hour bin of the count row in scope (`interval_start`).
 _HOUR_OF = f"date_bin('1 hour', interval_start, {_HOUR_ORIGIN})"
-#: The (hour, site) pairs above the watermark; `again`: summed again. Found
-#: once per refresh, so that every statement after sees the same pairs
-#: (a writer may restate a count meanwhile: its own refresh sums again).
-_TOUCHED = "mobility_touched_hour"
+#: The counts above the watermark, summed per hour row (hour, site,
+#: municipality, mode); `again`: the row's (hour, site) pair is summed again.
+#: Found once per refresh, in one pass over the counts, so that every
+#: statement after sees the same rows (a writer may restate a count
+#: meanwhile: its own refresh sums again).
+_TOUCHED = "mobility_hour_fresh"
 _CREATE_TOUCHED = f"""
 CREATE TEMP TABLE IF NOT EXISTS {_TOUCHED} (bucket timestamptz, site_id text,
-    again boolean) ON COMMIT DELETE ROWS
+    municipality_code text, mode text, trips bigint, delay_hours double precision,
+    counts bigint, again boolean) ON COMMIT DELETE ROWS
 """
 _FIND_TOUCHED = f"""
 WITH found AS (
-    INSERT INTO {_TOUCHED}
-    SELECT {_HOUR_OF}, site_id, bool_or(restates OR NOT is_current)
-    FROM mobility_count WHERE seq > :low AND seq <= :high
-    GROUP BY 1, site_id
+    INSERT INTO {_TOUCHED} ({_ROWS}, site_id, again)
+    SELECT {_ROWS}, site_id, bool_or(again) OVER (PARTITION BY bucket, site_id)
+    FROM (
+        SELECT {_HOUR_OF} AS bucket, municipality_code, mode, sum(count) AS trips,
+            sum(delay_hours) AS delay_hours, count(*) AS counts, site_id,
+            bool_or(restates OR NOT is_current) AS again
+        FROM mobility_count WHERE seq > :low AND seq <= :high
+        GROUP BY 1, site_id, municipality_code, mode
+    ) AS g
     RETURNING bucket, again
 )
 SELECT count(DISTINCT bucket), bool_or(again) FROM found
@@ -706,7 +735,7 @@ _SUM_AGAIN = (
         INSERT INTO mobility_hourly ({_ROWS}, site_id)
         SELECT t.bucket, c.municipality_code, c.mode, c.trips, c.delay_hours,
             c.counts, t.site_id
-        FROM {_TOUCHED} t
+        FROM (SELECT DISTINCT bucket, site_id FROM {_TOUCHED} WHERE again) AS t
         CROSS JOIN LATERAL (
             SELECT municipality_code, mode, sum(count) AS trips,
                 sum(delay_hours) AS delay_hours, count(*) AS counts
@@ -717,26 +746,17 @@ _SUM_AGAIN = (
                 AND seq <= :high
             GROUP BY municipality_code, mode
         ) AS c
-        WHERE t.again
         RETURNING {_ROWS}, site_id
     )
     INSERT INTO {_DELTA} SELECT 1, * FROM added
     """,
 )
-# `fresh` and the join below read the hour rows as they were before this
-# statement (one snapshot for all its parts): a row not there yet is new.
+# The join below reads the hour rows as they were before this statement (one
+# snapshot for all its parts): a row not there yet is new.
 _ADD = f"""
-WITH fresh AS (
-    SELECT t.bucket, c.site_id, c.municipality_code, c.mode, sum(c.count) AS trips,
-        sum(c.delay_hours) AS delay_hours, count(*) AS counts
-    FROM mobility_count c
-    JOIN {_TOUCHED} t ON NOT t.again AND t.site_id = c.site_id
-        AND t.bucket = {_HOUR_OF}
-    WHERE c.seq > :low AND c.seq <= :high
-    GROUP BY t.bucket, c.site_id, c.municipality_code, c.mode
-), grown AS (
+WITH grown AS (
     INSERT INTO mobility_hourly AS h ({_ROWS}, site_id)
-    SELECT {_ROWS}, site_id FROM fresh
+    SELECT {_ROWS}, site_id FROM {_TOUCHED} WHERE NOT again
     ON CONFLICT (bucket, site_id, mode, municipality_code) DO UPDATE SET
         trips = h.trips + excluded.trips,
         -- as sum() does: a missing delay adds nothing, none at all is none
@@ -749,9 +769,10 @@ WITH fresh AS (
 INSERT INTO {_DELTA}
 SELECT CASE WHEN h.bucket IS NULL THEN 1 ELSE 0 END, f.bucket, f.municipality_code,
     f.mode, f.trips, f.delay_hours, f.counts, f.site_id
-FROM fresh f
+FROM {_TOUCHED} f
 LEFT JOIN mobility_hourly h ON h.bucket = f.bucket AND h.site_id = f.site_id
     AND h.mode = f.mode AND h.municipality_code = f.municipality_code
+WHERE NOT f.again
 """
 
 
@@ -916,7 +937,7 @@ def refresh_rollups(conn: Connection, upto: int | None = None) -> RollupRefresh:
     if again:
         for statement in _SUM_AGAIN:
             conn.execute(text(statement), seqs)
-    conn.execute(text(_ADD), seqs)
+    conn.execute(text(_ADD))
     deltas, days, years = conn.execute(text(_BUCKETS)).one()
     if deltas:
         for table, (keys, of_hour) in _FROM_HOURS.items():
