@@ -171,3 +171,20 @@ def test_a_count_reported_before_its_interval_began_is_rejected() -> None:
 def test_an_unknown_mode_names_the_field() -> None:
     [(field, reason)] = _issues(count_event("s", "tram", START, 5))
     assert field == "mode" and "'tram'" in reason
+
+
+@pytest.mark.parametrize("delay_hours", [None, 1.5])
+def test_a_count_built_from_an_event_is_the_one_its_fields_make(
+    delay_hours: float | None,
+) -> None:
+    """`from_event` sets the fields past `__init__`: every one, as it would."""
+    from dataclasses import fields
+
+    event = count_event("site-1", "car", START, 100, delay_hours=delay_hours)
+    count = MobilityCount.from_event(event)
+    names = {f.name for f in fields(MobilityCount)}
+    assert set(vars(count)) == names
+    assert count == MobilityCount(**{name: getattr(count, name) for name in names})
+    assert hash(count) == hash(MobilityCount(**vars(count)))
+    with pytest.raises(AttributeError):
+        count.count = 1  # type: ignore[misc]  # still frozen

@@ -170,9 +170,13 @@ class MobilityCount:
     def from_event(cls, event: Mapping[str, Any]) -> MobilityCount:
         """Build from a validated `mobility_count.v1` event."""
         delay = event.get("delay_hours")
-        return cls(
+        # Every field set at once, past `__init__`: a frozen dataclass's own
+        # sets them one by one through `object.__setattr__`, which took as
+        # long as all the rest here (a count is built per event). A test
+        # holds this to the fields and to what `__init__` makes.
+        count = object.__new__(cls)
+        count.__dict__.update(
             event_id=event["event_id"],
-            producer=event.get("producer") or "",
             site_id=event["site_id"],
             municipality_code=event["municipality_code"],
             mode=event["mode"],
@@ -184,7 +188,9 @@ class MobilityCount:
             revision=int(event.get("revision") or 0),
             delay_hours=None if delay is None else float(delay),
             site_kind=event.get("site_kind"),
+            producer=event.get("producer") or "",
         )
+        return count
 
     @property
     def key(self) -> CountKey:
