@@ -188,3 +188,20 @@ def test_a_count_built_from_an_event_is_the_one_its_fields_make(
     assert hash(count) == hash(MobilityCount(**vars(count)))
     with pytest.raises(AttributeError):
         count.count = 1  # type: ignore[misc]  # still frozen
+
+
+def test_a_counts_identity_has_every_field_its_init_would_set() -> None:
+    """`identity_of` sets the fields past `__init__` too: every one."""
+    from dataclasses import fields
+
+    from klimapuls.core.identity import Identity, content_digest, identity_of
+
+    event = count_event("site-1", "car", START, 100, delay_hours=2.0)
+    identity = identity_of("mobility_count", event)
+    assert set(vars(identity)) == {f.name for f in fields(Identity)}
+    assert identity == Identity(**vars(identity))
+    assert identity.digest == content_digest(event)
+    assert identity.slot == MobilityCount.from_event(event).key
+    assert identity.also is not None  # 2.0 was once digested as written
+    with pytest.raises(AttributeError):
+        identity.digest = ""  # type: ignore[misc]  # still frozen

@@ -57,10 +57,17 @@ EVENT_KINDS: tuple[str, ...] = (
 #: Messages the services publish (outbound contracts), validated the same way.
 OUTBOUND_KINDS: tuple[str, ...] = ("target_status", "series_change", "dead_letter")
 _CURRENT_VERSION = "v1"
+#: Looked up for every event.
+_SCHEMA_NAMES = {
+    kind: f"{kind}.{_CURRENT_VERSION}" for kind in (*EVENT_KINDS, *OUTBOUND_KINDS)
+}
 
 
 def schema_name(kind: str) -> str:
     """The versioned schema name of an event family, e.g. `co2_account.v1`."""
+    known = _SCHEMA_NAMES.get(kind)
+    if known is not None:
+        return known
     if kind not in EVENT_KINDS and kind not in OUTBOUND_KINDS:
         raise ValueError(
             f"unknown event kind {kind!r}; one of {', '.join(EVENT_KINDS)}"
@@ -506,11 +513,12 @@ def _validated(
     values = [] if values_clean else _value_issues(event)
     if values:
         raise EventValidationError(values)
-    errors = [] if _fast_check(name)(event) else schema_errors(name, event)
-    # One issue per field and reason: `if`/`then` branches can repeat one.
-    issues = list(dict.fromkeys(FieldIssue(_path(e), _reason(e)) for e in errors))
-    if issues:
-        raise EventValidationError(issues)
+    if not _fast_check(name)(event):
+        errors = schema_errors(name, event)
+        # One issue per field and reason: `if`/`then` branches can repeat one.
+        issues = list(dict.fromkeys(FieldIssue(_path(e), _reason(e)) for e in errors))
+        if issues:
+            raise EventValidationError(issues)
     domain = _domain_issues(kind, event)
     if kind in EVENT_KINDS and not domain:
         # One reason per mistake: a count reported before its interval
