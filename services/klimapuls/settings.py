@@ -67,13 +67,17 @@ import logging
 import ssl
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from klimapuls.core.alerting import AlertRules
 from klimapuls.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    # Imported where used: every service reads its settings first, and the
+    # batch workers join their group right after (the domain loads meanwhile).
+    from klimapuls.core.alerting import AlertRules
 
 __all__ = [
     "GrafanaSettings",
@@ -294,6 +298,8 @@ class Settings(BaseSettings):
 
     def alert_rules(self) -> AlertRules:
         """The alert rules' thresholds and timings from these settings."""
+        from klimapuls.core.alerting import AlertRules
+
         return AlertRules(
             hold=timedelta(seconds=self.alert_hold_seconds),
             escalate_after=timedelta(seconds=self.alert_escalate_seconds),
