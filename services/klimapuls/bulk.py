@@ -197,7 +197,8 @@ class BulkWorker:
         of a mobility worker's 3.5 s of CPU draining 100,000 counts. A
         batch's objects are freed by reference counting when it ends, so a
         young collection here finds only the cycles it left; every
-        `_FULL_EVERY`-th is a full one, for what lives longer.
+        `_FULL_EVERY`-th is a full one, for what lives longer. An idle
+        worker collects after every empty poll (each `batch_seconds`).
         """
         self._collections += 1
         gc.collect(2 if self._collections % _FULL_EVERY == 0 else 1)
@@ -252,6 +253,7 @@ class BulkWorker:
                 timeout_ms=int(s.batch_seconds * 1000), max_records=s.batch_size
             )
             if not records:
+                self._collect()  # idle: what the loop itself left, now and then
                 continue
             began = time.monotonic()
             batch = [
