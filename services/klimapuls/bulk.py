@@ -138,6 +138,11 @@ class BulkWorker:
             await _within(consumer.stop(), "leaving the group", time.monotonic() + 3)
             await producer.stop()
             raise
+        # Collected between batches from here on (`_collect`); as it was
+        # again when the worker stops (a worker may run inside another
+        # program, such as a test).
+        collecting = gc.isenabled()
+        gc.disable()
         timers = [
             asyncio.create_task(self._every(name, seconds))
             for name, seconds in self._timers()
@@ -171,6 +176,8 @@ class BulkWorker:
             end = max(deadline, time.monotonic()) + 3
             await _within(consumer.stop(), "leaving the group", end)
             await _within(producer.stop(), "stopping the producer", end)
+            if collecting:
+                gc.enable()
 
     def _load(self) -> BatchHandler:
         """Make the handler; then freeze what is loaded, out of the collector's way.
@@ -180,13 +187,13 @@ class BulkWorker:
         collection scanned it: with batches of thousands of events, full
         collections took ~1.7 s of a mobility worker's ~5 s of CPU draining
         100,000 counts (0.2 s frozen). Runs in the thread that loads the
-        handler, while the consumer joins its group. From then on the
-        worker collects between batches (`_collect`), not automatically.
+        handler, while the consumer joins its group. Once it is made, `run`
+        has the worker collect between batches (`_collect`), not
+        automatically.
         """
         handler = self.make_handler()
         gc.collect()
         gc.freeze()
-        gc.disable()
         return handler
 
     def _collect(self) -> None:

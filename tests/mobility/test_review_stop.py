@@ -9,6 +9,7 @@ then derived, and so no longer pending for the stop's derive.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from datetime import UTC, datetime
@@ -69,7 +70,10 @@ def test_a_stop_while_the_timer_derives_still_announces_its_scopes(
     loop.call_soon_threadsafe(worker.stopping.set)
     running.join(30)
     assert not running.is_alive()
-    # then it is rolled up, and a notice names its municipality.
+    # then it is rolled up, and a notice names its municipality,
     assert scalar(engine, "SELECT trips FROM mobility_yearly") == 7
     notices = _notices(settings)
     assert any("147" in n.scopes for n in notices), notices
+    # and the program it ran in collects garbage again, as before it started
+    # (the worker collects between its batches while it runs).
+    assert gc.isenabled()
