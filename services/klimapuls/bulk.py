@@ -450,7 +450,7 @@ def run_bulk_workers(
         return
     _log_to_stdout(settings)
     log.info("starting %d batch workers", workers)
-    pids = [_fork_worker(make, settings) for _ in range(workers)]
+    pids: list[int] = []
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -459,8 +459,15 @@ def run_bulk_workers(
         for pid in pids:
             _signal(pid, signal.SIGTERM)
 
+    # Before the first fork: a stop while the set starts must reach every
+    # worker, not end this process alone (the default action) and leave
+    # the workers to notice their parent is gone.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    for _ in range(workers):
+        pids.append(_fork_worker(make, settings))
+    if stopping:  # asked during the forks: the later workers too
+        stop(signal.SIGTERM, None)
     code = 0
     waiting = set(pids)
     while waiting:
@@ -477,19 +484,28 @@ def run_bulk_workers(
     os._exit(code)
 
 
+_STOPS = {signal.SIGTERM, signal.SIGINT}
+
+
 def _fork_worker(make: Callable[[Settings], BulkWorker], settings: Settings) -> int:
     parent = os.getpid()
+    # A stop is held while forking: a new worker must not run the set's
+    # handler (it would then outlive the stop meant for it). Once it has
+    # the default handlers again, a stop held meanwhile ends it.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
     pid = os.fork()
     if pid == 0:  # the worker: never returns
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         die_with_parent()
         if os.getppid() != parent:  # died before we asked
             os._exit(1)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
         try:
             run_bulk_worker(make(settings))
         finally:
             os._exit(1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return pid
 
 

@@ -71,6 +71,60 @@ def test_a_stop_reaches_every_worker_and_the_set_exits_cleanly() -> None:
     assert not alive
 
 
+def _first_worker(parent: int, timeout_s: float = 10.0) -> None:
+    """Until the set forked a worker: a child running the set's script (its
+    imports start short-lived helpers too, such as `ldconfig`)."""
+    service = psutil.Process(parent)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for child in service.children():
+            try:
+                if any("run_bulk_workers" in part for part in child.cmdline()):
+                    return
+            except psutil.Error:
+                continue  # a helper that already ended
+        assert time.monotonic() < deadline, "no worker started"
+        time.sleep(0.001)
+
+
+def _survivors(since: float, timeout_s: float = 5.0) -> list[psutil.Process]:
+    """Workers of a set started by this test run that still live."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = []
+        for p in psutil.process_iter(["cmdline", "create_time", "status"]):
+            line = p.info["cmdline"] or []
+            if (
+                p.info["create_time"] >= since
+                and p.info["status"] != psutil.STATUS_ZOMBIE
+                and any("run_bulk_workers" in part for part in line)
+            ):
+                found.append(p)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_a_stop_while_the_set_starts_still_reaches_every_worker() -> None:
+    for _ in range(3):
+        # Given a set that has forked its first worker (maybe not the second),
+        service = _start()
+        try:
+            _first_worker(service.pid)
+            workers = [
+                p for p in psutil.Process(service.pid).children() if p.is_running()
+            ]
+            # a stop ends the set cleanly and leaves no worker behind.
+            service.send_signal(signal.SIGTERM)
+            assert service.wait(10) == 0
+            _gone, alive = psutil.wait_procs(workers, timeout=5)
+            assert not alive
+            assert not _survivors(psutil.Process().create_time()), "a worker lived on"
+        finally:
+            if service.poll() is None:
+                service.kill()
+
+
 def test_a_worker_that_ends_takes_the_set_down_for_a_restart(tmp_path: Path) -> None:
     service = _start(fail_one=tmp_path / "failed")
     code = service.wait(20)
