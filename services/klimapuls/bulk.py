@@ -315,7 +315,12 @@ class BulkWorker:
 
 
 class SeriesOwnerClass(Protocol):
-    """A series owner's class (`klimapuls.deriving.SeriesOwner`), as called."""
+    """A series owner's class (`klimapuls.deriving.SeriesOwner`), as called.
+
+    A protocol, not that class: the import contracts keep the batch worker
+    below the services' layer, so it may not import `deriving`, not even
+    for types.
+    """
 
     def __call__(
         self,

@@ -327,12 +327,15 @@ def test_the_remembered_parse_is_fromisoformat(text: str) -> None:
     )
 )
 def test_the_long_digit_search_is_the_regular_expressions(raw: bytes) -> None:
-    """Digits are found as `\\d{19,}` finds them in bytes (ASCII digits only)."""
+    """Runs are found as `\\d{19,}` and `\\d{16,}` find them in bytes (ASCII
+    digits only)."""
     import re
 
-    from klimapuls.core.validation import _has_long_digits
+    from klimapuls.core.validation import _LONG_RUN, _UNSAFE_RUN, _digit_runs
 
-    assert _has_long_digits(raw) == (re.search(rb"\d{19,}", raw) is not None)
+    runs = _digit_runs(raw)
+    assert (_LONG_RUN in runs) == (re.search(rb"\d{19,}", raw) is not None)
+    assert (_UNSAFE_RUN in runs) == (re.search(rb"\d{16,}", raw) is not None)
 
 
 FLAT_VALUE = st.one_of(LEAF, st.sampled_from(["\x00", "\ud800", "ø", "\x7f", 2**53]))

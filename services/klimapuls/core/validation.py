@@ -57,7 +57,7 @@ EVENT_KINDS: tuple[str, ...] = (
 #: Messages the services publish (outbound contracts), validated the same way.
 OUTBOUND_KINDS: tuple[str, ...] = ("target_status", "series_change", "dead_letter")
 _CURRENT_VERSION = "v1"
-#: Looked up for every event.
+#: Every family's and outbound message's schema name (looked up per event).
 _SCHEMA_NAMES = {
     kind: f"{kind}.{_CURRENT_VERSION}" for kind in (*EVENT_KINDS, *OUTBOUND_KINDS)
 }
@@ -65,14 +65,12 @@ _SCHEMA_NAMES = {
 
 def schema_name(kind: str) -> str:
     """The versioned schema name of an event family, e.g. `co2_account.v1`."""
-    known = _SCHEMA_NAMES.get(kind)
-    if known is not None:
-        return known
-    if kind not in EVENT_KINDS and kind not in OUTBOUND_KINDS:
+    name = _SCHEMA_NAMES.get(kind)
+    if name is None:
         raise ValueError(
             f"unknown event kind {kind!r}; one of {', '.join(EVENT_KINDS)}"
         )
-    return f"{kind}.{_CURRENT_VERSION}"
+    return name
 
 
 @cache
@@ -541,9 +539,9 @@ _DIGITS_AS_ZERO = bytes(
 )
 
 
-def _has_long_digits(raw: bytes) -> bool:
-    """Whether `raw` has a run of `_LONG_DIGITS` or more ASCII digits."""
-    return _LONG_RUN in raw.translate(_DIGITS_AS_ZERO)
+def _digit_runs(raw: bytes) -> bytes:
+    """`raw` with every ASCII digit as "0" and every other byte as "x"."""
+    return raw.translate(_DIGITS_AS_ZERO)
 
 
 _LONG_RUN = b"0" * _LONG_DIGITS
@@ -578,7 +576,7 @@ def _parse(raw: bytes | str) -> tuple[Any, bool]:
     """
     # A lone surrogate in text is kept as bytes orjson refuses.
     data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-    digits = data.translate(_DIGITS_AS_ZERO)
+    digits = _digit_runs(data)
     if _LONG_RUN not in digits:
         try:
             value = orjson.loads(data)
