@@ -71,18 +71,31 @@ def test_a_stop_reaches_every_worker_and_the_set_exits_cleanly() -> None:
     assert not alive
 
 
+def _catches_sigterm(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = status.split("SigCgt:", 1)[1].split()[0]
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def _first_worker(parent: int, timeout_s: float = 10.0) -> None:
-    """Until the set forked a worker: a child running the set's script (its
-    imports start short-lived helpers too, such as `ldconfig`)."""
+    """Until the set forked a worker: a child running the set's script.
+
+    Its imports start short-lived helpers too, such as `ldconfig`, and one
+    caught between its fork and its exec shows the set's script as well. A
+    worker comes only after the set took over SIGTERM, so a child seen
+    before that is such a helper (a stop then is one before the set starts,
+    which the default action rightly ends; CI once sent one there).
+    """
     service = psutil.Process(parent)
     deadline = time.monotonic() + timeout_s
     while True:
         for child in service.children():
             try:
-                if any("run_bulk_workers" in part for part in child.cmdline()):
-                    return
+                script = any("run_bulk_workers" in part for part in child.cmdline())
             except psutil.Error:
                 continue  # a helper that already ended
+            if script and _catches_sigterm(parent):
+                return
         assert time.monotonic() < deadline, "no worker started"
         time.sleep(0.001)
 
