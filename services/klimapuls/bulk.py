@@ -260,6 +260,7 @@ class BulkWorker:
                 timeout_ms=int(s.batch_seconds * 1000), max_records=s.batch_size
             )
             if not records:
+                self._reading(behind=False)
                 self._collect()  # idle: what the loop itself left, now and then
                 continue
             began = time.monotonic()
@@ -272,6 +273,8 @@ class BulkWorker:
                 for tp, found in records.items()
                 for record in found
             ]
+            # A full batch: more is waiting (a backlog); a derive may wait too.
+            self._reading(behind=len(batch) >= s.batch_size)
             result = await with_retries(partial(self.handler.handle, batch), "batch")
             handled = time.monotonic()
             await publish_with_retries(self._publish, result, "publishing the batch")
@@ -292,6 +295,12 @@ class BulkWorker:
             clock.batch(len(batch))
             self._collect()
             waited = committed
+
+    def _reading(self, behind: bool) -> None:
+        """Tell a handler that paces its derives whether a backlog is read."""
+        reading = getattr(self.handler, "reading", None)
+        if reading is not None:
+            reading(behind)
 
     async def _publish(self, result: BatchResult) -> None:
         """Dead letters and series changes: sent together, awaited together."""
@@ -328,6 +337,7 @@ class SeriesOwnerClass(Protocol):
         clock: Callable[[], datetime],
         name: str | None = None,
         window_seconds: float = 0.0,
+        backlog_seconds: float = 0.0,
     ) -> BatchHandler: ...
 
 
@@ -351,7 +361,13 @@ def series_worker(
         from klimapuls.storage.db import create_db_engine
 
         engine = create_db_engine(settings.require_database_url())
-        return owner()(engine, _utc_now, service, settings.derive_seconds)
+        return owner()(
+            engine,
+            _utc_now,
+            service,
+            settings.derive_seconds,
+            backlog_seconds=settings.backlog_derive_seconds,
+        )
 
     return BulkWorker(settings, service, (kind,), make)
 

@@ -72,6 +72,7 @@ class SeriesOwner(Generic[R]):
         clock: Callable[[], datetime],
         name: str | None = None,
         window_seconds: float = 0.0,
+        backlog_seconds: float = 0.0,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -79,6 +80,10 @@ class SeriesOwner(Generic[R]):
         self.name = name or self.service
         #: The derive window; the service's timer calls `flush` this often.
         self.window_seconds = window_seconds
+        #: While the worker reads a backlog (`reading`), a derive is due only
+        #: this long after the last one (0: as when it has caught up).
+        self.backlog_seconds = backlog_seconds
+        self._behind = False
         self.grants = grant_cache(engine)
         # The timer's `flush` and the batches run in threads of their own:
         # `_lock` guards the fields below, `_deriving` lets one derive run.
@@ -119,6 +124,18 @@ class SeriesOwner(Generic[R]):
 
     # -- the shared shape ----------------------------------------------------
 
+    def reading(self, behind: bool) -> None:
+        """The worker says whether it reads a backlog (its last batch was full).
+
+        A derive competes with the batches for the database and the cores
+        while it rolls up; during a backlog it waits (up to
+        `backlog_seconds`) and, once the worker has caught up, covers the
+        whole backlog at the next tick, in one pass that costs less per row
+        than several would. The boards trail a backlog by that much; stored
+        counts never wait for a derive.
+        """
+        self._behind = behind
+
     def _due(self, now: datetime) -> bool:
         if self._derived_at is None or self.window_seconds <= 0:
             return True
@@ -129,6 +146,8 @@ class SeriesOwner(Generic[R]):
         # window after the clock its last derive took, and without it every
         # other tick would find the window still open.
         span = max(self.window_seconds, _PACE * self._derive_seconds)
+        if self._behind:
+            span = max(span, self.backlog_seconds)
         elapsed = (now - self._derived_at).total_seconds()
         return elapsed >= span * _TICK_SLACK
 

@@ -140,3 +140,30 @@ def test_a_slow_derive_spaces_out_the_next_one(engine: Engine) -> None:
     clock[0] += timedelta(seconds=0.5)
     [notice] = handler.flush().series_changes
     assert "147" in notice.scopes
+
+
+def test_a_derive_waits_while_the_worker_reads_a_backlog(engine: Engine) -> None:
+    """Behind (its batches come full), a worker derives only every
+    `backlog_seconds`; once caught up, at its next tick."""
+    clock = [datetime(2026, 11, 1, tzinfo=UTC)]
+    handler = Co2Handler(engine, lambda: clock[0], window_seconds=1, backlog_seconds=30)
+
+    def send(sector: str) -> None:
+        event = co2_event("147", 2021, sector, 1.0)
+        handler.handle([Incoming("co2_account", json.dumps(event).encode(), "t:0:0")])
+
+    send("energy")
+    assert handler.flush().series_changes  # a new handler derives at once
+    handler.reading(behind=True)
+    send("transport")
+    clock[0] += timedelta(seconds=5)  # five windows later, still behind
+    assert not handler.flush().series_changes
+    clock[0] += timedelta(seconds=25)  # the backlog's window is over
+    assert handler.flush().series_changes
+    send("waste")
+    clock[0] += timedelta(seconds=2)
+    assert not handler.flush().series_changes  # behind: the window is 30 s
+    handler.reading(behind=False)  # caught up: the next tick derives
+    [notice] = handler.flush().series_changes
+    assert "147" in notice.scopes
+    assert handler.flush(force=True).series_changes == []  # nothing left

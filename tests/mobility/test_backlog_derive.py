@@ -1,0 +1,70 @@
+"""A worker reading a backlog leaves its derive for later, and derives once caught up.
+
+The batch worker tells its handler, batch by batch, whether it is behind
+(a full batch: more is waiting) or has caught up (a short batch or an empty
+poll); the handler's derive waits for `backlog_seconds` only while behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine
+
+from klimapuls.bulk import BulkWorker
+from klimapuls.mobility import MOBILITY_COUNT
+from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.producer import EventProducer
+from klimapuls.settings import Settings
+from tests.helpers import scalar, wait_for
+from tests.mobility.factories import count_event
+
+
+class _Told(MobilityHandler):
+    """Records what the worker tells it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.told: list[bool] = []
+
+    def reading(self, behind: bool) -> None:
+        self.told.append(behind)
+        super().reading(behind)
+
+
+@pytest.mark.timeout(120)
+def test_a_backlog_is_rolled_up_once_the_worker_caught_up(
+    settings: Settings, engine: Engine, producer: EventProducer
+) -> None:
+    # Given a backlog of five counts, read two at a time,
+    for hour in range(5):
+        producer.send(
+            MOBILITY_COUNT,
+            count_event("s1", "bike", f"2024-03-04T{8 + hour:02d}:00:00+00:00", 1),
+        )
+    producer.flush()
+    handler = _Told(
+        engine, lambda: datetime.now(UTC), "mobility", 0.2, backlog_seconds=3600
+    )
+    handler.flush()  # its first derive (a new handler's) is behind it
+    reading = settings.model_copy(update={"batch_size": 2})
+    worker = BulkWorker(reading, "mobility", (MOBILITY_COUNT,), lambda: handler)
+    loop = asyncio.new_event_loop()
+    running = threading.Thread(target=lambda: loop.run_until_complete(worker.run()))
+    running.start()
+    try:
+        # the worker is behind while its batches come full, then caught up,
+        # and rolls the whole backlog up without waiting the backlog's hour.
+        wait_for(
+            lambda: scalar(engine, "SELECT sum(trips) FROM mobility_yearly"),
+            lambda trips: trips == 5,
+            timeout_s=60,
+        )
+        assert True in handler.told and handler.told[-1] is False
+    finally:
+        loop.call_soon_threadsafe(worker.stopping.set)
+        running.join(30)
+    assert not running.is_alive()
