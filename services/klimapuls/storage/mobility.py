@@ -584,7 +584,8 @@ def _losers(
 # per-site feeds and per-minute receipts the boards read (`board.data_origin`,
 # `board.feed_freshness`, `board.events_received_minutely`) are summed from
 # the same rows in the same statement, so no panel scans the raw counts.
-# `received_at` is the transaction's `now()`, as on the count rows.
+# `received_at` is the transaction's `now()`, as on the count rows. Whether a
+# row is synthetic is decided once, as it is returned (not once per sum).
 _SYNTHETIC = "producer ILIKE '%synthetic%'"
 _COPIED = (
     "event_id",
@@ -616,12 +617,12 @@ WITH added AS (
         AS n(i integer, e text, c boolean, r boolean, skip boolean)
         ON n.i = s.idx
     WHERE n.skip IS NOT TRUE
-    RETURNING site_id, municipality_code, producer, interval_end
+    RETURNING site_id, municipality_code, {_SYNTHETIC} AS synthetic, interval_end
 ), feeds AS (
     INSERT INTO mobility_feed AS f (site_id, municipality_code, events,
         synthetic_events, last_period, last_received)
     SELECT site_id, min(municipality_code), count(*),
-        count(*) FILTER (WHERE {_SYNTHETIC}), max(interval_end), now()
+        count(*) FILTER (WHERE synthetic), max(interval_end), now()
     FROM added GROUP BY site_id
     ON CONFLICT (site_id) DO UPDATE SET
         municipality_code = least(f.municipality_code, excluded.municipality_code),
@@ -631,7 +632,7 @@ WITH added AS (
         last_received = greatest(f.last_received, excluded.last_received)
 )
 INSERT INTO mobility_receipt AS r (minute, synthetic, events, last_received)
-SELECT date_trunc('minute', now()), {_SYNTHETIC}, count(*), now()
+SELECT date_trunc('minute', now()), synthetic, count(*), now()
 FROM added GROUP BY 2
 ON CONFLICT (minute, synthetic) DO UPDATE SET
     events = r.events + excluded.events,
