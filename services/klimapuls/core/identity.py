@@ -185,69 +185,74 @@ def _canonical(content: Mapping[str, Any]) -> bytes:
     """The canonical JSON of `content`: the text `json.dumps` writes, as bytes.
 
     orjson writes the same bytes ten times faster where it writes `content`
-    alike (`_orjson_flat`; a differential test in tests/fuzz holds the two
+    alike (`_orjson_text`; a differential test in tests/fuzz holds the two
     to it); anything else is written by `json.dumps`, whose text is the rule.
     """
-    flat = _orjson_flat(content, by_value=False) if type(content) is dict else None
-    if flat is not None:
-        return orjson.dumps(flat, option=orjson.OPT_SORT_KEYS)
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return text.encode()
-
-
-#: The integers orjson writes (beyond 64 bits it refuses them).
-_ORJSON_INTS = 2**63
+    text = _orjson_text(content, by_value=False) if type(content) is dict else None
+    if text is not None:
+        return text
+    return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _value_digest(content: Mapping[str, Any]) -> str:
     """`_sha256(_by_value(content))`: the digest of content, numbers by value.
 
     A flat object of text keys and JSON scalars (an event of most families)
-    is turned by value and checked for orjson's text in one pass over its
-    fields (`_orjson_flat`); anything else goes the general way.
+    is turned by value and written by orjson (`_orjson_text`); anything
+    else goes the general way.
     """
-    flat = _orjson_flat(content, by_value=True) if type(content) is dict else None
-    if flat is None:
+    text = _orjson_text(content, by_value=True) if type(content) is dict else None
+    if text is None:
         return _sha256(_by_value(content))
-    return hashlib.sha256(orjson.dumps(flat, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(text).hexdigest()
 
 
-def _orjson_flat(content: dict[Any, Any], *, by_value: bool) -> dict[str, Any] | None:
-    """`content` (`_by_value`'s, with `by_value`) if orjson writes it alike.
+#: The values of a flat object (`_orjson_text`).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
-    Alike: as `json.dumps` does, byte for byte (else None). So it does for
-    an object of text keys and scalar values whose text is all printable
-    ASCII (there both escape only the quote and the backslash, and alike,
-    and both sort such keys alike), whose integers fit in 64 bits and whose
-    floats orjson spells as `repr` does (`1e16` is `1e+16` to Python).
-    Turning numbers by value in the same loop spares a count's identity a
-    second walk over its fields.
+
+def _orjson_text(content: dict[Any, Any], *, by_value: bool) -> bytes | None:
+    """The canonical text of flat `content` (`_by_value`'s), if orjson writes it.
+
+    orjson writes it as `json.dumps` does, byte for byte, when its values
+    are scalars, its floats are spelled as `repr` spells them (`1e16` is
+    `1e+16` to Python) and its text is printable ASCII. The last is read
+    off orjson's own output, in C: ASCII without a backslash (orjson
+    escapes a quote, a backslash and control characters, and `json.dumps`
+    the same ones alike) and without DEL (which `json.dumps` escapes and
+    orjson does not); both then sort the keys alike. Integers beyond 64
+    bits and keys that are not text orjson refuses. Else None.
     """
-    texts: list[str] = []
-    flat: dict[str, Any] = {}
-    for key, value in content.items():
-        if type(key) is not str:
+    kinds = set(map(type, content.values()))
+    if not kinds <= _SCALARS:
+        return None
+    if float in kinds:
+        turned = _floats_alike(content, by_value)
+        if turned is None:
             return None
-        kind = type(value)
-        if kind is str:
-            texts.append(value)
-        elif kind is float:
+        content = turned
+    try:
+        text = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return None
+    if text.isascii() and b"\\" not in text and b"\x7f" not in text:
+        return text
+    return None
+
+
+def _floats_alike(content: dict[Any, Any], by_value: bool) -> dict[Any, Any] | None:
+    """`content`, its integral floats as integers with `by_value`.
+
+    None if orjson spells one of its other floats unlike `repr`.
+    """
+    turned = dict(content)
+    for key, value in content.items():
+        if type(value) is float:
             if by_value and value.is_integer():
-                value = int(value)
-                if not -_ORJSON_INTS <= value < _ORJSON_INTS:
-                    return None
+                turned[key] = int(value)
             elif orjson.dumps(value) != repr(value).encode():
                 return None
-        elif kind is int:
-            if not -_ORJSON_INTS <= value < _ORJSON_INTS:
-                return None
-        elif kind is not bool and value is not None:
-            return None
-        texts.append(key)
-        flat[key] = value
-    # One check of all the text: printable ASCII is " " to "~".
-    joined = "".join(texts)
-    return flat if joined.isascii() and joined.isprintable() else None
+    return turned
 
 
 def content_digest(event: Mapping[str, Any]) -> str:
