@@ -128,11 +128,13 @@ class SeriesOwner(Generic[R]):
         """The worker says whether it reads a backlog (its last batch was full).
 
         A derive competes with the batches for the database and the cores
-        while it rolls up; during a backlog it waits (up to
-        `backlog_seconds`) and, once the worker has caught up, covers the
-        whole backlog at the next tick, in one pass that costs less per row
-        than several would. The boards trail a backlog by that much; stored
-        counts never wait for a derive.
+        while it rolls up; during a backlog it waits (`backlog_seconds`
+        takes the window's place in `_due`) and, once the worker has caught
+        up (a short batch, which may also come mid-backlog, or an empty
+        poll), covers the whole backlog at the next due tick, in one pass
+        that costs less per row than several would. The boards trail a
+        backlog by that much; stored counts never wait for a derive. A
+        stopping worker's forced derive covers what the window left.
         """
         self._behind = behind
 

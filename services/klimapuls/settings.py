@@ -267,7 +267,7 @@ class Settings(BaseSettings):
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
     refresh_seconds: float = Field(default=3600.0, gt=0)
     derive_seconds: float = Field(default=1.0, ge=0)
-    backlog_derive_seconds: float = Field(default=30.0, ge=0)
+    backlog_derive_seconds: float = Field(default=15.0, ge=0)
     mobility_workers: int | None = Field(default=None, ge=1, le=64)
     progress_seconds: float = Field(default=5.0, ge=0)
     gateway_host: str = "127.0.0.1"

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from klimapuls.bulk import BulkWorker
+from klimapuls.core.batch import Incoming
 from klimapuls.mobility import MOBILITY_COUNT
-from klimapuls.mobility.handlers import MobilityHandler
+from klimapuls.mobility.handlers import MobilityBatchResult, MobilityHandler
 from klimapuls.producer import EventProducer
 from klimapuls.settings import Settings
 from tests.helpers import scalar, wait_for
@@ -24,15 +28,29 @@ from tests.mobility.factories import count_event
 
 
 class _Told(MobilityHandler):
-    """Records what the worker tells it."""
+    """Records what the worker tells it and what each derive rolled up;
+    its batches take a while, so that timer ticks come between them."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.told: list[bool] = []
+        self.rolled_up: list[int] = []
 
     def reading(self, behind: bool) -> None:
         self.told.append(behind)
         super().reading(behind)
+
+    def handle(self, batch: Sequence[Incoming]) -> MobilityBatchResult:
+        result = super().handle(batch)
+        time.sleep(0.5)  # two and a half windows
+        return result
+
+    def derive(
+        self, conn: Connection, now: datetime, result: MobilityBatchResult
+    ) -> None:
+        super().derive(conn, now, result)
+        if result.rollup is not None and result.rollup.hours:
+            self.rolled_up.append(result.rollup.hours)
 
 
 @pytest.mark.timeout(120)
@@ -64,6 +82,9 @@ def test_a_backlog_is_rolled_up_once_the_worker_caught_up(
             timeout_s=60,
         )
         assert True in handler.told and handler.told[-1] is False
+        # One derive, once caught up, took the whole backlog (its five
+        # hours): none came between the full batches, though ticks did.
+        assert handler.rolled_up == [5]
     finally:
         loop.call_soon_threadsafe(worker.stopping.set)
         running.join(30)
