@@ -410,11 +410,15 @@ def settings_problem(exc: ValidationError) -> str:
 def service_settings(service: str) -> Settings:
     """The settings of a service's `__main__` (`python -m klimapuls.SERVICE`).
 
-    A malformed variable is one log line naming it and exit code 2, never a
+    A malformed variable, or a missing database URL or broker list (every
+    service needs both), is one log line naming it and exit code 2, never a
     traceback: the supervisor's log then says what to fix.
     """
     try:
-        return load_settings()
+        settings = load_settings()
+        settings.require_database_url()
+        settings.require_bootstrap_servers()
+        return settings
     except ConfigurationError as exc:
         logging.basicConfig(
             format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"

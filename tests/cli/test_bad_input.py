@@ -403,6 +403,47 @@ def test_a_service_with_a_malformed_setting_logs_one_line_and_exits_2(
     assert not _PYTHON.search(output), output
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ("DATABASE_URL", "DATABASE_URL is not set"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS is not set"),
+    ],
+)
+def test_a_service_without_its_database_or_broker_logs_one_line_and_exits_2(
+    service: str, missing: str, named: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("KAFKA_", "KLIMAPULS_")) and name != "DATABASE_URL"
+    }
+    # The other one given (unreachable: the check comes before any connection).
+    env["DATABASE_URL"] = "postgresql+psycopg://klimapuls@127.0.0.1:1/klimapuls"
+    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"
+    del env[missing]
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "services")
+    done = subprocess.run(
+        [sys.executable, "-m", f"klimapuls.{service}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    [line] = output.strip().splitlines()
+    assert f"{service} cannot start: {named}" in line
+    assert not _PYTHON.search(output), output
+
+
 def test_every_command_has_a_battery_entry() -> None:
     commands = set(_commands(cli_command()))
     missing = sorted(commands - set(BATTERY))
