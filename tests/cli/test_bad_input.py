@@ -371,11 +371,8 @@ SERVICES = [
 ]
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("service", SERVICES)
-def test_a_service_with_a_malformed_setting_logs_one_line_and_exits_2(
-    service: str, tmp_path: Path
-) -> None:
+def _service_line(service: str, settings: dict[str, str], cwd: Path) -> str:
+    """The one line a service given only `settings` logs; it must exit 2."""
     import os
     import subprocess
     import sys
@@ -385,22 +382,31 @@ def test_a_service_with_a_malformed_setting_logs_one_line_and_exits_2(
         for name, value in os.environ.items()
         if not name.startswith(("KAFKA_", "KLIMAPULS_")) and name != "DATABASE_URL"
     }
-    env["KLIMAPULS_ALERT_HOLD_SECONDS"] = "soon"
+    env.update(settings)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "services")
     done = subprocess.run(
         [sys.executable, "-m", f"klimapuls.{service}"],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=100,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
+    assert not _PYTHON.search(output), output
     [line] = output.strip().splitlines()
+    return line
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_with_a_malformed_setting_logs_one_line_and_exits_2(
+    service: str, tmp_path: Path
+) -> None:
+    line = _service_line(service, {"KLIMAPULS_ALERT_HOLD_SECONDS": "soon"}, tmp_path)
     assert "KLIMAPULS_ALERT_HOLD_SECONDS='soon'" in line
     assert f"{service} cannot start" in line
-    assert not _PYTHON.search(output), output
 
 
 @pytest.mark.timeout(120)
@@ -415,33 +421,14 @@ def test_a_service_with_a_malformed_setting_logs_one_line_and_exits_2(
 def test_a_service_without_its_database_or_broker_logs_one_line_and_exits_2(
     service: str, missing: str, named: str, tmp_path: Path
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("KAFKA_", "KLIMAPULS_")) and name != "DATABASE_URL"
-    }
     # The other one given (unreachable: the check comes before any connection).
-    env["DATABASE_URL"] = "postgresql+psycopg://klimapuls@127.0.0.1:1/klimapuls"
-    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"
-    del env[missing]
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "services")
-    done = subprocess.run(
-        [sys.executable, "-m", f"klimapuls.{service}"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    [line] = output.strip().splitlines()
+    settings = {
+        "DATABASE_URL": "postgresql+psycopg://klimapuls@127.0.0.1:1/klimapuls",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    }
+    del settings[missing]
+    line = _service_line(service, settings, tmp_path)
     assert f"{service} cannot start: {named}" in line
-    assert not _PYTHON.search(output), output
 
 
 def test_every_command_has_a_battery_entry() -> None:
