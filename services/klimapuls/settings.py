@@ -33,6 +33,14 @@ Variables (the README has the same list):
   defaults): only the embedded dev broker needs them, as its JoinGroup waits
   half the session timeout.
 - `KLIMAPULS_LOG_LEVEL` (`info`): services' log level.
+- `KLIMAPULS_MOBILITY_WORKERS` (one per core, at most the partitions): the
+  batch worker processes the mobility service forks.
+- `KLIMAPULS_DERIVE_SECONDS` (1): the series owners' derive window (rollups,
+  board rows, series notices) while a worker keeps up; 0 derives every batch.
+- `KLIMAPULS_BACKLOG_DERIVE_SECONDS` (15): the derive window while a worker
+  reads a backlog (its batches come full); it derives once caught up.
+- `KLIMAPULS_PROGRESS_SECONDS` (5): the targets service's recompute window
+  for series notices.
 - `KLIMAPULS_REFRESH_SECONDS` (3600): how often services recompute target
   progress without new events (statuses also change with time).
 - `KLIMAPULS_GATEWAY_HOST` (`127.0.0.1`), `KLIMAPULS_GATEWAY_PORT` (8080 for
