@@ -167,3 +167,32 @@ def test_a_derive_waits_while_the_worker_reads_a_backlog(engine: Engine) -> None
     [notice] = handler.flush().series_changes
     assert "147" in notice.scopes
     assert handler.flush(force=True).series_changes == []  # nothing left
+
+
+def test_a_new_worker_that_starts_on_a_backlog_derives_once_caught_up(
+    engine: Engine,
+) -> None:
+    """A new handler derives first thing, unless its first batches come
+    full: then the derive after the backlog covers them (a restart's
+    leftovers too), or one `backlog_seconds` after it began."""
+    clock = [datetime(2026, 11, 1, tzinfo=UTC)]
+    handler = Co2Handler(engine, lambda: clock[0], window_seconds=1, backlog_seconds=30)
+
+    def send(sector: str) -> None:
+        event = co2_event("147", 2021, sector, 1.0)
+        handler.handle([Incoming("co2_account", json.dumps(event).encode(), "t:0:0")])
+
+    handler.reading(behind=True)
+    send("energy")
+    clock[0] += timedelta(seconds=5)
+    assert not handler.flush().series_changes  # behind from the start
+    handler.reading(behind=False)
+    [notice] = handler.flush().series_changes  # caught up: derives now
+    assert "147" in notice.scopes
+
+    late = Co2Handler(engine, lambda: clock[0], window_seconds=1, backlog_seconds=30)
+    late.reading(behind=True)
+    clock[0] += timedelta(seconds=20)
+    assert not late.flush().series_changes
+    clock[0] += timedelta(seconds=10)  # a backlog's window after it began
+    assert late.flush().series_changes
