@@ -33,12 +33,17 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from klimapuls.batches import (
@@ -56,7 +61,13 @@ if TYPE_CHECKING:
     from klimapuls.core.batch import BatchResult
     from klimapuls.settings import Settings
 
-__all__ = ["BulkWorker", "run_bulk_worker", "run_bulk_workers", "series_worker"]
+__all__ = [
+    "BulkWorker",
+    "more_waiting",
+    "run_bulk_worker",
+    "run_bulk_workers",
+    "series_worker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +284,10 @@ class BulkWorker:
                 for tp, found in records.items()
                 for record in found
             ]
-            # A full batch: more is waiting (a backlog); a derive may wait too.
-            self._reading(behind=len(batch) >= s.batch_size)
+            # More waiting (a backlog): a derive may wait too.
+            self._reading(
+                behind=more_waiting(records, consumer.highwater, s.batch_size)
+            )
             result = await with_retries(partial(self.handler.handle, batch), "batch")
             handled = time.monotonic()
             await publish_with_retries(self._publish, result, "publishing the batch")
@@ -419,6 +432,29 @@ _LEVELS = {
     "info": logging.INFO,
     "debug": logging.DEBUG,
 }
+
+
+def more_waiting(
+    records: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]],
+    highwater: Callable[[TopicPartition], int | None],
+    batch_size: int,
+) -> bool:
+    """Whether a batch came from a backlog: more is waiting behind it.
+
+    A full batch says so; a short one may too, in the middle of a backlog,
+    when the records fetched ran out before the next fetch came: then the
+    broker's high watermark (from the fetch) lies past the batch's last
+    offset. Only derives are paced by it (`klimapuls.deriving`), never
+    what is stored: a watermark read short (Tansu's can be) ends a backlog
+    early, as a short batch did.
+    """
+    if sum(len(found) for found in records.values()) >= batch_size:
+        return True
+    for tp, found in records.items():
+        mark = highwater(tp)
+        if mark is not None and mark > found[-1].offset + 1:
+            return True
+    return False
 
 
 def _log_to_stdout(settings: Settings) -> None:

@@ -127,12 +127,12 @@ class SeriesOwner(Generic[R]):
     # -- the shared shape ----------------------------------------------------
 
     def reading(self, behind: bool) -> None:
-        """The worker says whether it reads a backlog (its last batch was full).
+        """The worker says whether it reads a backlog (`klimapuls.bulk.more_waiting`).
 
         A derive competes with the batches for the database and the cores
         while it rolls up; during a backlog it waits (`backlog_seconds`
         takes the window's place in `_due`) and, once the worker has caught
-        up (a short batch, which may also come mid-backlog, or an empty
+        up (a batch that reaches the broker's high watermark, or an empty
         poll), covers the whole backlog at the next due tick, in one pass
         that costs less per row than several would. A new worker that
         starts on a backlog waits so too, counting from its start. The
