@@ -33,17 +33,12 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiokafka import (
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    ConsumerRecord,
-    TopicPartition,
-)
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from klimapuls.batches import (
@@ -284,10 +279,12 @@ class BulkWorker:
                 for tp, found in records.items()
                 for record in found
             ]
-            # More waiting (a backlog): a derive may wait too.
-            self._reading(
-                behind=more_waiting(records, consumer.highwater, s.batch_size)
-            )
+            # More waiting (a backlog): a derive may wait too. No other task
+            # runs since `getmany`: the partitions read are still assigned.
+            marks = [
+                (consumer.highwater(tp), await consumer.position(tp)) for tp in records
+            ]
+            self._reading(behind=more_waiting(len(batch), s.batch_size, marks))
             result = await with_retries(partial(self.handler.handle, batch), "batch")
             handled = time.monotonic()
             await publish_with_retries(self._publish, result, "publishing the batch")
@@ -435,26 +432,22 @@ _LEVELS = {
 
 
 def more_waiting(
-    records: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]],
-    highwater: Callable[[TopicPartition], int | None],
-    batch_size: int,
+    read: int, batch_size: int, marks: Iterable[tuple[int | None, int]]
 ) -> bool:
-    """Whether a batch came from a backlog: more is waiting behind it.
+    """Whether a batch of `read` records came from a backlog: more is waiting.
 
     A full batch says so; a short one may too, in the middle of a backlog,
-    when the records fetched ran out before the next fetch came: then the
-    broker's high watermark (from the fetch) lies past the batch's last
-    offset. Only derives are paced by it (`klimapuls.deriving`), never
-    what is stored: a watermark read short (Tansu's can be) ends a backlog
-    early, as a short batch did.
+    when the records fetched ran out before the next fetch came: then a
+    partition's high watermark (from its last fetch; None before one) lies
+    past the consumer's position after the batch (past any transaction
+    markers and compacted records too). `marks` holds the two for each
+    partition read. Only derives are paced by this (`klimapuls.deriving`),
+    never what is stored: a watermark read short (Tansu's can be) ends a
+    backlog early, as a short batch did.
     """
-    if sum(len(found) for found in records.values()) >= batch_size:
-        return True
-    for tp, found in records.items():
-        mark = highwater(tp)
-        if mark is not None and mark > found[-1].offset + 1:
-            return True
-    return False
+    return read >= batch_size or any(
+        high is not None and high > position for high, position in marks
+    )
 
 
 def _log_to_stdout(settings: Settings) -> None:

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import Connection, Engine
 
 from klimapuls import bulk
@@ -128,15 +128,8 @@ def test_short_batches_in_a_backlog_still_leave_the_derive_for_later(
 
 
 def test_more_is_waiting_after_a_full_batch_or_below_the_watermark() -> None:
-    tp = TopicPartition("counts", 0)
-    three = {tp: [_record(tp, offset) for offset in (10, 11, 12)]}
-    assert more_waiting(three, lambda _: 13, batch_size=3)  # full
-    assert not more_waiting(three, lambda _: 13, batch_size=100)  # at the end
-    assert more_waiting(three, lambda _: 20, batch_size=100)  # 7 behind it
-    assert not more_waiting(three, lambda _: None, batch_size=100)  # unknown
-
-
-def _record(tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        tp.topic, tp.partition, offset, 0, 0, None, b"{}", None, 2, 0, []
-    )
+    # (high watermark, position after the batch) of each partition read
+    assert more_waiting(3, 3, [(13, 13)])  # full
+    assert not more_waiting(3, 100, [(13, 13)])  # at the end
+    assert more_waiting(3, 100, [(13, 13), (20, 13)])  # 7 behind in one
+    assert not more_waiting(3, 100, [(None, 13)])  # not known yet
