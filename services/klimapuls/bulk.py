@@ -442,8 +442,10 @@ def more_waiting(
     past the consumer's position after the batch (past any transaction
     markers and compacted records too). `marks` holds the two for each
     partition read. Only derives are paced by this (`klimapuls.deriving`),
-    never what is stored: a watermark read short (Tansu's can be) ends a
-    backlog early, as a short batch did.
+    never what is stored: a watermark read short would end a backlog early,
+    as a short batch did, and one read too high would hold derives to the
+    backlog window until an empty poll (neither was seen on Tansu, whose
+    fetches report it right; only its ListOffsets reads short).
     """
     return read >= batch_size or any(
         high is not None and high > position for high, position in marks

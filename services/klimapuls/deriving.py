@@ -16,7 +16,8 @@ tests).
 
 Nothing durable depends on memory: derived rows are recomputed from stored
 facts. The scopes to announce are kept in memory: a new handler (a
-restarted service) derives and announces on its first batch or timer tick,
+restarted service) derives and announces on its first batch or timer tick
+(or, if it starts on a backlog, once it has read it: see `reading`),
 naming the region and the scopes of its own batches, so scopes stored in
 the last window before a crash are not named again. The targets service
 recomputes every target on any notice, so its progress is complete either

@@ -38,7 +38,9 @@ Variables (the README has the same list):
 - `KLIMAPULS_DERIVE_SECONDS` (1): the series owners' derive window (rollups,
   board rows, series notices) while a worker keeps up; 0 derives every batch.
 - `KLIMAPULS_BACKLOG_DERIVE_SECONDS` (15): the derive window while a worker
-  reads a backlog (its batches come full); it derives once caught up.
+  reads a backlog (its batches come full, or end below the broker's high
+  watermark), a new worker's first derive included; it derives once caught
+  up.
 - `KLIMAPULS_PROGRESS_SECONDS` (5): the targets service's recompute window
   for series notices.
 - `KLIMAPULS_REFRESH_SECONDS` (3600): how often services recompute target

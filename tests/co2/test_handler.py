@@ -172,9 +172,9 @@ def test_a_derive_waits_while_the_worker_reads_a_backlog(engine: Engine) -> None
 def test_a_new_worker_that_starts_on_a_backlog_derives_once_caught_up(
     engine: Engine,
 ) -> None:
-    """A new handler derives first thing, unless its first batches come
-    full: then the derive after the backlog covers them (a restart's
-    leftovers too), or one `backlog_seconds` after it began."""
+    """A new handler derives first thing, unless it starts behind (on a
+    backlog): then the derive after the backlog covers its batches (a
+    restart's leftovers too), or one `backlog_seconds` after it began."""
     clock = [datetime(2026, 11, 1, tzinfo=UTC)]
     handler = Co2Handler(engine, lambda: clock[0], window_seconds=1, backlog_seconds=30)
 

@@ -6,8 +6,9 @@ every scope for the boards, rewritten from all stored figures with the
 core's rules, then a `SeriesChange` naming the municipalities whose figures
 arrived, duplicates included: the targets service then recomputes progress)
 runs once per window, as for every series owner (`klimapuls.deriving`). A
-restarted service derives and announces at once, so a change is never lost
-between a commit and its announcement.
+restarted service derives and announces at once (after the backlog it
+starts on, if any), so a change is never lost between a commit and its
+announcement.
 """
 
 from __future__ import annotations
