@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from itertools import cycle, islice
@@ -479,8 +479,17 @@ def stage_sums(log_dir: Path) -> dict[str, dict[str, float]]:
 # --- the run ------------------------------------------------------------------
 
 
-def _wait(ledger: Ledger, timeout_s: float, say: Any) -> tuple[float, float | None]:
-    """Seconds until nothing is pending, and until the first event landed."""
+def _wait(
+    ledger: Ledger,
+    timeout_s: float,
+    say: Any,
+    counted: Callable[[], None] = lambda: None,
+) -> tuple[float, float | None]:
+    """Seconds until nothing is pending, and until the first event landed.
+
+    `counted` is called when everything adds up, before the ids are looked
+    up (what the services spent is read there, not the lookup's cost).
+    """
     began = said = time.monotonic()
     already = ledger.total - ledger.poll()
     first = ended = None
@@ -492,6 +501,7 @@ def _wait(ledger: Ledger, timeout_s: float, say: Any) -> tuple[float, float | No
         if pending == 0:
             # Everything counted: the ids decide, outside the time taken.
             ended = time.monotonic()
+            counted()
             pending = ledger.verify()
             done = ledger.total - pending
         if time.monotonic() - said >= 1.0 or pending == 0:
@@ -581,8 +591,11 @@ def run(
             cpu_before = memory.cpu()
             say("services started; draining the backlog")
             started = time.monotonic()
-            backlog_s, first_row = _wait(ledger, timeout_s, say)
-            cpu_after = memory.cpu()
+            spent: list[dict[str, float]] = []
+            backlog_s, first_row = _wait(
+                ledger, timeout_s, say, lambda: spent.append(memory.cpu())
+            )
+            cpu_after = spent[-1] if spent else memory.cpu()
             derived_s = _wait_derived(url, started, timeout_s)
             backlog_cpu = {
                 name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2)
