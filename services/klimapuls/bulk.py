@@ -138,12 +138,19 @@ class BulkWorker:
         making = asyncio.ensure_future(asyncio.to_thread(self._load))
         await producer.start()
         try:
-            await consumer.start()  # returns once the group assigned partitions
-            self._handler = await making
+            # Returns once the group assigned partitions: seconds on the dev
+            # broker, never while the broker is gone. A stop must not wait
+            # for it (a worker whose parent died would live on).
+            joined = await _unless_stopped(consumer.start(), self.stopping)
+            if joined:
+                self._handler = await making
         except BaseException:
-            await _within(consumer.stop(), "leaving the group", time.monotonic() + 3)
-            await producer.stop()
+            await _leave(consumer, producer)
             raise
+        if not joined:
+            log.info("stopped while joining the group")
+            await _leave(consumer, producer)
+            return
         # Collected between batches from here on (`_collect`); as it was
         # again when the worker stops (a worker may run inside another
         # program, such as a test).
@@ -393,6 +400,28 @@ async def _within(step: Awaitable[Any], what: str, deadline: float) -> None:
         await asyncio.wait_for(step, max(deadline - time.monotonic(), 0.1))
     except TimeoutError:
         log.warning("stopping: gave up on %s", what)
+
+
+async def _leave(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    """Stop both clients, giving up after 3 s (the broker may be gone)."""
+    end = time.monotonic() + 3
+    await _within(consumer.stop(), "leaving the group", end)
+    await _within(producer.stop(), "stopping the producer", end)
+
+
+async def _unless_stopped(step: Awaitable[Any], stopping: asyncio.Event) -> bool:
+    """Await `step` unless `stopping` is set first (then cancel it): done?"""
+    doing = asyncio.ensure_future(step)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({doing, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if not doing.done():
+        await _cancelled([doing])
+        return False
+    doing.result()
+    return True
 
 
 async def _cancelled(tasks: Sequence[asyncio.Task[Any]]) -> None:
