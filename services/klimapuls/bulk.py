@@ -145,11 +145,11 @@ class BulkWorker:
             if joined:
                 self._handler = await making
         except BaseException:
-            await _leave(consumer, producer)
+            await _leave(consumer, producer, time.monotonic() + 3)
             raise
         if not joined:
             log.info("stopped while joining the group")
-            await _leave(consumer, producer)
+            await _leave(consumer, producer, time.monotonic() + 3)
             return
         # Collected between batches from here on (`_collect`); as it was
         # again when the worker stops (a worker may run inside another
@@ -187,8 +187,7 @@ class BulkWorker:
             stop.cancel()
             await _cancelled(timers)
             end = max(deadline, time.monotonic()) + 3
-            await _within(consumer.stop(), "leaving the group", end)
-            await _within(producer.stop(), "stopping the producer", end)
+            await _leave(consumer, producer, end)
             if collecting:
                 gc.enable()
 
@@ -402,9 +401,10 @@ async def _within(step: Awaitable[Any], what: str, deadline: float) -> None:
         log.warning("stopping: gave up on %s", what)
 
 
-async def _leave(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-    """Stop both clients, giving up after 3 s (the broker may be gone)."""
-    end = time.monotonic() + 3
+async def _leave(
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, end: float
+) -> None:
+    """Stop both clients, giving up at `end` (monotonic; the broker may be gone)."""
     await _within(consumer.stop(), "leaving the group", end)
     await _within(producer.stop(), "stopping the producer", end)
 
