@@ -274,6 +274,13 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(default=0.5, gt=0)
     kafka_session_timeout_s: float | None = None
     kafka_heartbeat_s: float | None = None
+    #: How a batch worker (co2, fleet, mobility, dead letters) gets its
+    #: partitions: "group" from its consumer group (join and rebalances, for
+    #: replicas that come and go), "static" by its place in its set (worker i
+    #: of n reads every n-th partition from the i-th, no join: reading starts
+    #: at once). None: "static" under `klimapuls up`, whose supervisor runs
+    #: every worker there is, and "group" otherwise.
+    kafka_assignment: Literal["group", "static"] | None = None
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
     refresh_seconds: float = Field(default=3600.0, gt=0)
     derive_seconds: float = Field(default=1.0, ge=0)

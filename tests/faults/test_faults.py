@@ -296,7 +296,11 @@ def test_restatements_through_two_workers_and_a_rebalance_roll_up_exactly(
     own_stack: tuple[EmbeddedBroker, EmbeddedPostgres, Settings],
 ) -> None:
     _broker, _database, settings = own_stack
-    settings = settings.model_copy(update={"mobility_workers": 2})
+    # Two sets of one service side by side, as replicas: a group shares
+    # the partitions out (each `up` alone runs its workers static).
+    settings = settings.model_copy(
+        update={"mobility_workers": 2, "kafka_assignment": "group"}
+    )
     url = settings.require_database_url()
     first = _run(settings, "co2", "mobility", "deadletter")
     second = _run(settings, "mobility")

@@ -222,6 +222,9 @@ class Stack:
         )
         if s.gateway_port is not None:
             env["KLIMAPULS_GATEWAY_PORT"] = str(s.gateway_port)
+        # This supervisor runs every batch worker there is, and restarts a
+        # set whole: no group is needed to share the partitions out.
+        env["KLIMAPULS_KAFKA_ASSIGNMENT"] = s.kafka_assignment or "static"
         if s.mobility_workers is not None:
             env["KLIMAPULS_MOBILITY_WORKERS"] = str(s.mobility_workers)
         if s.kafka_session_timeout_s is not None:
