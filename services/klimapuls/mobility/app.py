@@ -2,7 +2,8 @@
 
 Counts are the bulk of all traffic, so this service reads them with the
 plain batch worker (`klimapuls.bulk`), not a faust app. Its handler (the
-database and domain code) is loaded while the worker joins its group.
+database and domain code) is imported once before the set forks its
+workers (`preload`), and a lone worker loads it while its consumer starts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from klimapuls.mobility.handlers import MobilityHandler
     from klimapuls.settings import Settings
 
-__all__ = ["SERVICE", "create_worker"]
+__all__ = ["SERVICE", "create_worker", "preload"]
 
 SERVICE = "mobility"
 
@@ -26,6 +27,11 @@ def _owner() -> type[MobilityHandler]:
     from klimapuls.mobility.handlers import MobilityHandler
 
     return MobilityHandler
+
+
+def preload() -> None:
+    """Import the handler's modules (before the workers are forked)."""
+    _owner()
 
 
 def create_worker(settings: Settings) -> BulkWorker:
