@@ -246,7 +246,7 @@ def test_seed_targets_are_known_from_their_adoption_not_from_the_seeding(
 def test_db_upgrade_corrects_the_known_from_date_of_stored_seeds(
     engine: Engine,
 ) -> None:
-    from klimapuls.storage import seed_reference_data
+    from klimapuls.storage.seed import seed_reference_data
     from tests.helpers import rows
 
     with engine.begin() as conn:

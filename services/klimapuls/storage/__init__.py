@@ -12,17 +12,12 @@ functions. No application logic lives here: services orchestrate load
 """
 
 from klimapuls.storage.db import create_db_engine, in_transaction, migrate
-from klimapuls.storage.grafana_reader import set_reader_password
-from klimapuls.storage.grants import seed_builtin_grants
-from klimapuls.storage.initiatives import seed_initiative_reference
-from klimapuls.storage.seed import seed_reference_data
 
 __all__ = [
     "create_db_engine",
     "in_transaction",
     "migrate",
     "prepare_database",
-    "seed_reference_data",
 ]
 
 
@@ -31,6 +26,13 @@ def prepare_database(url: str, grafana_password: str | None = None) -> None:
 
     With `grafana_password`, Grafana's read-only role may log in with it.
     """
+    # Imported here, not with the package, which every service imports for
+    # its own concern: the seeds' modules were ~0.1 s of each one's start.
+    from klimapuls.storage.grafana_reader import set_reader_password
+    from klimapuls.storage.grants import seed_builtin_grants
+    from klimapuls.storage.initiatives import seed_initiative_reference
+    from klimapuls.storage.seed import seed_reference_data
+
     engine = create_db_engine(url)
     try:
         migrate(engine)
