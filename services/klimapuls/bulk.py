@@ -59,6 +59,7 @@ from klimapuls.batches import (
     publish_with_retries,
     with_retries,
 )
+from klimapuls.core.errors import ConfigurationError
 from klimapuls.process import die_with_parent
 
 if TYPE_CHECKING:
@@ -223,9 +224,9 @@ class BulkWorker:
         for topic in self.kind_of:
             found = consumer.partitions_for_topic(topic)
             if not found:
-                raise RuntimeError(
-                    f"topic {topic} not found on the broker; create the "
-                    "topics first (klimapuls up and klimapuls migrate do)"
+                raise ConfigurationError(
+                    f"topic {topic} is not on the broker: create the topics "
+                    "first (klimapuls topics create; klimapuls up does it)"
                 )
             partitions[topic] = found
         index, count = self.member
@@ -567,6 +568,9 @@ def run_bulk_worker(worker: BulkWorker) -> None:
     code = 0
     try:
         asyncio.run(main())
+    except ConfigurationError as exc:  # the operator's to fix: one line
+        log.error("batch worker cannot start: %s", exc)
+        code = 1
     except Exception:
         log.exception("batch worker crashed; stopping")
         code = 1

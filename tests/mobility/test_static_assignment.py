@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 
 from klimapuls.bulk import BulkWorker, share_of
 from klimapuls.core.batch import Incoming
+from klimapuls.core.errors import ConfigurationError
 from klimapuls.mobility import MOBILITY_COUNT
 from klimapuls.mobility.handlers import MobilityBatchResult, MobilityHandler
 from klimapuls.producer import EventProducer
@@ -166,3 +167,17 @@ def test_the_stack_runs_its_batch_workers_static_unless_told(
     assert Stack(settings).service_env()["KLIMAPULS_KAFKA_ASSIGNMENT"] == "static"
     grouped = settings.model_copy(update={"kafka_assignment": "group"})
     assert Stack(grouped).service_env()["KLIMAPULS_KAFKA_ASSIGNMENT"] == "group"
+
+
+def test_a_static_worker_names_a_missing_topic_and_how_to_create_it(
+    settings: Settings,
+) -> None:
+    absent = settings.model_copy(
+        update={"kafka_assignment": "static", "topic_prefix": "never-created-"}
+    )
+    worker = BulkWorker(absent, "mobility", (MOBILITY_COUNT,), lambda: None)
+    with pytest.raises(ConfigurationError) as raised:
+        asyncio.run(worker.run())
+    message = str(raised.value)
+    assert "never-created-mobility-count" in message
+    assert "klimapuls topics create" in message
