@@ -417,8 +417,7 @@ def series_worker(
     `owner` imports and gives the handler's class: it is called in the
     thread that loads the handler while the consumer starts (and joins its
     group, with group assignment), so the database and domain code load
-    meanwhile. A missing
-    database URL is named at once, before any join.
+    meanwhile. A missing database URL is named at once, before any join.
     """
     settings.require_database_url()
 
@@ -490,8 +489,9 @@ async def _commit(
             return
         except (CommitFailedError, IllegalStateError) as exc:
             # The partitions moved on: their new owner reads the batch again.
-            # (With static assignment: a group member of the same service
-            # runs beside this worker, which `klimapuls up` never starts.)
+            # (With static assignment it means a group member of the same
+            # service runs beside this worker, which `klimapuls up` never
+            # starts: the batch is stored, but its offsets are not committed.)
             log.warning("commit refused after a rebalance (%s); batch re-read", exc)
             return
         except KafkaError as exc:

@@ -23,7 +23,6 @@ from klimapuls.core.batch import Incoming
 from klimapuls.core.errors import ConfigurationError
 from klimapuls.mobility import MOBILITY_COUNT
 from klimapuls.mobility.handlers import MobilityBatchResult, MobilityHandler
-from klimapuls.producer import EventProducer
 from klimapuls.settings import Settings
 from klimapuls.stack.runner import Stack
 from tests.helpers import wait_for
@@ -40,17 +39,6 @@ class _Reading(MobilityHandler):
     def handle(self, batch: Sequence[Incoming]) -> MobilityBatchResult:
         self.origins += [incoming.origin for incoming in batch]
         return super().handle(batch)
-
-
-def _send(producer: EventProducer, first: int, n: int) -> list[str]:
-    """`n` counts of as many sites (so both partitions get some); their ids."""
-    ids = []
-    for i in range(first, first + n):
-        event = count_event(f"site-{i}", "bike", "2024-03-04T08:00:00+00:00", 1)
-        producer.send(MOBILITY_COUNT, event)
-        ids.append(event["event_id"])
-    producer.flush()
-    return ids
 
 
 def _stored(engine: Engine, ids: list[str]) -> list[str]:
@@ -121,10 +109,10 @@ def _partitions(handler: _Reading) -> set[int]:
 
 @pytest.mark.timeout(180)
 def test_a_static_set_reads_each_partition_once_and_goes_on_where_it_was(
-    settings: Settings, engine: Engine, producer: EventProducer
+    settings: Settings, engine: Engine
 ) -> None:
     # Given counts in both partitions of the topic,
-    first = _send(producer, 0, 30)
+    first = _send_to(settings, 0, 0, 15) + _send_to(settings, 1, 15, 15)
     # a set of two static workers stores every one, once,
     one, two = _run(settings, engine, first, [0, 1])
     assert sorted(_stored(engine, first)) == sorted(first)  # event_id is unique
