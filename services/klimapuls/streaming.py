@@ -198,9 +198,21 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
+class _Worker(faust.Worker):
+    """faust's worker, leaving the process title alone.
+
+    faust retitles its process (`[Faust:Worker] -init- ...`) when
+    setproctitle is installed; the title stays `python -m klimapuls.NAME`,
+    which `klimapuls up` looks for to stop a service an earlier `up` left.
+    """
+
+    def _setproctitle(self, info: str, *, ident: str = "") -> None:
+        return None
+
+
 def run_worker(app: faust.App, settings: Settings) -> None:
     """Run `app` (built from `settings`) until SIGTERM or Ctrl-C, then stop."""
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
 
 

@@ -1,9 +1,11 @@
 """Start the platform: embedded servers where no URL is given, then services.
 
 `SERVICES` is the one list of processes `klimapuls up` starts and
-supervises, each as `python -m klimapuls.NAME`; a new service (or any other
-long-running process, such as an HTTP gateway) is added there by name, and
-to `CONSUMES` if it reads topics, so a user's stop also drains them.
+supervises, each as `python -m klimapuls.NAME` forked from a launcher
+that has imported what they share (`klimapuls.stack.launcher`); a new
+service (or any other long-running process, such as an HTTP gateway) is
+added there by name, and to `CONSUMES` if it reads topics, so a user's
+stop also drains them.
 
 Supervision: a process that dies is restarted with back-off (1 s, 2 s, 4 s,
 ... at most 30 s; the count resets once it has run a minute), and each
@@ -16,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,16 +28,22 @@ from pydantic import SecretStr
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.settings import Settings
 from klimapuls.stack.broker import EmbeddedBroker, free_port
-from klimapuls.stack.children import child_setup, describe_exit
+from klimapuls.stack.children import describe_exit
 from klimapuls.stack.database import EmbeddedPostgres
 from klimapuls.stack.drain import DrainReport, drain_topics
+from klimapuls.stack.launcher import (
+    ServiceProcess,
+    ensure_launcher,
+    launch,
+    stop_launcher,
+)
 from klimapuls.stack.state import StackState, process_matches
 from klimapuls.stack.topics import ensure_topics
 from klimapuls.storage import prepare_database
 
 __all__ = ["CONSUMES", "SERVICES", "Stack"]
 
-#: The processes `klimapuls up` runs and supervises, each as `python -m klimapuls.NAME`.
+#: The processes `klimapuls up` runs and supervises, each `python -m klimapuls.NAME`.
 SERVICES: tuple[str, ...] = (
     "alerts",
     "co2",
@@ -95,7 +102,7 @@ class _Supervised:
     """One supervised process and its restart bookkeeping."""
 
     name: str
-    process: subprocess.Popen[bytes]
+    process: ServiceProcess
     started: float
     backoff: _Backoff = field(default_factory=_Backoff)
 
@@ -111,9 +118,11 @@ class Stack:
     stopping: bool = False
     #: Restarts of the embedded PostgreSQL in a row, and when to try next.
     database_backoff: _Backoff = field(default_factory=_Backoff)
+    #: Whether `start_servers` started the services' launcher (`stop` ends it).
+    owns_launcher: bool = False
 
     @property
-    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+    def processes(self) -> dict[str, ServiceProcess]:
         """The current process of every supervised service."""
         return {name: s.process for name, s in self.supervised.items()}
 
@@ -162,6 +171,9 @@ class Stack:
         say = note or (lambda _text: None)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.reclaim_leftovers(say)
+        # The services' launcher imports what they share while the servers start.
+        ensure_launcher()
+        self.owns_launcher = True
         previous = StackState.read(self.settings.data_dir)
         updates: dict[str, object] = {}
         kafka = self.settings.kafka
@@ -234,26 +246,13 @@ class Stack:
         env.update(s.alert_env())
         return env
 
-    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str) -> ServiceProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        # The gateway is born with SIGUSR1 blocked (a child inherits the
-        # mask, across exec): a `close_intake` before it has installed its
-        # handler stays pending until it has, instead of killing it.
-        block = {signal.SIGUSR1} if name in _DRAINS_ON_SIGUSR1 else set()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, block)
-        try:
-            with open(self.log_dir / f"{name}.log", "ab") as log:
-                return subprocess.Popen(  # noqa: S603 - our own module
-                    [sys.executable, "-m", f"klimapuls.{name}"],
-                    env=self.service_env(),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    # Ctrl-C reaches `up` alone, which drains before stopping them.
-                    start_new_session=True,
-                    preexec_fn=child_setup(),  # only prctl: safe before exec
-                )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # The gateway keeps SIGUSR1 blocked until it has installed its
+        # handler: a `close_intake` before that stays pending instead of
+        # killing it.
+        blocked = {signal.SIGUSR1} if name in _DRAINS_ON_SIGUSR1 else set()
+        return launch(name, self.service_env(), self.log_dir / f"{name}.log", blocked)
 
     def start_services(self, names: Sequence[str] = SERVICES) -> None:
         """Start each service as its own process, logging to the data folder."""
@@ -435,6 +434,9 @@ class Stack:
                 process.kill()
                 process.wait(5)
         self.supervised.clear()
+        if self.owns_launcher:
+            stop_launcher()
+            self.owns_launcher = False
         if self.broker is not None:
             self.broker.stop()
         if self.database is not None:
