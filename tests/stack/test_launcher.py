@@ -6,7 +6,7 @@ each. Given three services started so: each runs in a session of its own (a
 Ctrl-C reaches `up` alone), shows its command (the next `up` finds a
 leftover by it), writes to its log; a SIGKILL is reported as one; and when
 the launcher itself dies, the services go with it and the supervisor
-starts them again from a new launcher.
+starts them again from a new launcher once the old ones are gone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 from klimapuls.settings import Settings
 from klimapuls.stack.children import describe_exit
-from klimapuls.stack.launcher import launcher_pid
+from klimapuls.stack.launcher import launcher_pid, stop_launcher
 from klimapuls.stack.runner import Stack
 from klimapuls.stack.state import process_matches
 
@@ -71,15 +71,20 @@ def test_launched_services_look_and_end_like_their_own_programs(
         assert describe_exit(co2.poll() or 0) == "killed by SIGKILL"
 
         # The launcher dies: the services it forked die with it; the
-        # supervisor restarts them from a new one.
-        deadletter = stack.processes["deadletter"].pid
+        # supervisor restarts them from a new one, each only once its old
+        # process is gone (faust's targets takes a while to stop).
+        old = {name: p.pid for name, p in stack.processes.items()}
         os.kill(launcher, signal.SIGKILL)
-        _until(lambda: _gone(deadletter))
+        _until(lambda: _gone(old["deadletter"]))
 
         def restarted() -> bool:
             stack.supervise(notes.append)
+            said = " ".join(notes)
+            for name, pid in old.items():
+                if f"service {name} stopped" in said:
+                    assert _gone(pid), f"{name} said stopped, still running"
             return all(p.poll() is None for p in stack.processes.values()) and all(
-                f"service {n} restarted" in " ".join(notes) for n in stack.processes
+                f"service {n} restarted" in said for n in stack.processes
             )
 
         _until(restarted, timeout_s=60)
@@ -92,3 +97,6 @@ def test_launched_services_look_and_end_like_their_own_programs(
     finally:
         stack.stop()
     assert pids and all(_gone(pid) for pid in pids)
+    stop_launcher()
+    assert launcher_pid() is None
+    stop_launcher()  # a second stop (`up`'s after a Ctrl-C) does nothing

@@ -8,16 +8,24 @@ server: one process that imports `PRELOAD` once and forks each service from
 itself, so a service imports only what is its own (~2 CPU-s for all six,
 measured with the bench's services).
 
-A launched service is what `python -m klimapuls.NAME` in a session of its
-own was (`_service_main`): its own session (a Ctrl-C reaches `up` alone),
-SIGTERM when the launcher dies, the environment given, its log file as
-stdout and stderr, that command line in `ps`. The launcher exits when `up`
-does (even on a `kill -9`: the services do not keep it alive, see
-`_service_main`), and the services with it.
+A launched service runs as `python -m klimapuls.NAME` in a session of its
+own did, where `up` depends on it (`_service_main`): its own session (a
+Ctrl-C reaches `up` alone), SIGTERM when the launcher dies, exactly the
+environment given, its log file as stdout and stderr, exit codes, atexit
+handlers, that command line in `ps`. It runs the shared code the launcher
+imported when it started (a restart after an upgrade does not see the new
+code until `up` restarts). The launcher exits when `up` does (even on a
+`kill -9`: the services do not keep it alive, see `_service_main`), and
+the services with it.
+
+multiprocessing imports the program that starts the launcher (`__main__`)
+in the launcher: a program that starts services this way needs the
+`if __name__ == "__main__":` guard (`klimapuls up` and `bench/` have it).
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import multiprocessing
 import os
@@ -25,10 +33,13 @@ import runpy
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Collection, Mapping
 from multiprocessing import forkserver, resource_tracker
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+
+import psutil
 
 from klimapuls.process import die_with_parent
 
@@ -60,6 +71,16 @@ PRELOAD: tuple[str, ...] = (
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _HELD_BY_THE_LAUNCHER = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1}
+#: What multiprocessing reports for a child whose launcher died under it.
+_LAUNCHER_GONE = 255
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (no longer our launcher's child: not waited for)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class ServiceProcess:
@@ -72,21 +93,29 @@ class ServiceProcess:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        """The exit code (negative: the signal that killed it), or None if running."""
+        """The exit code (negative: the signal that killed it), or None if running.
+
+        A launcher that dies takes its services with it (SIGTERM), but they
+        take a moment to stop, and multiprocessing reports each as exited
+        (255) at once, as its channel to the launcher closes: until the
+        process is gone it is still running, and a restart would overlap it.
+        """
         if self.returncode is None:
             code = self._process.exitcode
-            if code is not None:
+            if code is not None and (code != _LAUNCHER_GONE or not _running(self.pid)):
                 self.returncode = code
                 self._process.close()  # its channel to the launcher
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit; `subprocess.TimeoutExpired` after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         if self.returncode is None:
             self._process.join(timeout)
-        code = self.poll()
-        if code is None:
-            raise subprocess.TimeoutExpired(self._command, timeout or 0.0)
+        while (code := self.poll()) is None:  # an orphan of a dead launcher
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self._command, timeout or 0.0)
+            time.sleep(0.05)
         return code
 
     def send_signal(self, sig: int) -> None:
@@ -138,7 +167,10 @@ def stop_launcher() -> None:
     once the last process holding its pipe has; a mobility worker holds it
     too, so waiting for it here could wait for a stuck worker.)
     """
-    stop = getattr(forkserver._forkserver, "_stop", None)  # CPython's tests call it
+    server = forkserver._forkserver
+    if getattr(server, "_forkserver_alive_fd", None) is None:
+        return  # not started, or a stop cut short: it exits on its own
+    stop = getattr(server, "_stop", None)  # CPython's own tests call it
     if stop is not None:
         stop()
 
@@ -201,7 +233,12 @@ def _service_main(
     # A service may fork workers of its own (mobility): it is no daemon.
     multiprocessing.current_process().daemon = False
     sys.argv = [command.split()[0]]
-    runpy.run_module(f"klimapuls.{name}", run_name="__main__", alter_sys=True)
+    try:
+        runpy.run_module(f"klimapuls.{name}", run_name="__main__", alter_sys=True)
+    finally:
+        # As at the end of `python -m`: multiprocessing ends its children
+        # with `os._exit`, which skips them.
+        atexit._run_exitfuncs()
 
 
 def _retitle(command: str) -> None:

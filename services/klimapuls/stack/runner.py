@@ -435,8 +435,8 @@ class Stack:
                 process.wait(5)
         self.supervised.clear()
         if self.owns_launcher:
+            self.owns_launcher = False  # once, even if a Ctrl-C cuts it short
             stop_launcher()
-            self.owns_launcher = False
         if self.broker is not None:
             self.broker.stop()
         if self.database is not None:
