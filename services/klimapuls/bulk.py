@@ -60,7 +60,7 @@ from klimapuls.batches import (
     with_retries,
 )
 from klimapuls.core.errors import ConfigurationError
-from klimapuls.process import die_with_parent
+from klimapuls.process import die_with
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -659,9 +659,7 @@ def _fork_worker(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        die_with_parent()
-        if os.getppid() != parent:  # died before we asked
-            os._exit(1)
+        die_with(parent)
         try:
             worker = make(settings)
             worker.member = member

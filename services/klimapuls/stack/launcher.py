@@ -40,8 +40,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import psutil
+from setproctitle import setproctitle
 
-from klimapuls.process import die_with_parent
+from klimapuls.process import die_with
 
 __all__ = [
     "PRELOAD",
@@ -126,10 +127,6 @@ class ServiceProcess:
             except ProcessLookupError:
                 pass
 
-    def terminate(self) -> None:
-        """SIGTERM."""
-        self.send_signal(signal.SIGTERM)
-
     def kill(self) -> None:
         """SIGKILL."""
         self.send_signal(signal.SIGKILL)
@@ -186,11 +183,14 @@ def launch(
 ) -> ServiceProcess:
     """Fork `python -m klimapuls.NAME` from the launcher; `blocked`: its signal mask."""
     ensure_launcher()
+    launcher = launcher_pid()
+    if launcher is None:  # ensure_launcher has just started it
+        raise RuntimeError("the services' launcher did not start")
     log.touch()  # there once launched, as a file `subprocess` was given
     command = f"{sys.executable} -m klimapuls.{name}"
     process = _CONTEXT.Process(
         target=_service_main,
-        args=(name, dict(env), str(log), tuple(blocked), command),
+        args=(name, dict(env), str(log), tuple(blocked), command, launcher),
         name=f"klimapuls.{name}",
         # A supervisor that exits without stopping its services (a bug, a
         # test that forgot) terminates them instead of waiting for them.
@@ -201,7 +201,12 @@ def launch(
 
 
 def _service_main(
-    name: str, env: dict[str, str], log: str, blocked: tuple[int, ...], command: str
+    name: str,
+    env: dict[str, str],
+    log: str,
+    blocked: tuple[int, ...],
+    command: str,
+    launcher: int,
 ) -> None:
     """In the forked child: become `python -m klimapuls.NAME`, then run it."""
     # The launcher lives as long as a client holds this pipe's end: a
@@ -213,7 +218,7 @@ def _service_main(
         os.close(alive)
         server._forkserver_alive_fd = None  # type: ignore[attr-defined]
     os.setsid()
-    die_with_parent()
+    die_with(launcher)
     # A Ctrl-C that reached `up`'s process group before the `setsid` was
     # meant for `up` (nobody sends a service SIGINT): dropped, instead of
     # interrupting the service once unblocked.
@@ -224,7 +229,9 @@ def _service_main(
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    _retitle(command)  # before the environment changes: the title is written over it
+    # Shown in `ps` (and to `klimapuls up`'s leftover check); before the
+    # environment changes, as the title is written over it.
+    setproctitle(command)
     os.environ.clear()
     os.environ.update(env)
     # What the launcher imported lives as long as the service: out of the
@@ -232,19 +239,10 @@ def _service_main(
     gc.freeze()
     # A service may fork workers of its own (mobility): it is no daemon.
     multiprocessing.current_process().daemon = False
-    sys.argv = [command.split()[0]]
+    sys.argv = [sys.executable]  # argv[0] becomes the module's path
     try:
         runpy.run_module(f"klimapuls.{name}", run_name="__main__", alter_sys=True)
     finally:
         # As at the end of `python -m`: multiprocessing ends its children
         # with `os._exit`, which skips them.
         atexit._run_exitfuncs()
-
-
-def _retitle(command: str) -> None:
-    """Show `command` in `ps` (and to `klimapuls up`'s leftover check)."""
-    try:
-        from setproctitle import setproctitle
-    except ImportError:  # pragma: no cover - a dependency; the title is cosmetic
-        return
-    setproctitle(command)
