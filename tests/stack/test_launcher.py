@@ -5,8 +5,8 @@ they share (`klimapuls.stack.launcher`) instead of starting a Python for
 each. Given three services started so: each runs in a session of its own (a
 Ctrl-C reaches `up` alone), shows its command (the next `up` finds a
 leftover by it), writes to its log; a SIGKILL is reported as one; and when
-the launcher itself dies, the services go with it and the supervisor
-starts them again from a new launcher once the old ones are gone.
+the launcher itself dies, the services go with it, the supervisor says so
+and starts them again from a new launcher once the old ones are gone.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import psutil
 import pytest
 
 from klimapuls.settings import Settings
-from klimapuls.stack.children import describe_exit
 from klimapuls.stack.launcher import launcher_pid, stop_launcher
 from klimapuls.stack.runner import Stack
 from klimapuls.stack.state import process_matches
@@ -68,7 +67,7 @@ def test_launched_services_look_and_end_like_their_own_programs(
         co2 = stack.processes["co2"]
         co2.kill()
         assert co2.wait(10) == -signal.SIGKILL
-        assert describe_exit(co2.poll() or 0) == "killed by SIGKILL"
+        assert co2.describe_exit() == "killed by SIGKILL"
 
         # The launcher dies: the services it forked die with it; the
         # supervisor restarts them from a new one, each only once its old
@@ -88,6 +87,11 @@ def test_launched_services_look_and_end_like_their_own_programs(
             )
 
         _until(restarted, timeout_s=60)
+        # Not multiprocessing's 255: the reason, which no exit code gives.
+        said = " ".join(notes)
+        assert "service co2 stopped (killed by SIGKILL)" in said
+        for name in ("deadletter", "targets"):
+            assert f"service {name} stopped (its launcher stopped)" in said
         assert launcher_pid() not in (None, launcher)
         for name, process in stack.processes.items():
             assert psutil.Process(process.pid).ppid() == launcher_pid()

@@ -43,6 +43,7 @@ import psutil
 from setproctitle import setproctitle
 
 from klimapuls.process import die_with
+from klimapuls.stack.children import describe_exit
 
 __all__ = [
     "PRELOAD",
@@ -87,11 +88,21 @@ def _running(pid: int) -> bool:
 class ServiceProcess:
     """A launched service, with the `subprocess.Popen` calls the supervisor makes."""
 
-    def __init__(self, process: BaseProcess, command: str) -> None:
+    def __init__(self, process: BaseProcess, command: str, launcher: int) -> None:
         self._process = process
         self._command = command
+        self._launcher = launcher
         self.pid: int = process.pid or 0
         self.returncode: int | None = None
+        #: Whether it ended because its launcher died (it has no exit code
+        #: of its own then: not this process's child, it was never waited for).
+        self.orphaned = False
+
+    def describe_exit(self) -> str:
+        """How it ended, for the supervisor's note (once `poll` gave a code)."""
+        if self.orphaned:
+            return "its launcher stopped"
+        return describe_exit(self.returncode or 0)
 
     def poll(self) -> int | None:
         """The exit code (negative: the signal that killed it), or None if running.
@@ -105,6 +116,8 @@ class ServiceProcess:
             code = self._process.exitcode
             if code is not None and (code != _LAUNCHER_GONE or not _running(self.pid)):
                 self.returncode = code
+                # 255 is also a code a program may exit with itself.
+                self.orphaned = code == _LAUNCHER_GONE and not _running(self._launcher)
                 self._process.close()  # its channel to the launcher
         return self.returncode
 
@@ -197,7 +210,7 @@ def launch(
         daemon=True,
     )
     process.start()
-    return ServiceProcess(process, command)
+    return ServiceProcess(process, command, launcher)
 
 
 def _service_main(

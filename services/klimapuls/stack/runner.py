@@ -298,7 +298,7 @@ class Stack:
             if backoff.restart_at is None:
                 delay = backoff.schedule(now)
                 note(
-                    f"service {item.name} stopped ({describe_exit(code)}); "
+                    f"service {item.name} stopped ({item.process.describe_exit()}); "
                     f"restarting in {delay:.0f} s (log: "
                     f"{self.log_dir / (item.name + '.log')})"
                 )
