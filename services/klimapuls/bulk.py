@@ -50,7 +50,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+)
 
 from klimapuls.batches import (
     BatchHandler,
@@ -570,6 +575,15 @@ def run_bulk_worker(worker: BulkWorker) -> None:
         asyncio.run(main())
     except ConfigurationError as exc:  # the operator's to fix: one line
         log.error("batch worker cannot start: %s", exc)
+        code = 1
+    except KafkaConnectionError:
+        # Not a bug, and the same after any traceback: the broker is away
+        # (not started yet, restarting); the supervisor starts us again.
+        log.error(
+            "batch worker stopped: no Kafka broker answers at %s "
+            "(KAFKA_BOOTSTRAP_SERVERS)",
+            worker.settings.kafka.bootstrap_servers,
+        )
         code = 1
     except Exception:
         log.exception("batch worker crashed; stopping")

@@ -431,6 +431,44 @@ def test_a_service_without_its_database_or_broker_logs_one_line_and_exits_2(
     assert f"{service} cannot start: {named}" in line
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("service", ["co2", "fleet", "deadletter", "mobility"])
+def test_a_batch_service_whose_broker_is_away_says_so_in_one_line(
+    service: str, tmp_path: Path
+) -> None:
+    """No traceback: exit 1, and its supervisor starts it again later."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("KAFKA_", "KLIMAPULS_")) and name != "DATABASE_URL"
+    }
+    env.update(
+        {
+            "DATABASE_URL": "postgresql+psycopg://klimapuls@127.0.0.1:1/klimapuls",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{DEAD}",
+            "KLIMAPULS_MOBILITY_WORKERS": "2",  # the set's workers say it too
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "services"),
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", f"klimapuls.{service}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output, output
+    said = f"batch worker stopped: no Kafka broker answers at 127.0.0.1:{DEAD}"
+    assert output.count(said) == (2 if service == "mobility" else 1), output
+
+
 def test_every_command_has_a_battery_entry() -> None:
     commands = set(_commands(cli_command()))
     missing = sorted(commands - set(BATTERY))
@@ -660,3 +698,22 @@ def test_one_server_not_kafka_and_one_refusing_are_both_named(
     assert f"{not_kafka['http']} does not answer as a Kafka broker" in line, line
     assert f"cannot reach {refusing} (Connection refused)" in line, line
     assert not _PYTHON.search(out + err), out + err
+
+
+def test_an_unreachable_database_is_named_with_the_drivers_reason_alone(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The URL (password hidden) and why, without libpq's repeat of host and port."""
+    monkeypatch.setenv("DATABASE_URL", NO_DB["DATABASE_URL"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["db", "upgrade"])
+    _, err = capsys.readouterr()
+    assert exited.value.code == 1
+    [line] = err.strip().splitlines()
+    assert line == (
+        f"error: cannot reach the database at postgresql+psycopg://u:***@127.0.0.1:"
+        f"{DEAD}/klimapuls (DATABASE_URL): Connection refused"
+    )

@@ -189,11 +189,25 @@ def check_database(url: str) -> str:
         with psycopg.connect(conninfo, connect_timeout=_CONNECT_TIMEOUT_S):
             pass
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
         raise KlimapulsError(
-            f"cannot reach the database at {masked(url)} (DATABASE_URL): {reason}"
+            f"cannot reach the database at {masked(url)} (DATABASE_URL): "
+            f"{_connect_reason(exc)}"
         ) from None
     return url
+
+
+def _connect_reason(exc: psycopg.Error) -> str:
+    """The driver's reason a connection failed, without what the URL says.
+
+    libpq writes `connection failed: connection to server at "HOST", port
+    PORT failed: WHY` (with a hint on the next line): only WHY is news next
+    to the URL, and the line stays short enough for a terminal.
+    """
+    text = str(exc).strip()
+    if not text:
+        return "no answer"
+    reason = text.splitlines()[0].rpartition(" failed: ")[2]
+    return reason.removeprefix("FATAL:").strip() or text.splitlines()[0]
 
 
 #: What a command that reads the database says when its schema is not current.
