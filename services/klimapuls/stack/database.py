@@ -29,6 +29,19 @@ log = logging.getLogger(__name__)
 #: How long a start may take after the library's own 10 s (a busy machine).
 _START_TIMEOUT_S = 30.0
 
+#: The locale of a new database: the server's own (libc's C.UTF-8 here)
+#: orders text by code point too, but through `strcoll` on every comparison
+#: of an index key. PostgreSQL's builtin provider (since 17) compares the
+#: bytes, which is the same order for UTF-8: storing a batch of counts
+#: (the event-id index, the lookups by id and count key) took a quarter
+#: less of the server's time. Case mapping and character classes stay
+#: Unicode's.
+_BYTEWISE = (
+    " TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER builtin"
+    " BUILTIN_LOCALE 'C.UTF-8'"
+)
+_BUILTIN_LOCALE_SINCE = 170000
+
 
 class EmbeddedPostgres:
     """PostgreSQL with its data under `data_dir`, reachable by a Unix socket.
@@ -67,9 +80,12 @@ class EmbeddedPostgres:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
             ).fetchone()
             if not exists:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
+                create = sql.SQL("CREATE DATABASE {}").format(
+                    sql.Identifier(self.database)
                 )
+                if conn.info.server_version >= _BUILTIN_LOCALE_SINCE:
+                    create += sql.SQL(_BYTEWISE)
+                conn.execute(create)
         return self.url(self.database)
 
     def _started(self) -> PostgresServer:
