@@ -371,8 +371,8 @@ SERVICES = [
 ]
 
 
-def _service_line(service: str, settings: dict[str, str], cwd: Path) -> str:
-    """The one line a service given only `settings` logs; it must exit 2."""
+def _run_service(service: str, settings: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run `python -m klimapuls.SERVICE` given only `settings`: exit code, output."""
     import os
     import subprocess
     import sys
@@ -392,8 +392,13 @@ def _service_line(service: str, settings: dict[str, str], cwd: Path) -> str:
         text=True,
         timeout=100,
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
+    return done.returncode, done.stdout + done.stderr
+
+
+def _service_line(service: str, settings: dict[str, str], cwd: Path) -> str:
+    """The one line a service given only `settings` logs; it must exit 2."""
+    code, output = _run_service(service, settings, cwd)
+    assert code == 2, output
     assert not _PYTHON.search(output), output
     [line] = output.strip().splitlines()
     return line
@@ -437,33 +442,13 @@ def test_a_batch_service_whose_broker_is_away_says_so_in_one_line(
     service: str, tmp_path: Path
 ) -> None:
     """No traceback: exit 1, and its supervisor starts it again later."""
-    import os
-    import subprocess
-    import sys
-
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("KAFKA_", "KLIMAPULS_")) and name != "DATABASE_URL"
+    settings = {
+        "DATABASE_URL": "postgresql+psycopg://klimapuls@127.0.0.1:1/klimapuls",
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{DEAD}",
+        "KLIMAPULS_MOBILITY_WORKERS": "2",  # the set's workers say it too
     }
-    env.update(
-        {
-            "DATABASE_URL": "postgresql+psycopg://klimapuls@127.0.0.1:1/klimapuls",
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{DEAD}",
-            "KLIMAPULS_MOBILITY_WORKERS": "2",  # the set's workers say it too
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "services"),
-        }
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", f"klimapuls.{service}"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+    code, output = _run_service(service, settings, tmp_path)
+    assert code == 1, output
     assert "Traceback" not in output, output
     said = f"batch worker stopped: no Kafka broker answers at 127.0.0.1:{DEAD}"
     assert output.count(said) == (2 if service == "mobility" else 1), output
