@@ -403,3 +403,7 @@ def test_the_health_check_passes_when_database_and_broker_answer(
     assert _health(env).returncode == 0
     bad = _health({**env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
     assert bad.returncode == 1 and "unhealthy" in bad.stderr
+    # One broker of the list away (a rolling restart): still healthy.
+    live = settings.require_bootstrap_servers()
+    one_away = _health({**env, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:9,{live}"})
+    assert one_away.returncode == 0, one_away.stderr

@@ -47,17 +47,20 @@ def check_http(url: str, timeout_s: float = _TIMEOUT_S) -> str:
 
 
 def _check_broker(servers: str) -> None:
-    # The first bootstrap server accepting a connection is enough for a
-    # container's health (TLS listeners too); the list is read as every
-    # command reads it.
-    host, port = parse_servers(servers)[0]
-    try:
-        socket.create_connection((host, port), timeout=_TIMEOUT_S).close()
-    except OSError as exc:
-        raise KlimapulsError(
-            f"unhealthy: no broker answers at {host}:{port} "
-            f"(KAFKA_BOOTSTRAP_SERVERS): {exc.strerror or exc}"
-        ) from None
+    # Any bootstrap server accepting a connection is enough for a
+    # container's health (TLS listeners too): one broker of the cluster
+    # restarting must not fail every service's probe. The list is read as
+    # every command reads it.
+    failures = []
+    for host, port in parse_servers(servers):
+        try:
+            socket.create_connection((host, port), timeout=_TIMEOUT_S).close()
+            return
+        except OSError as exc:
+            failures.append(f"{host}:{port}: {exc.strerror or exc}")
+    raise KlimapulsError(
+        "unhealthy: no broker answers (KAFKA_BOOTSTRAP_SERVERS): " + "; ".join(failures)
+    )
 
 
 def wait_for_database(url: str, timeout_s: float, pause_s: float = 1.0) -> float:
