@@ -165,19 +165,22 @@ class BulkWorker:
             **self.settings.kafka.aiokafka_options(), acks="all", linger_ms=5
         )
         making = asyncio.ensure_future(asyncio.to_thread(self._load))
-        await producer.start()
         try:
-            # Returns once the group assigned partitions: seconds on the dev
-            # broker, never while the broker is gone. A stop must not wait
-            # for it (a worker whose parent died would live on).
-            joined = await _unless_stopped(self._join(consumer), self.stopping)
+            # Starting the producer waits for a broker's answer (aiokafka's
+            # request timeout, 40 s, for one that accepts and stays silent);
+            # joining returns once the group assigned partitions: seconds on
+            # the dev broker, never while the broker is gone. A stop must
+            # wait for neither (a worker whose parent died would live on).
+            joined = await _unless_stopped(
+                producer.start(), self.stopping
+            ) and await _unless_stopped(self._join(consumer), self.stopping)
             if joined:
                 self._handler = await making
         except BaseException:
             await _leave(consumer, producer, time.monotonic() + 3)
             raise
         if not joined:
-            log.info("stopped while joining the group")
+            log.info("stopped while starting")
             await _leave(consumer, producer, time.monotonic() + 3)
             return
         # Collected between batches from here on (`_collect`); as it was

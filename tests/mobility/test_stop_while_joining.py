@@ -42,3 +42,39 @@ def test_a_stop_while_the_worker_joins_its_group_ends_it(
     running.join(15)
     assert not running.is_alive()
     loop.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_stop_while_the_producer_waits_for_a_silent_broker_ends_it(
+    settings: Settings, engine: Engine
+) -> None:
+    # Given a "broker" that accepts connections and never answers (the
+    # producer's start waits for its request timeout, 40 s),
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    away = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(
+                update={"bootstrap_servers": f"127.0.0.1:{port}"}
+            )
+        }
+    )
+    handler = MobilityHandler(engine, lambda: datetime.now(UTC), "mobility", 1.0)
+    worker = BulkWorker(away, "mobility", (MOBILITY_COUNT,), lambda: handler)
+    loop = asyncio.new_event_loop()
+    running = threading.Thread(target=lambda: loop.run_until_complete(worker.run()))
+    running.start()
+    try:
+        time.sleep(2)  # its producer is starting
+        # when it is stopped, it ends without waiting for the broker.
+        loop.call_soon_threadsafe(worker.stopping.set)
+        running.join(10)
+        assert not running.is_alive()
+    finally:
+        silent.close()
+        running.join(60)
+        loop.close()
