@@ -702,3 +702,18 @@ def test_an_unreachable_database_is_named_with_the_drivers_reason_alone(
         f"error: cannot reach the database at postgresql+psycopg://u:***@127.0.0.1:"
         f"{DEAD}/klimapuls (DATABASE_URL): Connection refused"
     )
+
+
+def test_each_of_several_database_hosts_is_named_with_its_reason() -> None:
+    """libpq tries every host of the list: each attempt gets its reason."""
+    from klimapuls.cli.common import check_database
+    from klimapuls.core.errors import KlimapulsError
+
+    url = f"postgresql+psycopg://u:p@/klimapuls?host=127.0.0.1,127.0.0.1&port={DEAD},1"
+    with pytest.raises(KlimapulsError) as raised:
+        check_database(url)
+    said = str(raised.value)
+    assert said.endswith(
+        f"(DATABASE_URL): 127.0.0.1:{DEAD}: Connection refused; "
+        "127.0.0.1:1: Connection refused"
+    ), said

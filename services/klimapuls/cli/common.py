@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -206,8 +207,19 @@ def _connect_reason(exc: psycopg.Error) -> str:
     text = str(exc).strip()
     if not text:
         return "no answer"
-    reason = text.splitlines()[0].rpartition(" failed: ")[2]
-    return reason.removeprefix("FATAL:").strip() or text.splitlines()[0]
+    # Several hosts: libpq lists each attempt; each is named with its reason.
+    attempts = _ATTEMPT.findall(text)
+    if len(attempts) > 1:
+        return "; ".join(f"{h}:{p}: {_why(line)}" for h, p, line in attempts)
+    return _why(text.splitlines()[0]) or text.splitlines()[0]
+
+
+#: One attempt of several in libpq's message: `- host: 'H', port: 'P', ...`.
+_ATTEMPT = re.compile(r"^- host: '([^']*)', port: '([^']*)'(.*)$", re.MULTILINE)
+
+
+def _why(line: str) -> str:
+    return line.rpartition(" failed: ")[2].removeprefix("FATAL:").strip()
 
 
 #: What a command that reads the database says when its schema is not current.
