@@ -378,7 +378,7 @@ class Stack:
             if code is not None:
                 log = self.log_dir / f"{name}.log"
                 raise KlimapulsError(
-                    f"service {name} exited with code {code}; see {log}"
+                    f"service {name} stopped ({process.describe_exit()}); see {log}"
                 )
 
     # -- stopping ---------------------------------------------------------------
