@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import Engine
 
 from klimapuls.core.batch import Incoming
@@ -26,11 +25,7 @@ HandlerFactory = Callable[[Engine, Callable[[], datetime]], BatchHandler]
 
 
 def _fresh_database(server: EmbeddedPostgres, name: str) -> str:
-    admin = server.url("postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.url(name)
+    url = server.fresh_database(name)  # made as `klimapuls up` makes its own
     prepare_database(url)
     return url
 

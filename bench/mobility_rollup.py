@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
 from sqlalchemy import Engine
 
 from klimapuls.core.mobility import MODES
@@ -75,11 +74,7 @@ def _timed(engine: Engine, work: Callable[[Any], T]) -> tuple[float, T]:
 
 
 def _fresh_database(server: EmbeddedPostgres, name: str) -> str:
-    admin = server.url("postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.url(name)
+    url = server.fresh_database(name)  # made as `klimapuls up` makes its own
     prepare_database(url)
     return url
 

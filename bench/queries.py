@@ -42,7 +42,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Engine, TextClause, text
 
 from klimapuls.boards import all_boards
@@ -366,11 +365,7 @@ def _rows(conn: Connection, statement: TextClause) -> int:
 
 
 def _fresh_database(server: EmbeddedPostgres, name: str) -> str:
-    admin = server.url("postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.url(name)
+    url = server.fresh_database(name)  # made as `klimapuls up` makes its own
     prepare_database(url)
     return url
 

