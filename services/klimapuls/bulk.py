@@ -582,6 +582,7 @@ class ClientRepeats(logging.Filter):
         self._last: dict[tuple[str, int, object], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether `record` is logged (False: a repeat, counted)."""
         if not record.name.startswith("aiokafka"):
             return True
         key = (record.name, record.levelno, record.msg)
