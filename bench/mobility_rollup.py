@@ -25,13 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from _harness import _fresh_database
 from sqlalchemy import Engine
 
 from klimapuls.core.mobility import MODES
 from klimapuls.core.reference import municipality_codes
 from klimapuls.stack import EmbeddedPostgres
 from klimapuls.storage import mobility as counts
-from klimapuls.storage import prepare_database
 from klimapuls.storage.db import create_db_engine, in_transaction
 from klimapuls.storage.grants import load_grants
 
@@ -71,12 +71,6 @@ def _timed(engine: Engine, work: Callable[[Any], T]) -> tuple[float, T]:
     began = time.perf_counter()
     result = in_transaction(engine, work)
     return time.perf_counter() - began, result
-
-
-def _fresh_database(server: EmbeddedPostgres, name: str) -> str:
-    url = server.fresh_database(name)  # made as `klimapuls up` makes its own
-    prepare_database(url)
-    return url
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _harness import _fresh_database
 from sqlalchemy import Connection, Engine, TextClause, text
 
 from klimapuls.boards import all_boards
@@ -57,7 +58,6 @@ from klimapuls.mobility.handlers import write_modal_splits
 from klimapuls.simulator import dk2020_demo_targets, fleet_events, initiative_events
 from klimapuls.stack import EmbeddedPostgres
 from klimapuls.storage import mobility as counts
-from klimapuls.storage import prepare_database
 from klimapuls.storage.db import create_db_engine, in_transaction
 from klimapuls.targets.handlers import TargetsHandler, recompute
 
@@ -362,12 +362,6 @@ def measure(engine: Engine, now: datetime, runs: int) -> list[Timing]:
 
 def _rows(conn: Connection, statement: TextClause) -> int:
     return len(conn.execute(statement).all())
-
-
-def _fresh_database(server: EmbeddedPostgres, name: str) -> str:
-    url = server.fresh_database(name)  # made as `klimapuls up` makes its own
-    prepare_database(url)
-    return url
 
 
 def run(sites: int, days: int, years: int, runs: int) -> Result:
