@@ -39,11 +39,32 @@ def test_healthcheck_http_is_healthy_only_on_a_2xx_answer(http_server: str) -> N
     runner = CliRunner()
     ok = runner.invoke(app, ["healthcheck", "--http", f"{http_server}/v1/health"])
     assert ok.exit_code == 0 and "answered 200" in ok.output
-    # Failures reach `klimapuls`'s one-line error handler as KlimapulsError.
     bad = runner.invoke(app, ["healthcheck", "--http", f"{http_server}/other"])
-    assert "answered 503" in str(bad.exception)
+    assert bad.exit_code == 1
+    assert bad.stderr == f"unhealthy: {http_server}/other answered 503\n"
     gone = runner.invoke(app, ["healthcheck", "--http", f"http://127.0.0.1:{DEAD}/"])
-    assert "did not answer" in str(gone.exception)
+    assert gone.exit_code == 1
+    assert gone.stderr.startswith(f"unhealthy: http://127.0.0.1:{DEAD}/ did not answer")
+
+
+def test_every_failed_health_check_is_one_unhealthy_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Docker reserves a health check's exit 2: a malformed setting is 1 too."""
+    monkeypatch.setenv("KLIMAPULS_ALERT_HOLD_SECONDS", "soon")
+    result = CliRunner().invoke(app, ["healthcheck"])
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("unhealthy: KLIMAPULS_ALERT_HOLD_SECONDS='soon': "), line
+    monkeypatch.delenv("KLIMAPULS_ALERT_HOLD_SECONDS")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://u@127.0.0.1:{DEAD}/k")
+    result = CliRunner().invoke(app, ["healthcheck"])
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("unhealthy: cannot reach the database"), line
+    result = CliRunner().invoke(app, ["healthcheck", "--http", "nope"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("unhealthy: --http 'nope' is not an http(s)")
 
 
 def test_healthcheck_checks_database_and_broker(
@@ -61,8 +82,9 @@ def test_healthcheck_checks_database_and_broker(
     assert result.exit_code == 0, result.output
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEAD},127.0.0.1:1")
     result = CliRunner().invoke(app, ["healthcheck"])
-    said = str(result.exception)
-    assert "no broker answers" in said
+    said = result.stderr
+    assert result.exit_code == 1
+    assert said.startswith("unhealthy: no broker answers")
     assert f"127.0.0.1:{DEAD}:" in said and "127.0.0.1:1:" in said
 
 

@@ -6,7 +6,9 @@
 - `db wait` waits, up to `--timeout` seconds, until the database answers;
   an init step before `klimapuls db upgrade`.
 
-Failure is one line on stderr and exit 1.
+Failure is one line on stderr and exit 1: `healthcheck` says `unhealthy:`
+and why, for every failure, a malformed setting too (Docker reserves a
+health check's exit 2); `db wait` says `error:` as every command does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from klimapuls.cli.common import check_database, command_settings
 from klimapuls.core.errors import ConfigurationError, KlimapulsError
 from klimapuls.producer.connect import parse_servers
 
-__all__ = ["check_http", "register", "wait_for_database"]
+__all__ = ["check_health", "check_http", "register", "wait_for_database"]
 
 _TIMEOUT_S = 5.0
 
@@ -40,10 +42,10 @@ def check_http(url: str, timeout_s: float = _TIMEOUT_S) -> str:
         with urllib.request.urlopen(url, timeout=timeout_s) as answer:  # noqa: S310 - http(s) checked above
             return f"{url} answered {answer.status}"
     except urllib.error.HTTPError as exc:
-        raise KlimapulsError(f"unhealthy: {url} answered {exc.code}") from None
+        raise KlimapulsError(f"{url} answered {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise KlimapulsError(f"unhealthy: {url} did not answer: {reason}") from None
+        raise KlimapulsError(f"{url} did not answer: {reason}") from None
 
 
 def _check_broker(servers: str) -> None:
@@ -59,8 +61,22 @@ def _check_broker(servers: str) -> None:
         except OSError as exc:
             failures.append(f"{host}:{port}: {exc.strerror or exc}")
     raise KlimapulsError(
-        "unhealthy: no broker answers (KAFKA_BOOTSTRAP_SERVERS): " + "; ".join(failures)
+        "no broker answers (KAFKA_BOOTSTRAP_SERVERS): " + "; ".join(failures)
     )
+
+
+def check_health(http: str | None) -> str:
+    """What answered, when this container can work; else a `KlimapulsError`.
+
+    With `http`, only that URL answering 2xx; else the database and a broker
+    of the settings (read here: a malformed one is a failure like another).
+    """
+    if http is not None:
+        return check_http(http)
+    settings = command_settings()
+    check_database(settings.require_database_url())
+    _check_broker(settings.require_bootstrap_servers())
+    return "database and broker answer"
 
 
 def wait_for_database(url: str, timeout_s: float, pause_s: float = 1.0) -> float:
@@ -86,7 +102,7 @@ def wait_for_database(url: str, timeout_s: float, pause_s: float = 1.0) -> float
 
 def register(app: typer.Typer) -> None:
     """Add `klimapuls healthcheck` to the app (and `db wait` to its `db` group)."""
-    from klimapuls.cli import console, db_app
+    from klimapuls.cli import console, db_app, err_console
 
     @app.command("healthcheck")
     def healthcheck(
@@ -101,13 +117,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Exit 0 when the database and a broker answer (or --http URL does)."""
-        if http is not None:
-            console.print(f"healthy: {check_http(http)}", markup=False)
-            return
-        settings = command_settings()
-        check_database(settings.require_database_url())
-        _check_broker(settings.require_bootstrap_servers())
-        console.print("healthy: database and broker answer")
+        try:
+            answered = check_health(http)
+        except KlimapulsError as exc:
+            # A probe's verdict, not a command's error: one line, exit 1.
+            err_console.print(f"unhealthy: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        console.print(f"healthy: {answered}", markup=False)
 
     @db_app.command("wait")
     def db_wait(
