@@ -65,6 +65,7 @@ from klimapuls.batches import (
     with_retries,
 )
 from klimapuls.core.errors import ConfigurationError
+from klimapuls.logs import quiet_client_repeats
 from klimapuls.process import die_with
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BulkWorker",
-    "ClientRepeats",
     "more_waiting",
     "run_bulk_worker",
     "run_bulk_workers",
@@ -562,39 +562,7 @@ def _log_to_stdout(settings: Settings) -> None:
         level=_LEVELS[settings.log_level],
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(ClientRepeats())
-
-
-class ClientRepeats(logging.Filter):
-    """Let each of the Kafka client's messages through once per `every` seconds.
-
-    While a broker is away aiokafka logs the same error some forty times a
-    second per worker (every reconnect), which fills a log file in an
-    outage. The first of a kind passes; its repeats within `every` seconds
-    are counted, and the next one after them says how many there were.
-    Only aiokafka's records: the workers' own retries back off already.
-    """
-
-    def __init__(self, every: float = 10.0) -> None:
-        super().__init__()
-        self.every = every
-        self._last: dict[tuple[str, int, object], tuple[float, int]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Whether `record` is logged (False: a repeat, counted)."""
-        if not record.name.startswith("aiokafka"):
-            return True
-        key = (record.name, record.levelno, record.msg)
-        now = time.monotonic()
-        since, held = self._last.get(key, (float("-inf"), 0))
-        if now - since < self.every:
-            self._last[key] = (since, held + 1)
-            return False
-        self._last[key] = (now, 0)
-        if held:
-            record.msg = f"{record.msg} ({held} like it in the last {self.every:g} s)"
-        return True
+    quiet_client_repeats()
 
 
 def run_bulk_worker(worker: BulkWorker) -> None:

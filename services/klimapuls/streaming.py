@@ -11,8 +11,11 @@ publishing retries the publishing; nothing is acknowledged meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -30,6 +33,7 @@ from klimapuls.batches import (
     with_retries,
 )
 from klimapuls.core.batch import BatchResult, Incoming
+from klimapuls.logs import quiet_client_repeats
 from klimapuls.settings import Settings
 
 __all__ = [
@@ -199,7 +203,7 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
 
 
 class _Worker(faust.Worker):
-    """faust's worker, leaving the process title alone.
+    """faust's worker, leaving the process title alone, its log quieter.
 
     faust retitles its process (`[Faust:Worker] -init- ...`) when
     setproctitle is installed; the title stays `python -m klimapuls.NAME`,
@@ -209,10 +213,63 @@ class _Worker(faust.Worker):
     def _setproctitle(self, info: str, *, ident: str = "") -> None:
         return None
 
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        """Hold the Kafka client's repeats back once faust's handlers are set."""
+        super().on_setup_root_logger(logger, level)
+        quiet_client_repeats(logger)
+
+    async def on_stop(self) -> None:
+        """Begin stopping; exit anyway if that takes over `_STOP_SECONDS`."""
+        timer = threading.Timer(_STOP_SECONDS, _exit_unstopped)
+        timer.daemon = True
+        timer.start()
+        threading.excepthook = _thread_cancelled_while_stopping
+        await super().on_stop()
+
+
+#: How long a stopping service may take before it exits anyway, under the
+#: 10 s compose gives (and `klimapuls up`'s 20 s) before a SIGKILL. faust's
+#: consumer never finishes stopping while its broker is away: its thread
+#: ends on a CancelledError and the worker waits for it until killed.
+_STOP_SECONDS = 8.0
+
+
+def _thread_cancelled_while_stopping(args: threading.ExceptHookArgs) -> None:
+    """One line for a thread cancelled by the stop; the rest as Python prints it.
+
+    faust's consumer thread, stopped while its broker is away, ends on the
+    CancelledError of a fetch it was retrying: expected, not a traceback.
+    """
+    if args.exc_type is asyncio.CancelledError:
+        name = args.thread.name if args.thread is not None else "a thread"
+        log.warning("%s ended on a cancelled request while stopping", name)
+        return
+    threading.__excepthook__(args)
+
+
+def _exit_unstopped() -> None:
+    """End a process whose stop hangs: nothing is lost by it.
+
+    Every batch is stored before it is acknowledged, and stored by event
+    identity: what was stored but not yet committed is read again at the
+    next start and changes nothing.
+    """
+    log.error(
+        "stopping took over %g s (is the broker away?): exiting now; "
+        "events not yet acknowledged are read again at the next start",
+        _STOP_SECONDS,
+    )
+    logging.shutdown()
+    os._exit(1)
+
 
 def run_worker(app: faust.App, settings: Settings) -> None:
     """Run `app` (built from `settings`) until SIGTERM or Ctrl-C, then stop."""
-    worker = _Worker(app, loglevel=settings.log_level, quiet=True)
+    # Not redirected: a library's traceback on stderr stays one block in the
+    # log, not a WARNING record per fragment of each line.
+    worker = _Worker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
+    )
     worker.execute_from_commandline()
 
 
