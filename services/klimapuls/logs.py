@@ -18,9 +18,11 @@ __all__ = ["ClientRepeats", "quiet_client_repeats"]
 class ClientRepeats(logging.Filter):
     """Let each of the Kafka client's messages through once per `every` seconds.
 
-    The first of a kind passes; its repeats within `every` seconds are
-    counted, and the next one after them says how many there were. Only
-    aiokafka's records: the services' own retries back off already.
+    The first of a kind (logger, level and message text before its
+    arguments) passes; its repeats within `every` seconds are counted, and
+    the next one to pass says how many were held back since the last shown.
+    Only aiokafka's records: the services' own retries back off already.
+    One filter per handler: each counts what its handler was offered.
     """
 
     def __init__(self, every: float = 10.0) -> None:
@@ -32,21 +34,27 @@ class ClientRepeats(logging.Filter):
         """Whether `record` is logged (False: a repeat, counted)."""
         if not record.name.startswith("aiokafka"):
             return True
-        key = (record.name, record.levelno, record.msg)
+        # The text as logged, before another handler's filter added its count.
+        original = record.__dict__.setdefault(_ORIGINAL, record.msg)
+        key = (record.name, record.levelno, original)
         now = time.monotonic()
         since, held = self._last.get(key, (float("-inf"), 0))
         if now - since < self.every:
             self._last[key] = (since, held + 1)
             return False
         self._last[key] = (now, 0)
-        if held:
-            record.msg = f"{record.msg} ({held} like it in the last {self.every:g} s)"
+        record.msg = (
+            f"{original} (after {held} like it, held back)" if held else original
+        )
         return True
 
 
+#: Where `ClientRepeats` keeps a record's own message text.
+_ORIGINAL = "klimapuls_client_msg"
+
+
 def quiet_client_repeats(logger: logging.Logger | None = None) -> None:
-    """Add one `ClientRepeats` to every handler of `logger` (the root logger)."""
-    quiet = ClientRepeats()
+    """Give every handler of `logger` (the root logger) a `ClientRepeats`."""
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, ClientRepeats) for f in handler.filters):
-            handler.addFilter(quiet)
+            handler.addFilter(ClientRepeats())

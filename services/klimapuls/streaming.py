@@ -218,13 +218,22 @@ class _Worker(faust.Worker):
         super().on_setup_root_logger(logger, level)
         quiet_client_repeats(logger)
 
-    async def on_stop(self) -> None:
-        """Begin stopping; exit anyway if that takes over `_STOP_SECONDS`."""
+    async def stop(self) -> None:
+        """Stop the app; exit anyway if that takes over `_STOP_SECONDS`.
+
+        Only the app's stop is timed, not faust's closing of the event loop
+        after it (a second or so of gathering futures, whatever came before).
+        """
         timer = threading.Timer(_STOP_SECONDS, _exit_unstopped)
         timer.daemon = True
         timer.start()
-        threading.excepthook = _thread_cancelled_while_stopping
-        await super().on_stop()
+        threading.excepthook = partial(
+            _thread_cancelled_while_stopping, threading.excepthook
+        )
+        try:
+            await super().stop()
+        finally:
+            timer.cancel()
 
 
 #: How long a stopping service may take before it exits anyway, under the
@@ -234,17 +243,20 @@ class _Worker(faust.Worker):
 _STOP_SECONDS = 8.0
 
 
-def _thread_cancelled_while_stopping(args: threading.ExceptHookArgs) -> None:
-    """One line for a thread cancelled by the stop; the rest as Python prints it.
+def _thread_cancelled_while_stopping(
+    previous: Callable[[threading.ExceptHookArgs], Any],
+    args: threading.ExceptHookArgs,
+) -> None:
+    """One line for a thread cancelled by the stop; the rest to `previous`.
 
     faust's consumer thread, stopped while its broker is away, ends on the
     CancelledError of a fetch it was retrying: expected, not a traceback.
     """
     if args.exc_type is asyncio.CancelledError:
         name = args.thread.name if args.thread is not None else "a thread"
-        log.warning("%s ended on a cancelled request while stopping", name)
+        log.warning("thread %s ended on a cancelled request while stopping", name)
         return
-    threading.__excepthook__(args)
+    previous(args)
 
 
 def _exit_unstopped() -> None:
@@ -255,8 +267,9 @@ def _exit_unstopped() -> None:
     next start and changes nothing.
     """
     log.error(
-        "stopping took over %g s (is the broker away?): exiting now; "
-        "events not yet acknowledged are read again at the next start",
+        "stopping took over %g s (a batch still being stored, or the broker "
+        "away): exiting now; events not yet acknowledged are read again at "
+        "the next start",
         _STOP_SECONDS,
     )
     logging.shutdown()

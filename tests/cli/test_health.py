@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from klimapuls.cli import app
+from klimapuls.cli import app, main
 from klimapuls.settings import Settings
 from tests.cli.test_bad_input import DEAD
 
@@ -65,6 +65,68 @@ def test_every_failed_health_check_is_one_unhealthy_line_and_exit_1(
     result = CliRunner().invoke(app, ["healthcheck", "--http", "nope"])
     assert result.exit_code == 1
     assert result.stderr.startswith("unhealthy: --http 'nope' is not an http(s)")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--http", "http://localhost:abc/"], {}, "nonnumeric port: 'abc'"),
+        (["--http", "http://[::1/"], {}, "Invalid IPv6 URL"),
+        (["--http", "http://a..b/"], {}, "is not an address http can use"),
+        (
+            [],
+            {"DATABASE_URL": "postgresql://u:secret@h1:5432,h2:5433/kp"},
+            "u:***@h1:5432,h2:5433/kp' has a port that is not a number",
+        ),
+        (
+            [],
+            {"DATABASE_URL": "postgresql://u@a..b:5432/kp"},
+            "has a host name that is not valid ('a..b')",
+        ),
+    ],
+)
+def test_an_address_python_cannot_use_is_one_unhealthy_line_too(
+    args: list[str],
+    env: dict[str, str],
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["healthcheck", *args])
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("unhealthy: ") and said in line, line
+    assert "secret" not in result.output
+
+
+def test_a_broker_host_python_cannot_encode_is_named_as_not_valid(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings.database_url is not None
+    monkeypatch.setenv("DATABASE_URL", settings.database_url.get_secret_value())
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "a..b:9092")
+    result = CliRunner().invoke(app, ["healthcheck"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "unhealthy: no broker answers (KAFKA_BOOTSTRAP_SERVERS): "
+        "a..b:9092: not a valid host name\n"
+    )
+
+
+def test_a_usage_mistake_of_the_probe_exits_1_not_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Docker reserves exit 2; every other command keeps click's 2."""
+    for args, code in (
+        (["healthcheck", "--http"], 1),
+        (["healthcheck", "--nope"], 1),
+        (["produce", "--nope"], 2),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(args)
+        assert exited.value.code == code, args
+        assert capsys.readouterr().err.startswith("error: "), args
 
 
 def test_healthcheck_checks_database_and_broker(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from klimapuls.logs import ClientRepeats
+from klimapuls.logs import ClientRepeats, quiet_client_repeats
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack import EmbeddedBroker, ensure_topics
 
@@ -131,4 +131,29 @@ def test_repeats_of_a_client_message_pass_once_per_window_and_are_counted() -> N
     time.sleep(0.6)
     again = record("aiokafka.conn")
     assert quiet.filter(again)
-    assert again.getMessage() == "Unable connect to 'x' (49 like it in the last 0.5 s)"
+    assert again.getMessage() == "Unable connect to 'x' (after 49 like it, held back)"
+
+
+def test_each_handler_of_a_service_shows_the_first_of_a_kind_and_counts_alike() -> None:
+    logger = logging.getLogger("aiokafka.test_two_handlers")
+    logger.propagate = False
+    shown: list[list[str]] = [[], []]
+
+    class Keep(logging.Handler):
+        def __init__(self, into: list[str]) -> None:
+            super().__init__()
+            self.into = into
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.into.append(record.getMessage())
+
+    for into in shown:
+        logger.addHandler(Keep(into))
+    try:
+        quiet_client_repeats(logger)
+        for _ in range(3):
+            logger.error("Unable connect to %r", "x")
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+    assert shown == [["Unable connect to 'x'"], ["Unable connect to 'x'"]]

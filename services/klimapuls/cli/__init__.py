@@ -327,11 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     # Connection trouble is reported once, by us, not as 30 s of client warnings.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     command = cli_command()
+    args = argv if argv is not None else sys.argv[1:]
     try:
         # Not standalone: usage errors come back to us and are printed as one
         # plain line (typer would draw a box hard-wrapped at 80 columns).
         code = command.main(
-            args=argv if argv is not None else sys.argv[1:],
+            args=args,
             prog_name="klimapuls",
             standalone_mode=False,
         )
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)  # the help is printed already
     except click_exceptions.ClickException as exc:
         _print_usage_error(exc)
-        sys.exit(exc.exit_code)
+        sys.exit(_usage_exit_code(exc, args))
     except typer.Abort:
         err_console.print("aborted", markup=False)
         sys.exit(1)
@@ -354,6 +355,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     # A command's own return value is not an exit code; `typer.Exit` is.
     sys.exit(code if isinstance(code, int) else 0)
+
+
+#: Commands run as health probes: every failure of theirs exits 1, a usage
+#: error too (Docker reserves a health check's exit code 2).
+_PROBES = frozenset({"healthcheck"})
+
+
+def _usage_exit_code(exc: click_exceptions.ClickException, args: list[str]) -> int:
+    ctx = getattr(exc, "ctx", None)
+    # The parser raises some errors (a missing option value) without a context.
+    words = [a for a in args if not a.startswith("-")]
+    command = ctx.command.name if ctx is not None else (words[0] if words else None)
+    return 1 if command in _PROBES and exc.exit_code == 2 else exc.exit_code
 
 
 def _print_usage_error(exc: click_exceptions.ClickException) -> None:

@@ -159,6 +159,8 @@ def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "(not a URL)"
+    except ValueError:  # a port that is not a number: hide what may be one
+        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 class OptionError(ConfigurationError):
@@ -173,6 +175,12 @@ def parse_database_url(url: str) -> URL:
         raise ConfigurationError(
             f"DATABASE_URL {url[:80]!r} is not a database URL; give one such as "
             "postgresql+psycopg://user:pass@host:5432/klimapuls"
+        ) from None
+    except ValueError:
+        # SQLAlchemy reads one host: `h1:5432,h2:5433` is a port it cannot read.
+        raise ConfigurationError(
+            f"DATABASE_URL {masked(url)[:80]!r} has a port that is not a number "
+            "(several hosts go as ?host=h1:5432&host=h2:5433)"
         ) from None
     if not parsed.drivername.startswith(("postgresql", "postgres")):
         raise ConfigurationError(
@@ -193,6 +201,11 @@ def check_database(url: str) -> str:
         raise KlimapulsError(
             f"cannot reach the database at {masked(url)} (DATABASE_URL): "
             f"{_connect_reason(exc)}"
+        ) from None
+    except ValueError:  # a host name IDNA cannot encode (`a..b`)
+        raise ConfigurationError(
+            f"DATABASE_URL {masked(url)} has a host name that is not valid "
+            f"({parsed.host!r})"
         ) from None
     return url
 

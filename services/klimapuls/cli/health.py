@@ -13,6 +13,7 @@ health check's exit 2); `db wait` says `error:` as every command does.
 
 from __future__ import annotations
 
+import http.client
 import re
 import socket
 import time
@@ -46,6 +47,11 @@ def check_http(url: str, timeout_s: float = _TIMEOUT_S) -> str:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise KlimapulsError(f"{url} did not answer: {reason}") from None
+    except (ValueError, http.client.HTTPException) as exc:
+        # A port, a host name or a character http refuses (InvalidURL).
+        raise ConfigurationError(
+            f"--http {url[:80]!r} is not an address http can use: {exc}"
+        ) from None
 
 
 def _check_broker(servers: str) -> None:
@@ -60,6 +66,8 @@ def _check_broker(servers: str) -> None:
             return
         except OSError as exc:
             failures.append(f"{host}:{port}: {exc.strerror or exc}")
+        except ValueError:  # IDNA cannot encode it (`a..b`)
+            failures.append(f"{host}:{port}: not a valid host name")
     raise KlimapulsError(
         "no broker answers (KAFKA_BOOTSTRAP_SERVERS): " + "; ".join(failures)
     )
@@ -119,11 +127,11 @@ def register(app: typer.Typer) -> None:
         """Exit 0 when the database and a broker answer (or --http URL does)."""
         try:
             answered = check_health(http)
-        except KlimapulsError as exc:
+        except (KlimapulsError, ValueError, OSError) as exc:
             # A probe's verdict, not a command's error: one line, exit 1.
             err_console.print(f"unhealthy: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        console.print(f"healthy: {answered}", markup=False)
+        console.print(f"healthy: {answered}", markup=False, soft_wrap=True)
 
     @db_app.command("wait")
     def db_wait(
