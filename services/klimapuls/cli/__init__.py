@@ -32,6 +32,7 @@ from klimapuls.cli.common import (
 )
 from klimapuls.core.errors import KlimapulsError
 from klimapuls.core.validation import EVENT_KINDS
+from klimapuls.process import stops_not_dropped
 
 __all__ = ["app", "cli_command", "console", "err_console", "main"]
 
@@ -331,11 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Not standalone: usage errors come back to us and are printed as one
         # plain line (typer would draw a box hard-wrapped at 80 columns).
-        code = command.main(
-            args=args,
-            prog_name="klimapuls",
-            standalone_mode=False,
-        )
+        with stops_not_dropped():  # a Ctrl-C is never lost to a finalizer
+            code = command.main(
+                args=args,
+                prog_name="klimapuls",
+                standalone_mode=False,
+            )
     except click_exceptions.NoArgsIsHelpError as exc:
         sys.exit(exc.exit_code)  # the help is printed already
     except click_exceptions.ClickException as exc:

@@ -37,6 +37,7 @@ from klimapuls.cli.render import print_progress
 from klimapuls.cli.report import write_demo_report
 from klimapuls.cli.simulate import send_event
 from klimapuls.core.errors import KlimapulsError
+from klimapuls.process import stops_not_dropped
 from klimapuls.producer import EventProducer
 from klimapuls.settings import Settings
 from klimapuls.simulator import (
@@ -72,12 +73,18 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
 
 @contextmanager
 def _stop_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM both become a `StopRequestedError`, while `up` runs."""
+    """SIGINT and SIGTERM both become a `StopRequestedError`, while `up` runs.
+
+    One that Python drops (raised in a finalizer or a weakref callback) is
+    sent again (`stops_not_dropped`): a Ctrl-C right after the services
+    started was lost so, with a traceback on the terminal.
+    """
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for signum in previous:
         signal.signal(signum, _on_signal)
     try:
-        yield
+        with stops_not_dropped():
+            yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
