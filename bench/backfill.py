@@ -44,6 +44,7 @@ from pydantic import SecretStr
 
 from klimapuls.core.reference import municipality_codes
 from klimapuls.importers.table import COPENHAGEN
+from klimapuls.process import no_interruptions
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from klimapuls.stack.launcher import launcher_pid
@@ -256,11 +257,11 @@ def run(rows: int, sites: int, timeout_s: float, say: Any) -> Result:
         folder = Path(tmp)
         broker = EmbeddedBroker(folder / "tansu.log")
         database = EmbeddedPostgres(folder / "postgres", "bench")
-        broker.start()
-        url = database.start()
         stack: Stack | None = None
         peak = Peak()
         try:
+            broker.start()
+            url = database.start()
             prepare_database(url)
             settings = Settings(
                 database_url=SecretStr(url),
@@ -325,10 +326,11 @@ def run(rows: int, sites: int, timeout_s: float, say: Any) -> Result:
             )
         finally:
             peak.stopping.set()
-            if stack is not None:
-                stack.stop()
-            broker.stop()
-            database.stop()
+            with no_interruptions():  # what it started is stopped whole
+                if stack is not None:
+                    stack.stop()
+                broker.stop()
+                database.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,7 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    result = run(args.rows, args.sites, args.timeout, say)
+    try:
+        result = run(args.rows, args.sites, args.timeout, say)
+    except KeyboardInterrupt:
+        say("interrupted: the stack it started is stopped, no figures")
+        return 130
     if args.json:
         print(json.dumps(asdict(result)))
     else:

@@ -52,6 +52,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
 from klimapuls.core.reference import seed_target_events
+from klimapuls.process import no_interruptions
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.simulator import (
     SimulatedEvent,
@@ -568,10 +569,10 @@ def run(
         folder = Path(tmp)
         broker = EmbeddedBroker(folder / "tansu.log")
         database = EmbeddedPostgres(folder / "postgres", "bench")
-        broker.start()
-        url = database.start()
         stack: Stack | None = None
         try:
+            broker.start()
+            url = database.start()
             prepare_database(url)
             settings = Settings(
                 database_url=SecretStr(url),
@@ -671,10 +672,11 @@ def run(
                 mobility_workers=settings.mobility_worker_count(os.cpu_count()),
             )
         finally:
-            if stack is not None:
-                stack.stop()
-            broker.stop()
-            database.stop()
+            with no_interruptions():  # what it started is stopped whole
+                if stack is not None:
+                    stack.stop()
+                broker.stop()
+                database.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -692,7 +694,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    result = run(args.events, args.live_rate, args.live_seconds, args.timeout, say)
+    try:
+        result = run(args.events, args.live_rate, args.live_seconds, args.timeout, say)
+    except KeyboardInterrupt:
+        say("interrupted: the stack it started is stopped, no figures")
+        return 130
     if args.json:
         print(json.dumps(asdict(result)))
     else:

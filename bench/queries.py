@@ -55,6 +55,7 @@ from klimapuls.core.reference import municipality_codes
 from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.initiatives.handlers import InitiativeHandler
 from klimapuls.mobility.handlers import write_modal_splits
+from klimapuls.process import no_interruptions
 from klimapuls.simulator import dk2020_demo_targets, fleet_events, initiative_events
 from klimapuls.stack import EmbeddedPostgres
 from klimapuls.storage import mobility as counts
@@ -368,8 +369,8 @@ def run(sites: int, days: int, years: int, runs: int) -> Result:
     """Build the data on a fresh embedded server and time every query."""
     with tempfile.TemporaryDirectory() as folder:
         server = EmbeddedPostgres(Path(folder) / "pg")
-        server.start()
         try:
+            server.start()
             engine = create_db_engine(_fresh_database(server, "queries"))
             _log(f"filling: {sites} sites x {days} days of 15-minute counts")
             spent = fill(engine, sites, days, years)
@@ -381,7 +382,8 @@ def run(sites: int, days: int, years: int, runs: int) -> Result:
             timings = measure(engine, START + timedelta(days=days), runs)
             engine.dispose()
         finally:
-            server.stop()
+            with no_interruptions():  # the server it started is stopped
+                server.stop()
     return Result(
         sites,
         days,
@@ -422,7 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.sites < 1 or args.days < 1 or args.years < 1 or args.runs < 1:
         parser.error("--sites, --days, --years and --runs must be at least 1")
-    result = run(args.sites, args.days, args.years, args.runs)
+    try:
+        result = run(args.sites, args.days, args.years, args.runs)
+    except KeyboardInterrupt:
+        _log("interrupted: the server it started is stopped, no figures")
+        return 130
     if args.json:
         print(json.dumps(asdict(result)))
     else:

@@ -16,7 +16,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["LIBC", "REDELIVER_S", "die_with", "die_with_parent", "stops_not_dropped"]
+__all__ = [
+    "LIBC",
+    "REDELIVER_S",
+    "die_with",
+    "die_with_parent",
+    "no_interruptions",
+    "stops_not_dropped",
+]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -86,3 +93,17 @@ def stops_not_dropped() -> Iterator[None]:
     finally:
         active = False
         sys.unraisablehook = previous_hook
+
+
+@contextmanager
+def no_interruptions() -> Iterator[None]:
+    """Ctrl-C ignored while a bounded cleanup runs (in the main thread).
+
+    For the servers a run started: a second Ctrl-C that cut their stop
+    short would leave a PostgreSQL running on a folder nobody removes.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
