@@ -238,7 +238,13 @@ def _service_main(
     if signal.SIGINT in signal.sigpending():
         signal.sigtimedwait({signal.SIGINT}, 0)
     signal.pthread_sigmask(signal.SIG_SETMASK, set(blocked))
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        # Its folder gone (the run that asked for it stopped meanwhile) or
+        # not writable: one line where the service would have logged.
+        os.write(2, f"klimapuls.{name}: cannot open {log}: {exc.strerror}\n".encode())
+        os._exit(1)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)

@@ -19,7 +19,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,24 @@ class _Supervised:
     process: ServiceProcess
     started: float
     backoff: _Backoff = field(default_factory=_Backoff)
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while a service is forked and recorded.
+
+    A stop delivered between the launcher's fork and the record would leave
+    a service that `stop` does not know of (on a bench's temporary folder,
+    one that dies on its missing log, with a traceback); held, it comes a
+    moment later, once the service is one to stop. The launcher must be
+    running already: multiprocessing's resource tracker, started with it,
+    unblocks both signals.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 @dataclass
@@ -256,10 +275,13 @@ class Stack:
 
     def start_services(self, names: Sequence[str] = SERVICES) -> None:
         """Start each service as its own process, logging to the data folder."""
+        # Started first, outside the held stops: starting it lets them through.
+        ensure_launcher()
         for name in names:
-            self.supervised[name] = _Supervised(
-                name, self._spawn(name), time.monotonic()
-            )
+            with _stops_held():
+                self.supervised[name] = _Supervised(
+                    name, self._spawn(name), time.monotonic()
+                )
         self.write_state()
 
     def write_state(self, *, running: bool = True) -> None:
@@ -303,7 +325,8 @@ class Stack:
                     f"{self.log_dir / (item.name + '.log')})"
                 )
             elif now >= backoff.restart_at:
-                item.process, item.started = self._spawn(item.name), now
+                with _stops_held():
+                    item.process, item.started = self._spawn(item.name), now
                 backoff.restarting()
                 changed = True
                 note(
