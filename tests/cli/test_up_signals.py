@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -91,3 +92,19 @@ def test_other_dropped_exceptions_go_where_they_went() -> None:
     finally:
         sys.unraisablehook = before
     assert [str(e) for e in seen] == ["a finalizer's own fault"]
+
+
+def test_a_ctrl_c_while_the_command_loads_is_one_line() -> None:
+    """The command's modules take most of a second to load: no traceback then."""
+    command = subprocess.Popen(
+        [sys.executable, "-m", "klimapuls", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.25)  # in the imports (~0.7 s), past the interpreter's start
+    command.send_signal(signal.SIGINT)
+    out, err = command.communicate(timeout=30)
+    assert "Traceback" not in err
+    assert command.returncode == 1, (out, err)
+    assert err.strip() == "aborted"
