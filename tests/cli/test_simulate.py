@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -95,3 +99,33 @@ def test_simulate_streams_every_family_at_the_rate_and_prints_a_summary(
             json.loads(b)["producer"] for b in bodies[kind] if not _malformed(kind, b)
         }
         assert producers == {"klimapuls-simulator (synthetic)"}
+
+
+def test_a_sigterm_ends_simulate_as_a_ctrl_c_does_with_nothing_lost(
+    settings: Settings, broker: EmbeddedBroker
+):
+    """A supervisor's stop (or `timeout`'s): what was sent is flushed and summed."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "KLIMAPULS_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    command = subprocess.Popen(
+        [sys.executable, "-m", "klimapuls", "simulate", "--rate", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    time.sleep(4)  # loaded, connected, sending
+    command.send_signal(signal.SIGTERM)
+    output, _ = command.communicate(timeout=60)
+
+    assert command.returncode == 0, output
+    assert "Traceback" not in output
+    summary = re.search(r"sent (\d+) events", output)
+    assert summary and "interrupted" in output, output
+    sent = int(summary[1])
+    assert sent > 0
+    bodies = _read_all(settings, sent)
+    assert sum(map(len, bodies.values())) == sent  # lost 0, doubled 0

@@ -9,6 +9,7 @@ dead-letter them) and reports what it sent.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -157,7 +158,7 @@ def run_simulate(
     start: date,
     console: Console,
 ) -> SimulationReport:
-    """Send `rate` events a second for `duration_s` seconds (or until Ctrl-C).
+    """Send `rate` events a second for `duration_s` s (or until Ctrl-C or SIGTERM).
 
     Returns after every sent event is acknowledged by the broker.
     """
@@ -196,6 +197,9 @@ def run_simulate(
             bar.update(task, completed=report.total, rate=achieved)
             mix.plain = _mix(report)
 
+        # A SIGTERM (a supervisor's, `timeout`'s) ends it as a Ctrl-C does:
+        # what was sent is flushed and summed up.
+        terminated = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             while report.total < budget:
                 now = time.monotonic()
@@ -214,6 +218,8 @@ def run_simulate(
                     refreshed = now
         except KeyboardInterrupt:
             report.interrupted = True
+        finally:
+            signal.signal(signal.SIGTERM, terminated)
         report.send_s = time.monotonic() - started
         show(time.monotonic())
         flushing = time.monotonic()

@@ -374,7 +374,8 @@ def _run(
     engine = create_db_engine(settings.require_database_url())
     try:
         if demo:
-            with console.status(f"making the demo data ({demo_days} days of counts)"):
+            days = plural(demo_days, "day")
+            with console.status(f"making the demo data ({days} of counts)"):
                 data = demo_events(seed, days=demo_days) + dk2020_demo_targets()
             seed_demo_contacts(engine)
             _feed_demo(settings, data, console)
@@ -481,5 +482,10 @@ def _run_locked(
                     f"({time.monotonic() - started:.1f} s in all)"
                 )
             except KeyboardInterrupt:
+                # Ctrl-C during the shutdown: the rest at once, and said so.
                 stack.stop(timeout_s=2)
+                console.print(
+                    "[yellow]shut down in a hurry[/] (Ctrl-C): the services "
+                    "were given 2 s to stop"
+                )
     return code
