@@ -44,7 +44,7 @@ from pydantic import SecretStr
 
 from klimapuls.core.reference import municipality_codes
 from klimapuls.importers.table import COPENHAGEN
-from klimapuls.process import no_interruptions
+from klimapuls.process import no_interruptions, stops_not_dropped
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.stack import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from klimapuls.stack.launcher import launcher_pid
@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     try:
-        result = run(args.rows, args.sites, args.timeout, say)
+        with stops_not_dropped():  # a Ctrl-C is never lost to a finalizer
+            result = run(args.rows, args.sites, args.timeout, say)
     except KeyboardInterrupt:
         say("interrupted: the stack it started is stopped, no figures")
         return 130

@@ -52,7 +52,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
 from klimapuls.core.reference import seed_target_events
-from klimapuls.process import no_interruptions
+from klimapuls.process import no_interruptions, stops_not_dropped
 from klimapuls.settings import KafkaSettings, Settings
 from klimapuls.simulator import (
     SimulatedEvent,
@@ -695,7 +695,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     try:
-        result = run(args.events, args.live_rate, args.live_seconds, args.timeout, say)
+        with stops_not_dropped():  # a Ctrl-C is never lost to a finalizer
+            result = run(
+                args.events, args.live_rate, args.live_seconds, args.timeout, say
+            )
     except KeyboardInterrupt:
         say("interrupted: the stack it started is stopped, no figures")
         return 130

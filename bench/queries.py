@@ -55,7 +55,7 @@ from klimapuls.core.reference import municipality_codes
 from klimapuls.fleet.handlers import FleetHandler
 from klimapuls.initiatives.handlers import InitiativeHandler
 from klimapuls.mobility.handlers import write_modal_splits
-from klimapuls.process import no_interruptions
+from klimapuls.process import no_interruptions, stops_not_dropped
 from klimapuls.simulator import dk2020_demo_targets, fleet_events, initiative_events
 from klimapuls.stack import EmbeddedPostgres
 from klimapuls.storage import mobility as counts
@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sites < 1 or args.days < 1 or args.years < 1 or args.runs < 1:
         parser.error("--sites, --days, --years and --runs must be at least 1")
     try:
-        result = run(args.sites, args.days, args.years, args.runs)
+        with stops_not_dropped():  # a Ctrl-C is never lost to a finalizer
+            result = run(args.sites, args.days, args.years, args.runs)
     except KeyboardInterrupt:
         _log("interrupted: the server it started is stopped, no figures")
         return 130
